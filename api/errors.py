@@ -1,0 +1,86 @@
+"""Maps every LedgerError to one HTTP status and a stable machine-readable code.
+
+Clients get `{"error": {"code": ..., "message": ...}}` and never a stack trace. Request bodies and
+parameters that fail validation get `invalid_request` with the field errors.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger.errors import (
+    ChainUnavailable,
+    ConfigError,
+    ContractRevert,
+    DeploymentError,
+    LedgerError,
+    MeterError,
+    ToolchainError,
+)
+
+# Custom errors that mean "no such thing", so they are 404 rather than 409.
+_NOT_FOUND_REVERTS = {
+    "MeterRegistryUnknownMeter",
+    "MeterRegistryNoKeyAt",
+    "MeterRegistryUnknownEpoch",
+    "ReadingLedgerUnknownBatch",
+}
+
+_STATUS = {
+    MeterError: 422,
+    ChainUnavailable: 503,
+    DeploymentError: 503,
+    ToolchainError: 503,
+    ConfigError: 500,
+}
+
+
+def error_body(code: str, message: str, **extra: object) -> dict[str, object]:
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def _ledger_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, LedgerError)
+    if isinstance(error, ContractRevert):
+        status = 404 if error.error_name in _NOT_FOUND_REVERTS else 409
+        code = _snake(error.error_name)
+        return JSONResponse(error_body(code, str(error)), status_code=status)
+    status = next((s for cls, s in _STATUS.items() if isinstance(error, cls)), 500)
+    return JSONResponse(error_body(error.code, str(error)), status_code=status)
+
+
+def _validation_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    details = jsonable_encoder(error.errors(), exclude={"input", "ctx", "url"})
+    return JSONResponse(
+        error_body("invalid_request", "the request is malformed", details=details),
+        status_code=422,
+    )
+
+
+def _http_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+    return JSONResponse(
+        error_body(code, str(error.detail)), status_code=error.status_code, headers=error.headers
+    )
+
+
+def _snake(name: str) -> str:
+    out = []
+    for i, char in enumerate(name):
+        if char.isupper() and i:
+            out.append("_")
+        out.append(char.lower())
+    return "".join(out)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Registers the handlers on the app."""
+    app.add_exception_handler(LedgerError, _ledger_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -1,0 +1,22 @@
+"""Liveness and wiring: chain, contracts, database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from api.deps import NodeDep
+from api.schemas import ErrorPublic, HealthPublic
+
+router = APIRouter(tags=["health"])
+
+
+@router.get(
+    "/healthz",
+    response_model=HealthPublic,
+    responses={503: {"model": ErrorPublic, "description": "chain unreachable"}},
+)
+def healthz(node: NodeDep) -> dict[str, Any]:
+    """Chain id, latest block, contract addresses and database status."""
+    return node.health()

@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+/// @title IReadingLedger
+/// @notice Merkle roots of batches of signed meter readings, so any single reading is provable.
+/// @dev Leaves are `keccak256(bytes.concat(keccak256(abi.encode(...reading fields))))` and inner
+/// nodes hash sorted pairs, exactly as OpenZeppelin `MerkleProof` expects. Batch ids are strictly
+/// consecutive (1, 2, 3, ...) so a gap or a replay of an anchor is impossible by construction.
+interface IReadingLedger {
+    /// @notice One anchored batch.
+    /// @param root Merkle root over the batch's reading leaves.
+    /// @param count Number of readings (leaves) in the batch.
+    /// @param fromTimestamp Earliest reading time in the batch (Unix s).
+    /// @param toTimestamp Latest reading time in the batch (Unix s).
+    /// @param anchoredAt Block time of the anchoring transaction.
+    struct Batch {
+        bytes32 root;
+        uint32 count;
+        uint64 fromTimestamp;
+        uint64 toTimestamp;
+        uint64 anchoredAt;
+    }
+
+    /// @notice Batch ids must be exactly the last anchored id + 1.
+    error ReadingLedgerUnexpectedBatchId(uint256 batchId, uint256 expectedBatchId);
+    /// @notice A batch root cannot be zero.
+    error ReadingLedgerZeroRoot(uint256 batchId);
+    /// @notice A batch must hold at least one reading.
+    error ReadingLedgerEmptyBatch(uint256 batchId);
+    /// @notice The batch's time range is inverted.
+    error ReadingLedgerInvalidTimeRange(uint256 batchId, uint64 fromTimestamp, uint64 toTimestamp);
+    /// @notice No batch with this id has been anchored.
+    error ReadingLedgerUnknownBatch(uint256 batchId);
+
+    /// @notice A batch of readings was anchored.
+    /// @param batchId The batch id (last + 1).
+    /// @param root Merkle root over the batch's reading leaves.
+    /// @param count Number of readings in the batch.
+    /// @param fromTimestamp Earliest reading time in the batch.
+    /// @param toTimestamp Latest reading time in the batch.
+    event ReadingBatchAnchored(
+        uint256 indexed batchId, bytes32 root, uint32 count, uint64 fromTimestamp, uint64 toTimestamp
+    );
+
+    /// @notice Anchors the next batch. Operator role only.
+    function anchor(uint256 batchId, bytes32 root, uint32 count, uint64 fromTimestamp, uint64 toTimestamp)
+        external;
+
+    /// @notice The id of the last anchored batch (0 before the first).
+    function lastBatchId() external view returns (uint256);
+
+    /// @notice An anchored batch; reverts with `ReadingLedgerUnknownBatch` if not anchored.
+    function batch(uint256 batchId) external view returns (Batch memory);
+
+    /// @notice Whether `leaf` is in anchored batch `batchId`, given its Merkle `proof`.
+    /// Reverts with `ReadingLedgerUnknownBatch` if the batch is not anchored.
+    function verifyReading(uint256 batchId, bytes32 leaf, bytes32[] calldata proof)
+        external
+        view
+        returns (bool);
+}

@@ -1,0 +1,263 @@
+"""The chain: starting a local node, connecting to any JSON-RPC endpoint, sending transactions.
+
+A managed local chain (Ganache 7.9.2 or Anvil, both from node_modules) is started with the
+development mnemonic and, for Ganache, a database under the data directory, so a restart keeps
+its blocks. Any other EVM endpoint is used by URL. Transactions are signed locally with the
+operator key, so the same code works against a node that holds no unlocked accounts.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+from web3 import HTTPProvider, Web3
+from web3.contract.contract import ContractConstructor, ContractFunction
+from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
+from web3.types import TxReceipt
+
+from ledger.compiler import PROJECT_ROOT
+from ledger.errors import ChainUnavailable, ContractRevert, ToolchainError
+from ledger.settings import DEV_MNEMONIC
+
+NODE_BIN = PROJECT_ROOT / "node_modules" / ".bin"
+# Ganache's default block gas price is fine, but brownie's development network sends 0, which a
+# node with a base fee refuses; every managed chain gets an explicit 1 gwei floor.
+GAS_PRICE_WEI = 1_000_000_000
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether nothing listens on host:port yet."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class LocalChain:
+    """A Ganache or Anvil process on 127.0.0.1, started and stopped by the ledger.
+
+    Attributes:
+        kind: "ganache" or "anvil".
+        port: TCP port of its JSON-RPC endpoint.
+        chain_id: The chain id it reports.
+        db_path: Ganache only: where it keeps its blocks, so a restart finds the same state.
+    """
+
+    kind: str
+    port: int
+    chain_id: int = 1337
+    db_path: Path | None = None
+    log_path: Path | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        """The command line that starts this chain."""
+        if self.kind == "ganache":
+            cmd = [
+                str(NODE_BIN / "ganache"),
+                "--server.host", "127.0.0.1",
+                "--server.port", str(self.port),
+                "--chain.chainId", str(self.chain_id),
+                # Ganache 7.9.2 knows hardforks up to shanghai; contracts are compiled for it.
+                "--chain.hardfork", "shanghai",
+                "--wallet.mnemonic", DEV_MNEMONIC,
+                "--wallet.totalAccounts", "10",
+                "--miner.defaultGasPrice", hex(GAS_PRICE_WEI),
+                "--logging.quiet",
+            ]  # fmt: skip
+            if self.db_path is not None:
+                cmd += ["--database.dbPath", str(self.db_path)]
+            return cmd
+        if self.kind == "anvil":
+            return [
+                str(NODE_BIN / "anvil"),
+                "--host", "127.0.0.1",
+                "--port", str(self.port),
+                "--chain-id", str(self.chain_id),
+                "--hardfork", "shanghai",
+                "--mnemonic", DEV_MNEMONIC,
+                "--gas-price", str(GAS_PRICE_WEI),
+                "--silent",
+            ]  # fmt: skip
+        raise ToolchainError(f"unknown chain kind {self.kind!r} (expected ganache or anvil)")
+
+    def start(self, *, timeout_s: float = 60.0) -> None:
+        """Starts the chain and waits until it answers JSON-RPC.
+
+        Raises:
+            ToolchainError: the port is taken, the binary is missing, or the chain never answered.
+        """
+        if not port_is_free("127.0.0.1", self.port):
+            raise ToolchainError(
+                f"port {self.port} is already in use: stop what listens there, or set "
+                "LEDGER_CHAIN_PORT to another port, or LEDGER_RPC_URL to use that node"
+            )
+        cmd = self.command()
+        if shutil.which(cmd[0]) is None:
+            raise ToolchainError(f"{cmd[0]} not found: run `make bootstrap` (npm ci) first")
+        if self.db_path is not None:
+            self.db_path.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C in a terminal reaches us, and we stop it in order
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ToolchainError(
+                    f"{self.kind} exited with code {self.process.returncode} at start"
+                    + (f"; see {self.log_path}" if self.log_path else "")
+                )
+            if answers_rpc(self.rpc_url):
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise ToolchainError(f"{self.kind} did not answer on {self.rpc_url} within {timeout_s}s")
+
+    def stop(self, *, timeout_s: float = 20.0) -> None:
+        """Stops the chain gracefully (SIGINT lets Ganache flush its database), then kills it."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def answers_rpc(rpc_url: str) -> bool:
+    """Whether a JSON-RPC node answers at rpc_url."""
+    try:
+        return Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 2})).is_connected()
+    except Exception:  # noqa: BLE001 - any failure here just means "not up yet"
+        return False
+
+
+def connect(rpc_url: str, operator_key: str, *, timeout_s: float = 10.0) -> Chain:
+    """Connects to a JSON-RPC endpoint and prepares the operator account for signing.
+
+    Raises:
+        ChainUnavailable: the endpoint does not answer.
+    """
+    w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))
+    try:
+        chain_id = w3.eth.chain_id
+    except Exception as error:  # noqa: BLE001 - requests/aiohttp/JSON errors all mean unreachable
+        raise ChainUnavailable(rpc_url=rpc_url, reason=str(error)) from error
+    operator: LocalAccount = Account.from_key(operator_key)
+    return Chain(w3=w3, rpc_url=rpc_url, chain_id=chain_id, operator=operator)
+
+
+@dataclass
+class Chain:
+    """A connected chain and the operator account that signs for the ledger."""
+
+    w3: Web3
+    rpc_url: str
+    chain_id: int
+    operator: LocalAccount
+    error_abis: dict[bytes, dict[str, Any]] = field(default_factory=dict)
+
+    def learn_errors(self, abi: list[dict[str, Any]]) -> None:
+        """Registers the custom errors of a contract ABI, so reverts decode to their names."""
+        for entry in abi:
+            if entry.get("type") == "error":
+                types = ",".join(_abi_type(i) for i in entry["inputs"])
+                selector = keccak(text=f"{entry['name']}({types})")[:4]
+                self.error_abis[selector] = entry
+
+    def transact(self, call: ContractFunction | ContractConstructor, *,
+                 sender: LocalAccount | None = None) -> TxReceipt:
+        """Signs and sends a contract call (or deployment) and waits for its receipt.
+
+        The transaction is built and signed locally, so it works against any node. A custom-error
+        revert, at gas estimation or in the mined receipt, is raised as ContractRevert carrying the
+        error's name and decoded arguments.
+        """
+        account = sender or self.operator
+        try:
+            tx = call.build_transaction(
+                {
+                    "from": account.address,
+                    "nonce": self.w3.eth.get_transaction_count(account.address, "pending"),
+                    "chainId": self.chain_id,
+                }
+            )
+        except (ContractCustomError, ContractLogicError, ContractPanicError) as error:
+            raise self.decode_revert(error) from error
+        signed = account.sign_transaction(tx)
+        tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        if receipt["status"] != 1:
+            raise self._explain_failed(tx, receipt)
+        return receipt
+
+    def _explain_failed(self, tx: Any, receipt: TxReceipt) -> ContractRevert:
+        """Replays a mined-but-reverted transaction as a call to learn its custom error.
+
+        Gas estimation runs against the pending block, so a transaction can pass it and still
+        revert when mined (for example on a time check). The replay runs on the state before the
+        block that mined it.
+        """
+        replay = {k: tx[k] for k in ("from", "to", "data", "value") if k in tx}
+        try:
+            self.w3.eth.call(replay, receipt["blockNumber"] - 1)
+        except (ContractCustomError, ContractLogicError, ContractPanicError) as error:
+            return self.decode_revert(error)
+        return ContractRevert(error_name="UnknownRevert", raw=receipt["transactionHash"].hex())
+
+    def call(self, call: ContractFunction) -> Any:
+        """Runs a view call, decoding custom-error reverts into ContractRevert."""
+        try:
+            return call.call()
+        except (ContractCustomError, ContractLogicError, ContractPanicError) as error:
+            raise self.decode_revert(error) from error
+
+    def decode_revert(self, error: Exception) -> ContractRevert:
+        """Turns a web3 revert exception into a ContractRevert with the custom error's name."""
+        data = getattr(error, "data", None)
+        if isinstance(data, dict):  # Ganache puts the revert data under "result"
+            data = data.get("result") or data.get("data")
+        raw = data if isinstance(data, str) else ""
+        payload = bytes.fromhex(raw[2:]) if raw.startswith("0x") else b""
+        if len(payload) >= 4 and payload[:4] in self.error_abis:
+            entry = self.error_abis[payload[:4]]
+            types = [_abi_type(i) for i in entry["inputs"]]
+            args = tuple(abi_decode(types, payload[4:]))
+            return ContractRevert(error_name=entry["name"], args=args, raw=raw)
+        return ContractRevert(error_name="UnknownRevert", raw=raw or str(error))
+
+
+def _abi_type(param: dict[str, Any]) -> str:
+    if param["type"].startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in param["components"])
+        return f"({inner}){param['type'][len('tuple'):]}"
+    return str(param["type"])

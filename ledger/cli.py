@@ -1,0 +1,212 @@
+"""The `ledger` console command.
+
+    ledger serve                      start (or reach) the chain, deploy if needed, serve the gateway
+    ledger deploy [--force]           deploy the contracts (or check the recorded ones) and print them
+    ledger meter keygen               make a meter key pair (simulated meters, tests)
+    ledger meter register|rotate|revoke|show ...
+
+Settings come from `LEDGER_*` environment variables (see ledger/settings.py and the README).
+Errors print one line with their code and exit non-zero; no stack traces for expected failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+
+from ledger.errors import LedgerError, MeterError, ToolchainError
+from ledger.meters import (
+    KeyAlgorithm,
+    MeterPublicKey,
+    decode_public_key,
+    encode_public_key,
+    generate_key,
+    load_public_key,
+)
+from ledger.node import LedgerNode
+from ledger.settings import Settings
+
+
+def parse_time(text: str) -> int:
+    """Unix seconds from an integer or an ISO 8601 time with a zone (e.g. 2026-01-01T00:00:00Z)."""
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise MeterError(f"time {text!r} is neither Unix seconds nor ISO 8601") from error
+    if moment.tzinfo is None:
+        raise MeterError(f"time {text!r} needs a zone, e.g. a trailing Z for UTC")
+    return int(moment.timestamp())
+
+
+def _read_key(args: argparse.Namespace) -> MeterPublicKey:
+    if args.public_key_file:
+        return load_public_key(Path(args.public_key_file).read_bytes())
+    if args.public_key:
+        hex_text = args.public_key.removeprefix("0x")
+        try:
+            raw = bytes.fromhex(hex_text)
+        except ValueError as error:
+            raise MeterError("--public-key must be hex") from error
+        return decode_public_key(KeyAlgorithm.from_label(args.algorithm), raw)
+    raise MeterError("give --public-key-file, or --public-key with --algorithm")
+
+
+def _print(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.main import create_app
+    from ledger.chain import port_is_free
+
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    if not port_is_free(host, port):
+        raise ToolchainError(
+            f"port {port} on {host} is already in use: stop what listens there "
+            "or set LEDGER_PORT to another port"
+        )
+    node = LedgerNode.start(settings)
+    try:
+        health = node.health()
+        print(
+            f"chain {health['chain']['chain_id']} at {health['chain']['rpc_url']}"
+            f" ({'started here' if node.local_chain else 'external'}); contracts "
+            + ", ".join(f"{k}={v}" for k, v in node.deployment.addresses.items()),
+            flush=True,
+        )
+        print(f"gateway on http://{host}:{port}  (docs: /docs, health: /healthz)", flush=True)
+        uvicorn.run(create_app(node), host=host, port=port, log_level="warning")
+    finally:
+        node.stop()
+    return 0
+
+
+def _cmd_deploy(settings: Settings, args: argparse.Namespace) -> int:
+    node = LedgerNode.start(settings, force_deploy=args.force)
+    try:
+        _print(
+            {
+                "chain_id": node.chain.chain_id,
+                "deployed_now": node.deployment.deployed_now,
+                "contracts": node.deployment.addresses,
+            }
+        )
+    finally:
+        node.stop()
+    return 0
+
+
+def _cmd_keygen(_: Settings, args: argparse.Namespace) -> int:
+    algorithm = KeyAlgorithm.from_label(args.algorithm)
+    key = generate_key(algorithm)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    out = Path(args.out)
+    if out.exists():
+        raise MeterError(f"{out} exists; refusing to overwrite a key")
+    out.write_bytes(pem)
+    out.chmod(0o600)
+    public = encode_public_key(key.public_key())
+    _print({"algorithm": algorithm.label, "private_key_file": str(out), "public_key": "0x" + public.hex()})
+    return 0
+
+
+def _cmd_meter(settings: Settings, args: argparse.Namespace) -> int:
+    node = LedgerNode.start(settings)
+    try:
+        meters = node.meters
+        if args.meter_command == "register":
+            valid_from = parse_time(args.valid_from) if args.valid_from else None
+            meters.register(args.meter_id, args.owner, _read_key(args), valid_from)
+        elif args.meter_command == "rotate":
+            valid_from = parse_time(args.valid_from) if args.valid_from else None
+            meters.rotate(args.meter_id, _read_key(args), valid_from)
+        elif args.meter_command == "revoke":
+            meters.revoke(args.meter_id)
+        if args.meter_command == "show" and args.at:
+            _print(meters.key_at(args.meter_id, parse_time(args.at)).as_dict())
+        else:
+            _print(meters.show(args.meter_id).as_dict())
+    finally:
+        node.stop()
+    return 0
+
+
+def _key_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--public-key-file", help="PEM or DER public (or private) key file")
+    parser.add_argument("--public-key", help="hex key in registry encoding (with --algorithm)")
+    parser.add_argument("--algorithm", default="p256", help="p256 (default), ed25519, secp256k1")
+    parser.add_argument("--valid-from", help="Unix seconds or ISO 8601; default: now")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ledger", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gateway (and a local chain if needed)")
+    serve.add_argument("--host", help="default LEDGER_HOST or 127.0.0.1")
+    serve.add_argument("--port", type=int, help="default LEDGER_PORT or 8000")
+    serve.set_defaults(handler=_cmd_serve)
+
+    deploy = commands.add_parser("deploy", help="deploy the contracts or check the recorded ones")
+    deploy.add_argument("--force", action="store_true", help="deploy anew even if recorded")
+    deploy.set_defaults(handler=_cmd_deploy)
+
+    meter = commands.add_parser("meter", help="meter identities in the MeterRegistry")
+    meter_commands = meter.add_subparsers(dest="meter_command", required=True)
+    keygen = meter_commands.add_parser("keygen", help="write a new meter private key (PEM)")
+    keygen.add_argument("--algorithm", default="p256", help="p256 (default), ed25519, secp256k1")
+    keygen.add_argument("--out", required=True, help="file for the private key (PEM, mode 600)")
+    keygen.set_defaults(handler=_cmd_keygen)
+    register = meter_commands.add_parser("register", help="register a meter with its first key")
+    register.add_argument("meter_id")
+    register.add_argument("--owner", required=True, help="owner account address")
+    _key_arguments(register)
+    rotate = meter_commands.add_parser("rotate", help="append a new key epoch")
+    rotate.add_argument("meter_id")
+    _key_arguments(rotate)
+    revoke = meter_commands.add_parser("revoke", help="revoke the current key from now on")
+    revoke.add_argument("meter_id")
+    show = meter_commands.add_parser("show", help="owner and full key history")
+    show.add_argument("meter_id")
+    show.add_argument("--at", help="instead: the key valid at this time (Unix s or ISO 8601)")
+    for sub in (register, rotate, revoke, show):
+        sub.set_defaults(handler=_cmd_meter)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `ledger` command."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = Settings.from_env()
+        return int(args.handler(settings, args))
+    except LedgerError as error:
+        print(f"error [{error.code}]: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""The ledger's exceptions, one root for all of them.
+
+    LedgerError
+     +-- ConfigError          settings that cannot work (bad URL, missing directory)
+     +-- ToolchainError       the compiler or a chain process could not be used
+     +-- ChainUnavailable     the JSON-RPC endpoint does not answer
+     +-- DeploymentError      recorded contracts are missing or differ from the build
+     +-- ContractRevert       a contract call reverted; keeps the decoded custom error
+     +-- MeterError           meter-registry input that cannot be sent (bad key, unknown meter)
+
+Each carries a stable machine-readable `code`, which the HTTP layer returns to clients.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LedgerError(Exception):
+    """Root of every error the ledger raises on purpose."""
+
+    code = "ledger_error"
+
+
+class ConfigError(LedgerError):
+    """The settings cannot work."""
+
+    code = "config_error"
+
+
+class ToolchainError(LedgerError):
+    """The compiler or a local chain process could not be used."""
+
+    code = "toolchain_error"
+
+
+class ChainUnavailable(LedgerError):
+    """The chain's JSON-RPC endpoint does not answer."""
+
+    code = "chain_unavailable"
+
+    def __init__(self, *, rpc_url: str, reason: str) -> None:
+        self.rpc_url = rpc_url
+        super().__init__(f"chain at {rpc_url} is unreachable: {reason}")
+
+
+class DeploymentError(LedgerError):
+    """Recorded contract addresses do not hold the expected code."""
+
+    code = "deployment_error"
+
+
+class ContractRevert(LedgerError):
+    """A contract call reverted. `error_name` is the decoded custom error, if any."""
+
+    code = "contract_revert"
+
+    def __init__(self, *, error_name: str, args: tuple[Any, ...] = (), raw: str = "") -> None:
+        self.error_name = error_name
+        self.args_decoded = args
+        self.raw = raw
+        shown = ", ".join("0x" + a.hex() if isinstance(a, bytes) else str(a) for a in args)
+        super().__init__(f"{error_name}({shown})")
+
+
+class MeterError(LedgerError):
+    """Meter input that cannot be sent to the registry."""
+
+    code = "invalid_meter"

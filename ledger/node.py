@@ -1,0 +1,97 @@
+"""The running ledger: the chain (started here or reached by URL), its contracts and the store.
+
+`LedgerNode.start()` is what `ledger serve` and `ledger deploy` build on: it starts a managed
+Ganache/Anvil when no RPC URL is configured, connects, deploys or re-uses the contracts, and opens
+the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.chain import Chain, LocalChain, answers_rpc, connect, port_is_free
+from ledger.deployment import Deployment, ensure_deployed
+from ledger.errors import ChainUnavailable, ToolchainError
+from ledger.meters import MeterAdmin
+from ledger.settings import Settings
+from ledger.store import Store
+
+
+@dataclass
+class LedgerNode:
+    """Everything a running gateway holds."""
+
+    settings: Settings
+    chain: Chain
+    deployment: Deployment
+    store: Store
+    local_chain: LocalChain | None = None
+
+    @classmethod
+    def start(cls, settings: Settings, *, force_deploy: bool = False) -> LedgerNode:
+        """Starts or reaches the chain, deploys if needed, and opens the store."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        local_chain = None
+        rpc_url = settings.rpc_url
+        if rpc_url is None and not port_is_free("127.0.0.1", settings.chain_port):
+            # A managed chain is already up (a running gateway started it): share it rather
+            # than fight over its port and database.
+            if not answers_rpc(f"http://127.0.0.1:{settings.chain_port}"):
+                raise ToolchainError(
+                    f"port {settings.chain_port} is taken by something that is not a chain: "
+                    "stop it, or set LEDGER_CHAIN_PORT or LEDGER_RPC_URL"
+                )
+            rpc_url = f"http://127.0.0.1:{settings.chain_port}"
+        if rpc_url is None:
+            local_chain = LocalChain(
+                kind=settings.chain,
+                port=settings.chain_port,
+                chain_id=settings.chain_id,
+                # Ganache keeps its blocks here, so a second `make run` finds the same state.
+                db_path=settings.data_dir / "chain" / settings.chain
+                if settings.chain == "ganache"
+                else None,
+                log_path=settings.data_dir / f"{settings.chain}.log",
+            )
+            local_chain.start()
+            rpc_url = local_chain.rpc_url
+        try:
+            chain = connect(rpc_url, settings.operator_key)
+            deployment = ensure_deployed(chain, settings.data_dir, force=force_deploy)
+            store = Store.open(settings)
+        except BaseException:
+            if local_chain is not None:
+                local_chain.stop()
+            raise
+        return cls(settings, chain, deployment, store, local_chain)
+
+    @property
+    def meters(self) -> MeterAdmin:
+        return MeterAdmin(self.chain, self.deployment)
+
+    def health(self) -> dict[str, Any]:
+        """Chain id, latest block, contract addresses and database status."""
+        try:
+            latest = self.chain.w3.eth.block_number
+            chain_ok = True
+        except Exception as error:  # noqa: BLE001 - any transport error means unreachable
+            raise ChainUnavailable(rpc_url=self.chain.rpc_url, reason=str(error)) from error
+        return {
+            "status": "ok",
+            "chain": {
+                "chain_id": self.chain.chain_id,
+                "rpc_url": self.chain.rpc_url,
+                "latest_block": latest,
+                "managed": self.local_chain.kind if self.local_chain else None,
+                "ok": chain_ok,
+            },
+            "contracts": self.deployment.addresses,
+            "database": self.store.status(),
+        }
+
+    def stop(self) -> None:
+        """Closes the store and stops a managed chain."""
+        self.store.close()
+        if self.local_chain is not None:
+            self.local_chain.stop()

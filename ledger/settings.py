@@ -1,0 +1,84 @@
+"""Settings of the ledger and its gateway, read from `LEDGER_*` environment variables.
+
+pydantic-settings would be the usual choice, but every release of it needs python-dotenv >= 0.21
+while eth-brownie pins python-dotenv 0.16.0, so the two cannot share one environment. This module
+does the small part we need with plain pydantic: one model, one prefix, validated types.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ledger.errors import ConfigError
+
+ENV_PREFIX = "LEDGER_"
+
+# The first account of the well-known development mnemonic
+# "test test test test test test test test test test test junk", which both managed chains
+# (Ganache and Anvil) are started with. Never use it on a chain that holds real value.
+DEV_OPERATOR_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+
+
+class Settings(BaseModel):
+    """Everything the ledger can be configured with. Field `x` is read from `LEDGER_X`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rpc_url: str | None = Field(
+        default=None,
+        description="JSON-RPC endpoint of the chain. Unset: start a local chain under data_dir.",
+    )
+    chain: Literal["ganache", "anvil"] = Field(
+        default="ganache", description="Which local chain to start when rpc_url is unset."
+    )
+    chain_port: int = Field(default=8545, ge=1, le=65535)
+    chain_id: int = Field(default=1337, ge=1, description="Chain id of a managed local chain.")
+    data_dir: Path = Field(default=Path("data"), description="Database, deployments, chain data.")
+    database_url: str | None = Field(
+        default=None, description="sqlite:///path or postgresql://...; default data_dir/ledger.db"
+    )
+    operator_key: str = Field(
+        default=DEV_OPERATOR_KEY,
+        description="Private key that deploys, registers meters and anchors (hex).",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Reads settings from `LEDGER_*` variables; unknown or invalid values are a ConfigError."""
+        source = os.environ if environ is None else environ
+        values = {
+            name[len(ENV_PREFIX) :].lower(): value
+            for name, value in source.items()
+            if name.startswith(ENV_PREFIX) and value != ""
+        }
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{ENV_PREFIX}{str(e['loc'][0]).upper()}: {e['msg']}" for e in error.errors()
+            )
+            raise ConfigError(f"invalid settings: {problems}") from error
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file, or None when the database is PostgreSQL."""
+        url = self.database_url
+        if url is None:
+            return self.data_dir / "ledger.db"
+        if url.startswith("sqlite:///"):
+            return Path(url[len("sqlite:///") :])
+        return None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (tests override this dependency)."""
+    return Settings.from_env()
