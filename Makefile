@@ -1,0 +1,78 @@
+# Two commands for a newcomer: `make run` and `make test`. Both bootstrap what is missing or stale:
+# .venv from requirements/dev.lock, node_modules from package-lock.json (npm ci). Nothing else is
+# downloaded: the Solidity compiler is solc-js from npm, the chains are Ganache and Anvil from npm.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+FUZZ_VENV := .venv-fuzz
+# Node tools (ganache, anvil, solcjs) and the venv's tools (brownie, slither) come first on PATH;
+# py-solc-x, brownie and slither find solc-js in tools/solcx instead of downloading a solc.
+export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+export SOLCX_BINARY_PATH := $(CURDIR)/tools/solcx
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help bootstrap run test test-unit test-contracts test-integration lint ruff mypy slither fuzz bench clean
+
+help:
+	@echo "make run    - start a local Ganache (data in ./data), deploy if needed, serve on 127.0.0.1:8000"
+	@echo "make test   - the whole suite: lint (ruff, mypy, slither, schemathesis) and all tests"
+	@echo "make lint   - only the linters and the API fuzzer"
+
+bootstrap: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements/dev.lock pyproject.toml
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements/dev.lock
+	$(VENV)/bin/pip install --quiet --no-deps -e .
+	$(VENV)/bin/pip check
+	@touch $@
+
+# The fuzzer lives in its own environment: schemathesis needs hypothesis >= 6.130 while
+# eth-brownie pins hypothesis 6.27.3. It installs the same `ledger` package and runtime pins.
+$(FUZZ_VENV)/.installed: requirements/fuzz.lock pyproject.toml
+	@test -x $(FUZZ_VENV)/bin/python || $(PYTHON) -m venv $(FUZZ_VENV)
+	$(FUZZ_VENV)/bin/pip install --quiet --upgrade pip
+	$(FUZZ_VENV)/bin/pip install --quiet -r requirements/fuzz.lock
+	$(FUZZ_VENV)/bin/pip install --quiet --no-deps -e .
+	$(FUZZ_VENV)/bin/pip check
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+run: bootstrap
+	$(VENV)/bin/ledger serve
+
+test: bootstrap lint test-unit test-contracts test-integration
+
+test-unit: bootstrap
+	$(VENV)/bin/pytest tests/unit
+
+test-contracts: bootstrap
+	$(VENV)/bin/pytest tests/contracts
+
+test-integration: bootstrap
+	$(VENV)/bin/pytest tests/integration
+
+lint: ruff mypy slither fuzz
+
+ruff: bootstrap
+	$(VENV)/bin/ruff check ledger api tests scripts
+	$(VENV)/bin/ruff format --check ledger api tests scripts
+
+mypy: bootstrap
+	$(VENV)/bin/mypy
+
+# slither compiles through brownie (crytic-compile detects brownie-config.yaml), i.e. through the
+# same solc wrapper and settings as everything else; any medium or high finding fails.
+slither: bootstrap
+	$(VENV)/bin/slither . --filter-paths node_modules --fail-medium
+
+fuzz: bootstrap $(FUZZ_VENV)/.installed
+	$(FUZZ_VENV)/bin/pytest -c tests/fuzz/pytest.ini tests/fuzz
+
+clean:
+	rm -rf build reports crytic-export .mypy_cache .ruff_cache
