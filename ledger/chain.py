@@ -8,23 +8,25 @@ operator key, so the same code works against a node that holds no unlocked accou
 
 from __future__ import annotations
 
+import platform
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
-from eth_abi import decode as abi_decode
+from eth_abi.abi import decode as abi_decode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from web3 import HTTPProvider, Web3
 from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
-from web3.types import TxReceipt
+from web3.types import TxParams, TxReceipt
 
 from ledger.compiler import PROJECT_ROOT
 from ledger.errors import ChainUnavailable, ContractRevert, ToolchainError
@@ -34,6 +36,26 @@ NODE_BIN = PROJECT_ROOT / "node_modules" / ".bin"
 # Ganache's default block gas price is fine, but brownie's development network sends 0, which a
 # node with a base fee refuses; every managed chain gets an explicit 1 gwei floor.
 GAS_PRICE_WEI = 1_000_000_000
+
+
+def anvil_binary() -> Path:
+    """The native anvil binary inside its npm platform package.
+
+    Started directly rather than through the package's node launcher, so that our SIGINT reaches
+    anvil itself and it writes its state file before exiting.
+    """
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
+        platform.machine().lower(), platform.machine().lower()
+    )
+    native = (
+        PROJECT_ROOT
+        / "node_modules"
+        / "@foundry-rs"
+        / f"anvil-{sys.platform}-{arch}"
+        / "bin"
+        / "anvil"
+    )
+    return native if native.exists() else NODE_BIN / "anvil"
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -62,7 +84,8 @@ class LocalChain:
         kind: "ganache" or "anvil".
         port: TCP port of its JSON-RPC endpoint.
         chain_id: The chain id it reports.
-        db_path: Ganache only: where it keeps its blocks, so a restart finds the same state.
+        db_path: Where it keeps its state (Ganache: its database; Anvil: a state file), so a
+            restart finds the same contracts and data. None: a throw-away chain.
     """
 
     kind: str
@@ -71,6 +94,7 @@ class LocalChain:
     db_path: Path | None = None
     log_path: Path | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    _log: IO[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
     def rpc_url(self) -> str:
@@ -95,8 +119,8 @@ class LocalChain:
                 cmd += ["--database.dbPath", str(self.db_path)]
             return cmd
         if self.kind == "anvil":
-            return [
-                str(NODE_BIN / "anvil"),
+            cmd = [
+                str(anvil_binary()),
                 "--host", "127.0.0.1",
                 "--port", str(self.port),
                 "--chain-id", str(self.chain_id),
@@ -105,6 +129,10 @@ class LocalChain:
                 "--gas-price", str(GAS_PRICE_WEI),
                 "--silent",
             ]  # fmt: skip
+            if self.db_path is not None:
+                # Anvil loads this file at start and writes it on exit and every few seconds.
+                cmd += ["--state", str(self.db_path / "state.json"), "--state-interval", "5"]
+            return cmd
         raise ToolchainError(f"unknown chain kind {self.kind!r} (expected ganache or anvil)")
 
     def start(self, *, timeout_s: float = 60.0) -> None:
@@ -123,11 +151,16 @@ class LocalChain:
             raise ToolchainError(f"{cmd[0]} not found: run `make bootstrap` (npm ci) first")
         if self.db_path is not None:
             self.db_path.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        if self.log_path is not None:
+            self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C in a terminal reaches us, and we stop it in order
-        )  # fmt: skip
+            cmd,
+            stdout=self._log or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            # Ctrl-C in a terminal reaches only us; we stop the chain after the gateway, in order.
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -142,15 +175,17 @@ class LocalChain:
         raise ToolchainError(f"{self.kind} did not answer on {self.rpc_url} within {timeout_s}s")
 
     def stop(self, *, timeout_s: float = 20.0) -> None:
-        """Stops the chain gracefully (SIGINT lets Ganache flush its database), then kills it."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        """Stops the chain gracefully (SIGINT lets it flush its state), then kills it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
 
 def answers_rpc(rpc_url: str) -> bool:
@@ -194,8 +229,9 @@ class Chain:
                 selector = keccak(text=f"{entry['name']}({types})")[:4]
                 self.error_abis[selector] = entry
 
-    def transact(self, call: ContractFunction | ContractConstructor, *,
-                 sender: LocalAccount | None = None) -> TxReceipt:
+    def transact(
+        self, call: ContractFunction | ContractConstructor, *, sender: LocalAccount | None = None
+    ) -> TxReceipt:
         """Signs and sends a contract call (or deployment) and waits for its receipt.
 
         The transaction is built and signed locally, so it works against any node. A custom-error
@@ -213,7 +249,7 @@ class Chain:
             )
         except (ContractCustomError, ContractLogicError, ContractPanicError) as error:
             raise self.decode_revert(error) from error
-        signed = account.sign_transaction(tx)
+        signed = account.sign_transaction(cast(dict[str, Any], tx))
         tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
         if receipt["status"] != 1:
@@ -227,7 +263,7 @@ class Chain:
         revert when mined (for example on a time check). The replay runs on the state before the
         block that mined it.
         """
-        replay = {k: tx[k] for k in ("from", "to", "data", "value") if k in tx}
+        replay = cast(TxParams, {k: tx[k] for k in ("from", "to", "data", "value") if k in tx})
         try:
             self.w3.eth.call(replay, receipt["blockNumber"] - 1)
         except (ContractCustomError, ContractLogicError, ContractPanicError) as error:
@@ -259,5 +295,5 @@ class Chain:
 def _abi_type(param: dict[str, Any]) -> str:
     if param["type"].startswith("tuple"):
         inner = ",".join(_abi_type(c) for c in param["components"])
-        return f"({inner}){param['type'][len('tuple'):]}"
+        return f"({inner}){param['type'][len('tuple') :]}"
     return str(param["type"])

@@ -1,8 +1,8 @@
 """The `ledger` console command.
 
-    ledger serve                      start (or reach) the chain, deploy if needed, serve the gateway
-    ledger deploy [--force]           deploy the contracts (or check the recorded ones) and print them
-    ledger meter keygen               make a meter key pair (simulated meters, tests)
+    ledger serve              start (or reach) the chain, deploy if needed, serve the gateway
+    ledger deploy [--force]   deploy the contracts (or check the recorded ones), print them
+    ledger meter keygen       make a meter key pair (simulated meters, tests)
     ledger meter register|rotate|revoke|show ...
 
 Settings come from `LEDGER_*` environment variables (see ledger/settings.py and the README).
@@ -122,7 +122,13 @@ def _cmd_keygen(_: Settings, args: argparse.Namespace) -> int:
     out.write_bytes(pem)
     out.chmod(0o600)
     public = encode_public_key(key.public_key())
-    _print({"algorithm": algorithm.label, "private_key_file": str(out), "public_key": "0x" + public.hex()})
+    _print(
+        {
+            "algorithm": algorithm.label,
+            "private_key_file": str(out),
+            "public_key": "0x" + public.hex(),
+        }
+    )
     return 0
 
 

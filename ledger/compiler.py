@@ -49,7 +49,9 @@ class ContractArtifact:
     deployed_bytecode: str
 
 
-def read_compiler_settings(config_path: Path = PROJECT_ROOT / "brownie-config.yaml") -> CompilerSettings:
+def read_compiler_settings(
+    config_path: Path = PROJECT_ROOT / "brownie-config.yaml",
+) -> CompilerSettings:
     """Reads the compiler settings from brownie-config.yaml."""
     config = yaml.safe_load(config_path.read_text())
     compiler = config["compiler"]

@@ -84,7 +84,10 @@ def deploy(chain: Chain, data_dir: Path, artifacts: dict[str, ContractArtifact])
         artifact = artifacts[name]
         factory = chain.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
         receipt = chain.transact(factory.constructor(admin))
-        addresses[name] = receipt["contractAddress"]
+        address = receipt["contractAddress"]
+        if address is None:
+            raise DeploymentError(f"deploying {name} created no contract")
+        addresses[name] = address
     path = record_path(data_dir, chain.chain_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"chainId": chain.chain_id, "admin": admin, "contracts": addresses}
@@ -95,7 +98,9 @@ def deploy(chain: Chain, data_dir: Path, artifacts: dict[str, ContractArtifact])
     return _bind(chain, artifacts, addresses, deployed_now=True)
 
 
-def _code_state(chain: Chain, artifacts: dict[str, ContractArtifact], addresses: dict[str, str]) -> str:
+def _code_state(
+    chain: Chain, artifacts: dict[str, ContractArtifact], addresses: dict[str, str]
+) -> str:
     states = set()
     for name, address in addresses.items():
         code = chain.w3.eth.get_code(chain.w3.to_checksum_address(address)).hex()
@@ -112,10 +117,16 @@ def _code_state(chain: Chain, artifacts: dict[str, ContractArtifact], addresses:
 
 
 def _bind(
-    chain: Chain, artifacts: dict[str, ContractArtifact], addresses: dict[str, str], *, deployed_now: bool
+    chain: Chain,
+    artifacts: dict[str, ContractArtifact],
+    addresses: dict[str, str],
+    *,
+    deployed_now: bool,
 ) -> Deployment:
     contracts = {
-        name: chain.w3.eth.contract(address=chain.w3.to_checksum_address(addr), abi=artifacts[name].abi)
+        name: chain.w3.eth.contract(
+            address=chain.w3.to_checksum_address(addr), abi=artifacts[name].abi
+        )
         for name, addr in addresses.items()
     }
     return Deployment(

@@ -11,6 +11,7 @@ ECDSA curves, the raw 32 bytes for Ed25519), parsed and checked with `cryptograp
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -22,7 +23,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from ledger.chain import Chain
 from ledger.deployment import Deployment
 from ledger.errors import MeterError
-
 
 # How far ahead a rotation without an explicit start takes effect.
 ROTATION_MARGIN_S = 5
@@ -120,7 +120,7 @@ def decode_public_key(algorithm: KeyAlgorithm, encoded: bytes) -> MeterPublicKey
 
 def load_public_key(data: bytes) -> MeterPublicKey:
     """Reads a public key from PEM (public or private key) or DER SubjectPublicKeyInfo."""
-    loaders = (
+    loaders: tuple[Callable[[], object], ...] = (
         lambda: serialization.load_pem_public_key(data),
         lambda: serialization.load_pem_private_key(data, password=None).public_key(),
         lambda: serialization.load_der_public_key(data),
@@ -228,7 +228,9 @@ class MeterAdmin:
 
     def revoke(self, meter_id: str) -> dict[str, Any]:
         """Revokes the meter's current key from the block's time on."""
-        return dict(self._chain.transact(self._registry.functions.revokeKey(meter_id_bytes(meter_id))))
+        return dict(
+            self._chain.transact(self._registry.functions.revokeKey(meter_id_bytes(meter_id)))
+        )
 
     def show(self, meter_id: str) -> MeterView:
         """The meter's owner and every key epoch."""
@@ -242,7 +244,11 @@ class MeterAdmin:
         return MeterView(meter_id=meter_id_text(raw_id), owner=owner, epochs=epochs)
 
     def key_at(self, meter_id: str, timestamp: int) -> KeyEpochView:
-        """The key valid for the meter at `timestamp` (ContractRevert MeterRegistryNoKeyAt if none)."""
+        """The key valid for the meter at `timestamp`.
+
+        Raises:
+            ContractRevert: MeterRegistryNoKeyAt when the meter had no valid key then.
+        """
         index, raw = self._chain.call(
             self._registry.functions.keyAt(meter_id_bytes(meter_id), timestamp)
         )

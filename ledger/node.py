@@ -48,10 +48,8 @@ class LedgerNode:
                 kind=settings.chain,
                 port=settings.chain_port,
                 chain_id=settings.chain_id,
-                # Ganache keeps its blocks here, so a second `make run` finds the same state.
-                db_path=settings.data_dir / "chain" / settings.chain
-                if settings.chain == "ganache"
-                else None,
+                # The chain keeps its state here, so a second `make run` finds the same contracts.
+                db_path=settings.data_dir / "chain" / settings.chain,
                 log_path=settings.data_dir / f"{settings.chain}.log",
             )
             local_chain.start()

@@ -1,0 +1,42 @@
+"""Schemathesis over every operation of the gateway's OpenAPI schema: no request may get a 5xx.
+
+The operations are read from the live schema of `create_app(node)` at run time (see conftest.py),
+so a route added later is fuzzed without touching this file. Runs in `.venv-fuzz`, not `.venv`:
+schemathesis needs a newer hypothesis than eth-brownie allows (see conftest.py and the Makefile).
+
+    .venv-fuzz/bin/pytest -c tests/fuzz/pytest.ini tests/fuzz
+"""
+
+from __future__ import annotations
+
+import schemathesis
+from schemathesis import Case
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Ok
+from schemathesis.specs.openapi.schemas import OpenApiSchema
+
+# Resolved from the `api_schema` fixture when the test runs; one subtest per operation.
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+# Operations that exist today; the fuzz run must at least cover these.
+KNOWN_OPERATIONS = {
+    ("GET", "/healthz"),
+    ("GET", "/v1/meters/{meter_id}"),
+    ("GET", "/v1/meters/{meter_id}/key"),
+}
+
+
+@schema.parametrize()
+def test_no_server_errors(case: Case) -> None:
+    """Every generated request, valid or not, gets a non-5xx answer."""
+    case.call_and_validate(checks=[not_a_server_error])
+
+
+def test_schema_lists_known_operations(api_schema: OpenApiSchema) -> None:
+    """Guards the fuzz run against an empty or broken schema, which would pass vacuously."""
+    results = list(api_schema.get_all_operations())
+    errors = [result.err() for result in results if not isinstance(result, Ok)]
+    assert not errors, f"operations the fuzzer cannot use: {errors}"
+    listed = {(result.ok().method.upper(), result.ok().path) for result in results}
+    missing = KNOWN_OPERATIONS - listed
+    assert not missing, f"schema lacks {sorted(missing)}; it lists {sorted(listed)}"

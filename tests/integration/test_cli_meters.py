@@ -1,0 +1,106 @@
+"""`ledger meter ...` against a real chain: register, rotate, revoke, and read the history back."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+
+from ledger.chain import Chain, LocalChain, free_port
+from ledger.meters import KeyAlgorithm, encode_public_key, generate_key
+from tests.fixtures.chain import advance_time, dev_account, latest_time
+from tests.fixtures.gateway import LEDGER_BIN
+
+
+def run_ledger(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(LEDGER_BIN), *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def ledger_json(env: dict[str, str], *args: str) -> Any:
+    result = run_ledger(env, *args)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def write_public_pem(path: Path, algorithm: KeyAlgorithm) -> str:
+    key = generate_key(algorithm).public_key()
+    path.write_bytes(
+        key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return "0x" + encode_public_key(key).hex()
+
+
+def cli_env(ganache: LocalChain, data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env.update(LEDGER_RPC_URL=ganache.rpc_url, LEDGER_DATA_DIR=str(data_dir))
+    return env
+
+
+def test_meter_history_survives_rotation_and_revocation(
+    ganache: LocalChain, chain: Chain, tmp_path: Path
+) -> None:
+    env = cli_env(ganache, tmp_path / "data")
+    first = write_public_pem(tmp_path / "first.pem", KeyAlgorithm.P256)
+    second = write_public_pem(tmp_path / "second.pem", KeyAlgorithm.ED25519)
+    owner = dev_account(1).address
+    registered_at = latest_time(chain)
+
+    ledger_json(env, "meter", "register", "MTR-CLI-1", "--owner", owner,
+                "--public-key-file", str(tmp_path / "first.pem"),
+                "--valid-from", str(registered_at))  # fmt: skip
+    advance_time(chain, 100)
+    rotated = ledger_json(env, "meter", "rotate", "MTR-CLI-1",
+                          "--public-key-file", str(tmp_path / "second.pem"))  # fmt: skip
+    rotated_from = rotated["keys"][1]["valid_from"]
+    advance_time(chain, 100)
+    shown = ledger_json(env, "meter", "revoke", "MTR-CLI-1")
+    revoked_at = shown["keys"][1]["revoked_at"]
+
+    history = ledger_json(env, "meter", "show", "MTR-CLI-1")
+    assert history["owner"] == owner
+    assert [(k["epoch"], k["algorithm"], k["public_key"]) for k in history["keys"]] == [
+        (0, "p256", first),
+        (1, "ed25519", second),
+    ]
+    assert history["keys"][0]["valid_from"] == registered_at
+    assert history["keys"][0]["revoked_at"] is None
+    assert registered_at < rotated_from < revoked_at
+
+    # Before the revocation, the revoked key is still the one that was valid: old readings verify.
+    before_revocation = ledger_json(env, "meter", "show", "MTR-CLI-1", "--at", str(revoked_at - 1))
+    assert (before_revocation["epoch"], before_revocation["public_key"]) == (1, second)
+    during_first = ledger_json(env, "meter", "show", "MTR-CLI-1", "--at", str(rotated_from - 1))
+    assert (during_first["epoch"], during_first["public_key"]) == (0, first)
+
+    after = run_ledger(env, "meter", "show", "MTR-CLI-1", "--at", str(revoked_at))
+    assert after.returncode == 1
+    assert "MeterRegistryNoKeyAt" in after.stderr
+
+
+def test_register_with_a_bad_owner_fails_with_a_clear_error(
+    ganache: LocalChain, tmp_path: Path
+) -> None:
+    env = cli_env(ganache, tmp_path / "data")
+    write_public_pem(tmp_path / "key.pem", KeyAlgorithm.P256)
+    result = run_ledger(env, "meter", "register", "MTR-CLI-2", "--owner", "not-an-address",
+                        "--public-key-file", str(tmp_path / "key.pem"))  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.startswith("error [invalid_meter]")
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_chain_is_reported_without_a_traceback(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env.update(LEDGER_RPC_URL=f"http://127.0.0.1:{free_port()}", LEDGER_DATA_DIR=str(tmp_path))
+    result = run_ledger(env, "meter", "show", "MTR-X")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error [chain_unavailable]")
+    assert "Traceback" not in result.stderr
