@@ -27,6 +27,11 @@ $(VENV)/.installed: requirements/dev.lock pyproject.toml
 	$(VENV)/bin/pip install --quiet -r requirements/dev.lock
 	$(VENV)/bin/pip install --quiet --no-deps -e .
 	$(VENV)/bin/pip check
+	@# brownie's built-in development network is istanbul with gas price 0; register ours (its
+	@# settings are in brownie-config.yaml). Stored in brownie's per-user network list.
+	$(VENV)/bin/brownie networks list 2>/dev/null | grep -q ledger-ganache || \
+	  $(VENV)/bin/brownie networks add Development ledger-ganache \
+	    name="Ledger Ganache (shanghai)" host=http://127.0.0.1 cmd=ganache port=8545 >/dev/null
 	@touch $@
 
 # The fuzzer lives in its own environment: schemathesis needs hypothesis >= 6.130 while
