@@ -16,7 +16,10 @@ MeterIdPath = Annotated[
     Path(
         min_length=1,
         max_length=66,
-        description="the meter serial (1-32 bytes) or 0x + 64 hex digits",
+        # Characters, not bytes: a multi-byte serial over 32 bytes is still refused by the
+        # ledger with `invalid_meter`.
+        pattern=r"^(0x[0-9a-fA-F]{64}|[^\x00-\x1f\x7f]{1,32})$",
+        description="the meter serial (1-32 printable bytes) or 0x + 64 hex digits",
     ),
 ]
 _ERRORS: dict[int | str, dict[str, Any]] = {

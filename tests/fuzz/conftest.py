@@ -7,14 +7,14 @@ installed editable; nothing here may import brownie or the fixtures under `tests
 
 Everything runs in-process: schemathesis loads `/openapi.json` from the ASGI app returned by
 `create_app(node)` and sends every generated request straight to it, without a network server.
-Only the chain is a real process (Anvil from node_modules), on a free port and a temporary data
-directory, stopped when the session ends.
+Only the chain is a real process (Anvil from node_modules), on a free port with a temporary data
+directory, and it is stopped when the session ends.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -30,43 +30,44 @@ from ledger.meters import KeyAlgorithm, generate_key
 from ledger.node import LedgerNode
 from ledger.settings import Settings
 
-# A meter registered before fuzzing, so the meter routes also see ids that exist on chain.
-KNOWN_METER_ID = "FUZZ-METER-0001"
-
-# Bounded and reproducible: the same inputs on every run, so CI is stable and fast. `seed` fixes
-# the per-operation seeds schemathesis derives, `deterministic` is Hypothesis' `derandomize`,
-# and `database = "none"` keeps Hypothesis from writing `.hypothesis/` into the working tree.
+# Bounded and reproducible, so CI is stable and fast: `max-examples` per operation and generation
+# mode, a fixed `seed` for the per-operation seeds schemathesis derives, `deterministic` for
+# Hypothesis' `derandomize`, and no example database (nothing is written to `.hypothesis/`).
 FUZZ_CONFIG: dict[str, Any] = {
     "seed": 20240601,
     "generation": {"max-examples": 50, "deterministic": True, "database": "none"},
 }
 
+UINT64_MAX = 2**64 - 1
 
-@pytest.fixture(autouse=True)
-def _lazy_schema_node_id(request: pytest.FixtureRequest) -> None:
-    """Compatibility shim: schemathesis 4.32.5 lazy schemas vs pytest 9.2.
 
-    `schemathesis.pytest.from_fixture` reads and rewrites `item._nodeid` to name each operation's
-    subtest, but pytest 9.2 replaced that attribute with a structured id, so every lazy-schema test
-    dies with AttributeError before it sends a request. Giving the item the attribute back keeps
-    the test working (subtests are still labelled by operation). A no-op on pytest < 9.2, which
-    still has the attribute; remove it once schemathesis supports pytest 9.2.
-    """
-    if not hasattr(request.node, "_nodeid"):
-        request.node._nodeid = request.node.nodeid
+@dataclass(frozen=True)
+class KnownMeter:
+    """A meter registered before fuzzing, so meter routes also see an id that exists on chain."""
+
+    meter_id: str
+    valid_from: int
 
 
 @pytest.fixture(scope="session")
 def ledger_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LedgerNode]:
-    """A started LedgerNode on its own Anvil chain, with one registered P-256 meter."""
-    data_dir: Path = tmp_path_factory.mktemp("ledger")
+    """A started LedgerNode on its own Anvil chain (free port, temporary data directory)."""
+    data_dir = tmp_path_factory.mktemp("ledger")
     node = LedgerNode.start(Settings(chain="anvil", chain_port=free_port(), data_dir=data_dir))
     try:
-        key = generate_key(KeyAlgorithm.P256)
-        node.meters.register(KNOWN_METER_ID, node.chain.operator.address, key.public_key())
         yield node
     finally:
         node.stop()
+
+
+@pytest.fixture(scope="session")
+def known_meter(ledger_node: LedgerNode) -> KnownMeter:
+    """Registers one P-256 meter, owned by the operator account."""
+    meter_id = "FUZZ-METER-0001"
+    public_key = generate_key(KeyAlgorithm.P256).public_key()
+    ledger_node.meters.register(meter_id, ledger_node.chain.operator.address, public_key)
+    (first_key,) = ledger_node.meters.show(meter_id).epochs
+    return KnownMeter(meter_id=meter_id, valid_from=first_key.valid_from)
 
 
 @pytest.fixture(scope="session")
@@ -76,24 +77,38 @@ def gateway(ledger_node: LedgerNode) -> FastAPI:
 
 
 @pytest.fixture(scope="session")
-def api_schema(gateway: FastAPI) -> OpenApiSchema:
-    """The gateway's live OpenAPI schema, loaded over ASGI: every route, including future ones."""
+def api_schema(gateway: FastAPI, known_meter: KnownMeter) -> OpenApiSchema:
+    """The gateway's live OpenAPI schema, loaded over ASGI: every route, including future ones.
+
+    Two schema-level hooks steer part of the well-formed requests at real data; random strings
+    and integers would almost never name the registered meter or a time at which it has a key:
+
+    - a `meter_id` path parameter names the registered meter in about half the draws;
+    - an `at` query parameter (Unix time) falls in the meter's key epoch in about half the draws.
+
+    Negative-mode strategies draw wrapped values rather than plain dicts; the hooks leave those
+    alone, so malformed requests stay malformed.
+    """
     config = schemathesis.Config.from_dict(FUZZ_CONFIG)
     schema = schemathesis.openapi.from_asgi("/openapi.json", gateway, config=config)
 
     @schema.hook("before_generate_path_parameters")
-    def _also_known_meter(_: HookContext, strategy: st.SearchStrategy[Any]) -> st.SearchStrategy:
-        """Half of the drawn path parameters name the registered meter when they have `meter_id`.
+    def _known_meter_id(_: HookContext, strategy: st.SearchStrategy[Any]) -> st.SearchStrategy:
+        def use_known(value: Any) -> Any:
+            if isinstance(value, dict) and "meter_id" in value:
+                return {**value, "meter_id": known_meter.meter_id}
+            return value
 
-        Negative-mode strategies draw wrapped values rather than plain dicts; those are left
-        alone, so only well-formed requests are redirected to the existing meter.
-        """
-        return st.one_of(strategy, strategy.map(_with_known_meter))
+        return st.one_of(strategy, strategy.map(use_known))
+
+    @schema.hook("before_generate_query")
+    def _time_with_a_key(_: HookContext, strategy: st.SearchStrategy[Any]) -> st.SearchStrategy:
+        def use_time(value: Any, at: int) -> Any:
+            if isinstance(value, dict) and "at" in value:
+                return {**value, "at": at}
+            return value
+
+        times = st.integers(min_value=known_meter.valid_from, max_value=UINT64_MAX)
+        return st.one_of(strategy, st.builds(use_time, strategy, times))
 
     return schema
-
-
-def _with_known_meter(value: Any) -> Any:
-    if isinstance(value, dict) and "meter_id" in value:
-        return {**value, "meter_id": KNOWN_METER_ID}
-    return value

@@ -36,8 +36,14 @@ def test_unknown_meter_is_a_404_with_a_stable_code(gateway: Gateway) -> None:
     assert response.json()["error"]["code"] == "meter_registry_unknown_meter"
 
 
-def test_overlong_meter_id_is_rejected_with_invalid_meter(gateway: Gateway) -> None:
+def test_overlong_meter_id_is_rejected_as_an_invalid_request(gateway: Gateway) -> None:
     response = httpx.get(f"{gateway.base_url}/v1/meters/{'x' * 40}")
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
+def test_multibyte_serial_over_32_bytes_is_rejected_with_invalid_meter(gateway: Gateway) -> None:
+    response = httpx.get(f"{gateway.base_url}/v1/meters/{'é' * 20}")
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_meter"
 
