@@ -39,23 +39,18 @@ GAS_PRICE_WEI = 1_000_000_000
 
 
 def anvil_binary() -> Path:
-    """The native anvil binary inside its npm platform package.
+    """The native anvil binary from its npm platform package.
 
-    Started directly rather than through the package's node launcher, so that our SIGINT reaches
-    anvil itself and it writes its state file before exiting.
+    package.json names only the linux-x64 package: npm 11 leaves the other platforms' optional
+    packages out of package-lock.json, after which `npm ci` refuses the lock. The binary is started
+    directly (not through @foundry-rs/anvil's node launcher), so our SIGINT reaches anvil itself
+    and it writes its state file before exiting.
     """
     arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
         platform.machine().lower(), platform.machine().lower()
     )
-    native = (
-        PROJECT_ROOT
-        / "node_modules"
-        / "@foundry-rs"
-        / f"anvil-{sys.platform}-{arch}"
-        / "bin"
-        / "anvil"
-    )
-    return native if native.exists() else NODE_BIN / "anvil"
+    package = f"anvil-{sys.platform}-{arch}"
+    return PROJECT_ROOT / "node_modules" / "@foundry-rs" / package / "bin" / "anvil"
 
 
 def port_is_free(host: str, port: int) -> bool:

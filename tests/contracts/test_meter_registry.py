@@ -17,7 +17,7 @@ from web3.types import TxReceipt
 
 from ledger.chain import Chain
 from ledger.deployment import Deployment
-from tests.fixtures.chain import latest_time, reverts
+from tests.fixtures.chain import advance_time, latest_time, reverts
 
 P256, ED25519, SECP256K1 = 0, 1, 2
 ECDSA_ALGORITHMS = (P256, SECP256K1)
@@ -398,12 +398,14 @@ def test_revoke_emits_meter_key_revoked(
     assert event["revokedAt"] == block_time(chain, receipt)
 
 
-def test_revoke_revokes_the_latest_epoch_and_returns_its_index(
+def test_revoke_revokes_the_current_epoch_and_returns_its_index(
     chain: Chain, registry: Contract, operator: LocalAccount, alice: LocalAccount
 ) -> None:
     register(chain, registry, alice, valid_from=1_000)
-    rotate(chain, registry, latest_time(chain) + FUTURE)
-    rotate(chain, registry, latest_time(chain) + 2 * FUTURE)
+    now = latest_time(chain)
+    rotate(chain, registry, now + 10)
+    rotate(chain, registry, now + 20)
+    advance_time(chain, 60)  # both rotations have started: epoch 2 is the current key
 
     returned = registry.functions.revokeKey(METER).call({"from": operator.address})
     receipt = revoke(chain, registry)
@@ -446,14 +448,15 @@ def test_rotate_after_revocation_gives_the_meter_a_valid_key_again(
 ) -> None:
     register(chain, registry, alice, valid_from=1_000)
     revoke(chain, registry)
-    valid_from = latest_time(chain) + FUTURE
+    valid_from = latest_time(chain) + 10
 
     rotate(chain, registry, valid_from, key=ecdsa_key(8))
 
     epoch, key = chain.call(registry.functions.keyAt(METER, valid_from))
     assert (epoch, key) == (1, (P256, valid_from, 0, ecdsa_key(8)))
-    revoke(chain, registry)  # the new key is revocable in turn
-    assert chain.call(registry.functions.keyEpoch(METER, 1))[2] != 0
+    advance_time(chain, 60)
+    revoked_at = block_time(chain, revoke(chain, registry))  # the new key is revocable in turn
+    assert chain.call(registry.functions.keyEpoch(METER, 1))[2] == revoked_at
 
 
 @pytest.mark.xfail(
