@@ -66,11 +66,14 @@ contract MeterRegistry is IMeterRegistry, AccessControl {
     /// @inheritdoc IMeterRegistry
     function revokeKey(bytes32 meterId) external onlyRole(REGISTRAR_ROLE) returns (uint256 epoch) {
         KeyEpoch[] storage epochs = _existingEpochs(meterId);
-        epoch = epochs.length - 1;
+        uint64 revokedAt = uint64(block.timestamp);
+        // The key valid now, not the last one: a rotation may be scheduled but not started yet,
+        // and revoking only that would leave the key in use valid until the rotation starts.
+        uint256 started = _startedEpochs(epochs, revokedAt);
+        epoch = started == 0 ? 0 : started - 1;
         KeyEpoch storage current = epochs[epoch];
         if (current.revokedAt != 0) revert MeterRegistryKeyAlreadyRevoked(meterId, epoch);
         // Revocation takes effect now, never earlier: readings signed before it stay valid.
-        uint64 revokedAt = uint64(block.timestamp);
         current.revokedAt = revokedAt;
         emit MeterKeyRevoked(meterId, epoch, revokedAt);
     }
@@ -106,19 +109,22 @@ contract MeterRegistry is IMeterRegistry, AccessControl {
         returns (uint256 epoch, KeyEpoch memory key)
     {
         KeyEpoch[] storage epochs = _existingEpochs(meterId);
-        // Binary search for the last epoch with validFrom <= timestamp: O(log n) however long the
-        // key history grows.
-        uint256 low = 0;
+        uint256 started = _startedEpochs(epochs, timestamp);
+        if (started == 0) revert MeterRegistryNoKeyAt(meterId, timestamp);
+        epoch = started - 1;
+        key = epochs[epoch];
+        if (key.revokedAt != 0 && timestamp >= key.revokedAt) revert MeterRegistryNoKeyAt(meterId, timestamp);
+    }
+
+    /// @dev How many epochs have validFrom <= timestamp, by binary search: O(log n) however long
+    /// the key history grows (validFrom is strictly increasing).
+    function _startedEpochs(KeyEpoch[] storage epochs, uint64 timestamp) private view returns (uint256 low) {
         uint256 high = epochs.length;
         while (low < high) {
             uint256 mid = (low + high) / 2;
             if (epochs[mid].validFrom <= timestamp) low = mid + 1;
             else high = mid;
         }
-        if (low == 0) revert MeterRegistryNoKeyAt(meterId, timestamp);
-        epoch = low - 1;
-        key = epochs[epoch];
-        if (key.revokedAt != 0 && timestamp >= key.revokedAt) revert MeterRegistryNoKeyAt(meterId, timestamp);
     }
 
     function _existingEpochs(bytes32 meterId) private view returns (KeyEpoch[] storage epochs) {

@@ -67,6 +67,8 @@ interface IMeterRegistry {
     event MeterKeyRevoked(bytes32 indexed meterId, uint256 epoch, uint64 revokedAt);
 
     /// @notice Registers a meter with its owner and first key. Registrar role only.
+    /// @dev `validFrom` may lie in the past (a meter installed before it was registered): with no
+    /// earlier key, nothing already signed can be invalidated by it.
     function registerMeter(
         bytes32 meterId,
         address owner,
@@ -81,7 +83,7 @@ interface IMeterRegistry {
         external
         returns (uint256 epoch);
 
-    /// @notice Revokes the meter's current key from now on. Registrar only.
+    /// @notice Revokes the key valid now (not a scheduled one) from now on. Registrar only.
     /// @return epoch Index of the revoked epoch.
     function revokeKey(bytes32 meterId) external returns (uint256 epoch);
 

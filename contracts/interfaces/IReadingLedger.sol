@@ -54,6 +54,9 @@ interface IReadingLedger {
 
     /// @notice Whether `leaf` is in anchored batch `batchId`, given its Merkle `proof`.
     /// Reverts with `ReadingLedgerUnknownBatch` if the batch is not anchored.
+    /// @dev The caller must compute `leaf` from the reading itself (double-hashed, see above): an
+    /// inner node of the tree with a shortened proof also returns true. Contracts that settle on
+    /// readings therefore rebuild the leaf on chain and never take a leaf hash as input.
     function verifyReading(uint256 batchId, bytes32 leaf, bytes32[] calldata proof)
         external
         view

@@ -459,11 +459,6 @@ def test_rotate_after_revocation_gives_the_meter_a_valid_key_again(
     assert chain.call(registry.functions.keyEpoch(METER, 1))[2] == revoked_at
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="contract bug: revokeKey revokes the last epoch even when that rotation has not "
-    "started yet, so the key valid now stays valid until the pending rotation starts",
-)
 def test_revoke_with_a_pending_rotation_revokes_the_key_valid_now(
     chain: Chain, registry: Contract, alice: LocalAccount
 ) -> None:
