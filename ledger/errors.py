@@ -7,6 +7,11 @@
      +-- DeploymentError      recorded contracts are missing or differ from the build
      +-- ContractRevert       a contract call reverted; keeps the decoded custom error
      +-- MeterError           meter-registry input that cannot be sent (bad key, unknown meter)
+     +-- ReadingFormatError   not a canonical native reading          (ledger/readings.py)
+     +-- ReadingSignatureError  a reading's signature does not verify (ledger/readings.py)
+     +-- MerkleError          a tree cannot be built or queried        (ledger/merkle.py)
+     +-- OcmfError            OCMF input: malformed, bad value, unsupported curve or algorithm,
+                              bad key, bad signature                   (ledger/ocmf.py)
 
 Each carries a stable machine-readable `code`, which the HTTP layer returns to clients.
 """

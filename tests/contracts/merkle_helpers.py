@@ -1,5 +1,8 @@
 """A small Merkle tree for contract tests, hashed exactly as OpenZeppelin `MerkleProof` expects.
 
+Deliberately independent of `ledger.merkle` (and of a different shape for odd levels): the
+contract is tested against a second implementation, so a shared mistake cannot hide.
+
 Leaves are `keccak256(bytes.concat(keccak256(abi.encode(...))))`: hashing twice means a 64-byte
 leaf preimage can never pass as an inner node. Inner nodes are `keccak256` of the sorted pair, so
 a proof is just the list of siblings, without left/right flags. A node without a sibling on its
