@@ -21,6 +21,7 @@ from ledger.errors import (
     MeterError,
     ToolchainError,
 )
+from ledger.ingest import BatchTooLarge, ReadingNotFound
 
 # Custom errors that mean "no such thing", so they are 404 rather than 409.
 _NOT_FOUND_REVERTS = {
@@ -32,6 +33,8 @@ _NOT_FOUND_REVERTS = {
 
 _STATUS = {
     MeterError: 422,
+    BatchTooLarge: 413,
+    ReadingNotFound: 404,
     ChainUnavailable: 503,
     DeploymentError: 503,
     ToolchainError: 503,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import health, meters
+from api.routes import health, meters, readings
 from ledger.node import LedgerNode
 
 
@@ -20,4 +20,5 @@ def create_app(node: LedgerNode) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(meters.router)
+    app.include_router(readings.router)
     return app

@@ -10,6 +10,8 @@
      +-- ReadingFormatError   not a canonical native reading          (ledger/readings.py)
      +-- ReadingSignatureError  a reading's signature does not verify (ledger/readings.py)
      +-- MerkleError          a tree cannot be built or queried        (ledger/merkle.py)
+     +-- BatchTooLarge        a submission holds more readings than allowed (ledger/ingest.py)
+     +-- ReadingNotFound      no stored reading with that meter and seq (ledger/ingest.py)
      +-- OcmfError            OCMF input: malformed, bad value, unsupported curve or algorithm,
                               bad key, bad signature                   (ledger/ocmf.py)
 

@@ -7,12 +7,13 @@ the database.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.chain import Chain, LocalChain, answers_rpc, connect, port_is_free
 from ledger.deployment import Deployment, ensure_deployed
 from ledger.errors import ChainUnavailable, ToolchainError
+from ledger.ingest import ChainKeySource, Ingestor, KeyCache
 from ledger.meters import MeterAdmin
 from ledger.settings import Settings
 from ledger.store import Store
@@ -27,6 +28,17 @@ class LedgerNode:
     deployment: Deployment
     store: Store
     local_chain: LocalChain | None = None
+    ingestor: Ingestor = field(init=False)
+
+    def __post_init__(self) -> None:
+        # One key cache per node, shared by every request.
+        self.ingestor = Ingestor(
+            self.store,
+            KeyCache(ChainKeySource(self.chain, self.deployment)),
+            chain_id=self.chain.chain_id,
+            max_batch=self.settings.max_batch,
+            clock_skew_s=self.settings.clock_skew_s,
+        )
 
     @classmethod
     def start(cls, settings: Settings, *, force_deploy: bool = False) -> LedgerNode:

@@ -47,6 +47,12 @@ class Settings(BaseModel):
         default=DEV_OPERATOR_KEY,
         description="Private key that deploys, registers meters and anchors (hex).",
     )
+    max_batch: int = Field(
+        default=5000, ge=1, description="Most readings one POST /v1/readings may carry."
+    )
+    clock_skew_s: int = Field(
+        default=300, ge=0, description="How far ahead of the gateway clock a reading may be (s)."
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 

@@ -1,0 +1,70 @@
+"""Readings: submit signed native readings; read a stored one back."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path
+
+from api.deps import NodeDep
+from api.routes.meters import MeterIdPath
+from api.schemas import (
+    ErrorPublic,
+    ReadingBatchIn,
+    ReadingIn,
+    ReadingResultsPublic,
+    StoredReadingPublic,
+)
+from ledger.ingest import Outcome, Submission, stored_reading_dict
+
+router = APIRouter(tags=["readings"])
+
+
+@router.post(
+    "/v1/readings",
+    status_code=202,
+    response_model=ReadingResultsPublic,
+    responses={
+        413: {"model": ErrorPublic, "description": "more readings than LEDGER_MAX_BATCH"},
+        422: {"model": ErrorPublic, "description": "malformed JSON or fields"},
+        503: {"model": ErrorPublic, "description": "chain unreachable; nothing was stored"},
+    },
+)
+def post_readings(
+    body: Annotated[ReadingIn | ReadingBatchIn, Body()], node: NodeDep
+) -> dict[str, Any]:
+    """Checks and stores one reading or a batch; one result per reading, in order.
+
+    Each result is `accepted` (with its receipt), `duplicate` (same meter, seq and canonical
+    bytes as a stored reading: the original receipt) or `rejected` (with a stable `code`).
+    Accepted readings are committed to the database before this answer is sent.
+    """
+    items = body.readings if isinstance(body, ReadingBatchIn) else [body]
+    results = node.ingestor.submit(
+        [Submission(r.meter_id, r.canonical, r.signature) for r in items]
+    )
+    return {
+        "results": [r.as_dict() for r in results],
+        "accepted": sum(r.status is Outcome.ACCEPTED for r in results),
+        "duplicates": sum(r.status is Outcome.DUPLICATE for r in results),
+        "rejected": sum(r.status is Outcome.REJECTED for r in results),
+    }
+
+
+@router.get(
+    "/v1/meters/{meter_id}/readings/{seq}",
+    response_model=StoredReadingPublic,
+    tags=["meters"],
+    responses={
+        404: {"model": ErrorPublic, "description": "no reading stored under (meter, seq)"},
+        422: {"model": ErrorPublic, "description": "malformed meter id or seq"},
+    },
+)
+def get_reading(
+    meter_id: MeterIdPath,
+    seq: Annotated[int, Path(ge=0, lt=2**64, description="the reading's seq")],
+    node: NodeDep,
+) -> dict[str, Any]:
+    """A stored reading: its fields, the exact bytes and signature received, its receipt, and
+    the batch that anchors it (null until anchored)."""
+    return stored_reading_dict(node.ingestor.reading(meter_id, seq))
