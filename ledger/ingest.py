@@ -92,6 +92,8 @@ class Rejection(StrEnum):
     CONFLICTING_READING = "conflicting_reading"
     REGISTER_DECREASED = "register_decreased"
     TIMESTAMP_OUT_OF_ORDER = "timestamp_out_of_order"
+    # Retryable: the chain is unreachable and this meter's keys were never read. Send it again.
+    KEYS_UNAVAILABLE = "keys_unavailable"
 
 
 class Outcome(StrEnum):
@@ -279,7 +281,14 @@ class KeyCache:
                     return cached
             elif cached.covers(timestamp) or meter_id in refreshed:
                 return cached
-        block = self._source.latest_block()
+        try:
+            block = self._source.latest_block()
+        except ChainUnavailable:
+            if cached is not None and cached.epochs is not None:
+                # Chain outage: keep accepting against the last history read. While the chain is
+                # down no rotation or revocation can be made on it either.
+                return cached
+            raise
         if cached is not None and cached.epochs is not None and block.number == cached.block.number:
             # Nothing was mined since: the history is still the registry's current state.
             fresh = replace(cached, block=block, read_at=self._monotonic())
@@ -370,7 +379,6 @@ class Ingestor:
 
         Raises:
             BatchTooLarge: More than `max_batch` submissions (nothing is checked or stored).
-            ChainUnavailable: The registry could not be read (nothing is stored).
         """
         if len(submissions) > self.max_batch:
             raise BatchTooLarge(len(submissions), self.max_batch)
@@ -448,7 +456,10 @@ class Ingestor:
                 meter,
                 seq,
             )
-        history = self._keys.history(reading.meter_id, reading.timestamp, refreshed)
+        try:
+            history = self._keys.history(reading.meter_id, reading.timestamp, refreshed)
+        except ChainUnavailable as error:
+            return reject(Rejection.KEYS_UNAVAILABLE, str(error), meter, seq)
         if history.epochs is None:
             return reject(Rejection.UNKNOWN_METER, f"meter {meter!r} is not registered", meter, seq)
         key = key_for_time(history.epochs, reading.timestamp)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import utils
 
+from ledger.errors import ChainUnavailable
 from ledger.ingest import (
     BatchTooLarge,
     BlockRef,
@@ -52,14 +53,21 @@ class FakeRegistry:
         self.histories: dict[bytes, tuple[KeyEpochView, ...]] = {}
         self.history_calls = 0
         self.block_calls = 0
+        self.down = False  # True: the chain does not answer
 
     def latest_block(self) -> BlockRef:
+        self._answer()
         self.block_calls += 1
         return self.block
 
     def key_history(self, meter_id: bytes) -> tuple[KeyEpochView, ...] | None:
+        self._answer()
         self.history_calls += 1
         return self.histories.get(meter_id)
+
+    def _answer(self) -> None:
+        if self.down:
+            raise ChainUnavailable(rpc_url="http://127.0.0.1:1", reason="connection refused")
 
     def register(
         self, meter_id: bytes, key: MeterPrivateKey, valid_from: int = NOW - 10_000
@@ -655,3 +663,24 @@ def test_hex_with_a_trailing_newline_is_malformed_reading(
     good = submission(meter_key, reading(1))
     result = submit_one(ingestor, replace(good, canonical=good.canonical + "\n"))
     assert_rejected(result, Rejection.MALFORMED_READING)
+
+
+# --- chain outage -----------------------------------------------------------------------------
+
+
+def test_during_a_chain_outage_readings_verify_against_the_last_known_keys(
+    ingestor: Ingestor, registry: FakeRegistry, meter_key: MeterPrivateKey
+) -> None:
+    assert submit_one(ingestor, submission(meter_key, reading(1))).status is Outcome.ACCEPTED
+    registry.down = True
+    later = reading(2, timestamp=NOW + 100)  # after the cached block: would need a refresh
+    assert submit_one(ingestor, submission(meter_key, later)).status is Outcome.ACCEPTED
+
+
+def test_during_a_chain_outage_a_meter_never_seen_is_keys_unavailable(
+    ingestor: Ingestor, registry: FakeRegistry, meter_key: MeterPrivateKey
+) -> None:
+    registry.down = True
+    assert_rejected(
+        submit_one(ingestor, submission(meter_key, reading(1))), Rejection.KEYS_UNAVAILABLE
+    )
