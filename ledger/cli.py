@@ -4,6 +4,7 @@
     ledger deploy [--force]   deploy the contracts (or check the recorded ones), print them
     ledger meter keygen       make a meter key pair (simulated meters, tests)
     ledger meter register|rotate|revoke|show ...
+    ledger simulate           register a simulated meter fleet and post its readings
 
 Settings come from `LEDGER_*` environment variables (see ledger/settings.py and the README).
 Errors print one line with their code and exit non-zero; no stack traces for expected failures.
@@ -153,6 +154,30 @@ def _cmd_meter(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger import simulate
+
+    config = simulate.SimulationConfig(
+        meters=args.meters,
+        interval_s=simulate.parse_duration(args.interval),
+        duration_s=simulate.parse_duration(args.duration),
+        speed=args.speed,
+        batch_size=args.batch_size,
+        pv_share=args.pv_share,
+        faults=simulate.FaultRates.parse(args.faults),
+        gateway=args.gateway,
+        seed=args.seed,
+        algorithm=KeyAlgorithm.from_label(args.algorithm),
+        start=parse_time(args.start) if args.start else None,
+        keys_dir=Path(args.keys_dir) if args.keys_dir else None,
+        owner=args.owner,
+        prefix=args.id_prefix,
+    )
+    summary = simulate.simulate(settings, config)
+    _print(summary)
+    return 1 if summary["mismatches"] else 0
+
+
 def _key_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--public-key-file", help="PEM or DER public (or private) key file")
     parser.add_argument("--public-key", help="hex key in registry encoding (with --algorithm)")
@@ -194,6 +219,36 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--at", help="instead: the key valid at this time (Unix s or ISO 8601)")
     for sub in (register, rotate, revoke, show):
         sub.set_defaults(handler=_cmd_meter)
+
+    sim = commands.add_parser(
+        "simulate",
+        help="register a simulated meter fleet and post its signed readings to the gateway",
+        description="Households and PV prosumers on an interval grid in simulated time, with "
+        "injected faults; prints a JSON summary and exits 1 if any answer differs from the "
+        "expected one. Default start: now - duration, rounded down to the interval (backfill).",
+    )
+    sim.add_argument("--meters", type=int, default=10, help="fleet size (default 10)")
+    sim.add_argument("--interval", default="15m", help="reading interval (default 15m)")
+    sim.add_argument("--duration", default="1h", help="simulated time span (default 1h)")
+    sim.add_argument(
+        "--speed", type=float, default=900.0,
+        help="simulated seconds per real second (default 900); 0 = as fast as possible",
+    )  # fmt: skip
+    sim.add_argument("--batch-size", type=int, default=500, help="readings per POST (500)")
+    sim.add_argument("--pv-share", type=float, default=0.3, help="share of PV prosumers (0.3)")
+    sim.add_argument(
+        "--faults", default="",
+        help="probabilities per reading, e.g. bad_signature=0.01,replay=0.01,gap=0.01,"
+        "conflict=0.005 (default none)",
+    )  # fmt: skip
+    sim.add_argument("--gateway", default="http://127.0.0.1:8000", help="gateway base URL")
+    sim.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    sim.add_argument("--algorithm", default="p256", help="p256 (default), ed25519, secp256k1")
+    sim.add_argument("--start", help="first interval's start (Unix s or ISO 8601)")
+    sim.add_argument("--keys-dir", help="save keys and counters here; a rerun continues them")
+    sim.add_argument("--owner", help="owner account of the meters (default: the operator)")
+    sim.add_argument("--id-prefix", default="SIM-", help="meter ids are PREFIX000001, ...")
+    sim.set_defaults(handler=_cmd_simulate)
     return parser
 
 
