@@ -20,8 +20,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-
 from ledger.errors import LedgerError, MeterError, ToolchainError
 from ledger.meters import (
     KeyAlgorithm,
@@ -30,6 +28,7 @@ from ledger.meters import (
     encode_public_key,
     generate_key,
     load_public_key,
+    private_key_pem,
 )
 from ledger.node import LedgerNode
 from ledger.settings import Settings
@@ -112,15 +111,10 @@ def _cmd_deploy(settings: Settings, args: argparse.Namespace) -> int:
 def _cmd_keygen(_: Settings, args: argparse.Namespace) -> int:
     algorithm = KeyAlgorithm.from_label(args.algorithm)
     key = generate_key(algorithm)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
     out = Path(args.out)
     if out.exists():
         raise MeterError(f"{out} exists; refusing to overwrite a key")
-    out.write_bytes(pem)
+    out.write_bytes(private_key_pem(key))
     out.chmod(0o600)
     public = encode_public_key(key.public_key())
     _print(

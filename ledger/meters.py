@@ -86,6 +86,13 @@ def generate_key(algorithm: KeyAlgorithm) -> MeterPrivateKey:
     return ec.generate_private_key(curve)
 
 
+def private_key_pem(key: MeterPrivateKey) -> bytes:
+    """The private key as unencrypted PKCS#8 PEM (simulated meters and `ledger meter keygen`)."""
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
 def algorithm_of(public_key: MeterPublicKey) -> KeyAlgorithm:
     """The algorithm a public key is for; other curves are refused."""
     if isinstance(public_key, ed25519.Ed25519PublicKey):

@@ -84,7 +84,6 @@ class LedgerNode:
         """Chain id, latest block, contract addresses and database status."""
         try:
             latest = self.chain.w3.eth.block_number
-            chain_ok = True
         except Exception as error:  # noqa: BLE001 - any transport error means unreachable
             raise ChainUnavailable(rpc_url=self.chain.rpc_url, reason=str(error)) from error
         return {
@@ -94,7 +93,7 @@ class LedgerNode:
                 "rpc_url": self.chain.rpc_url,
                 "latest_block": latest,
                 "managed": self.local_chain.kind if self.local_chain else None,
-                "ok": chain_ok,
+                "ok": True,  # unreachable raised ChainUnavailable above
             },
             "contracts": self.deployment.addresses,
             "database": self.store.status(),

@@ -55,7 +55,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from ledger.errors import ContractRevert, LedgerError
-from ledger.meters import KeyAlgorithm, MeterPrivateKey, generate_key, meter_id_bytes
+from ledger.meters import (
+    KeyAlgorithm,
+    MeterPrivateKey,
+    generate_key,
+    meter_id_bytes,
+    private_key_pem,
+)
 from ledger.readings import Reading, sign_reading
 from ledger.settings import Settings
 
@@ -643,12 +649,6 @@ class HttpSender:
             self._connection = None
 
 
-def _pem(key: MeterPrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
 def _load_pem(data: bytes) -> MeterPrivateKey:
     key = serialization.load_pem_private_key(data, password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
@@ -685,7 +685,7 @@ def save_fleet(keys_dir: Path, fleet: Sequence[FleetMeter], **extra: Any) -> Non
     for meter in fleet:
         path = keys_dir / f"{meter.meter_id}.pem"
         if not path.exists():
-            path.write_bytes(_pem(meter.key))
+            path.write_bytes(private_key_pem(meter.key))
             path.chmod(0o600)
     state = {
         **extra,

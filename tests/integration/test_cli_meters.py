@@ -8,12 +8,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-
 from ledger.chain import Chain, LocalChain, free_port
-from ledger.meters import KeyAlgorithm, encode_public_key, generate_key
+from ledger.meters import KeyAlgorithm
 from tests.fixtures.chain import advance_time, dev_account, latest_time
-from tests.fixtures.gateway import LEDGER_BIN
+from tests.fixtures.gateway import LEDGER_BIN, write_public_pem
 
 
 def run_ledger(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -26,16 +24,6 @@ def ledger_json(env: dict[str, str], *args: str) -> Any:
     result = run_ledger(env, *args)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
-
-
-def write_public_pem(path: Path, algorithm: KeyAlgorithm) -> str:
-    key = generate_key(algorithm).public_key()
-    path.write_bytes(
-        key.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return "0x" + encode_public_key(key).hex()
 
 
 def cli_env(ganache: LocalChain, data_dir: Path) -> dict[str, str]:

@@ -6,11 +6,10 @@ import subprocess
 from pathlib import Path
 
 import httpx
-from cryptography.hazmat.primitives import serialization
 
-from ledger.meters import KeyAlgorithm, generate_key
+from ledger.meters import KeyAlgorithm
 from tests.fixtures.chain import dev_account
-from tests.fixtures.gateway import LEDGER_BIN, Gateway, start_gateway
+from tests.fixtures.gateway import LEDGER_BIN, Gateway, start_gateway, write_public_pem
 
 
 def test_healthz_reports_chain_contracts_and_database(gateway: Gateway, chain_kind: str) -> None:
@@ -49,13 +48,8 @@ def test_multibyte_serial_over_32_bytes_is_rejected_with_invalid_meter(gateway: 
 
 
 def test_meter_registered_by_cli_is_served_by_the_gateway(gateway: Gateway, tmp_path: Path) -> None:
-    key = generate_key(KeyAlgorithm.P256)
     key_file = tmp_path / "meter.pem"
-    key_file.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    write_public_pem(key_file, KeyAlgorithm.P256)
     owner = dev_account(1).address
     # The CLI finds the chain the running gateway started (same LEDGER_CHAIN_PORT) and shares it.
     subprocess.run(
@@ -70,13 +64,8 @@ def test_meter_registered_by_cli_is_served_by_the_gateway(gateway: Gateway, tmp_
 
 def test_restart_reuses_contracts_and_keeps_chain_state(gateway: Gateway, tmp_path: Path) -> None:
     before = httpx.get(f"{gateway.base_url}/healthz").json()
-    key = generate_key(KeyAlgorithm.ED25519)
     key_file = tmp_path / "meter.pem"
-    key_file.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    write_public_pem(key_file, KeyAlgorithm.ED25519)
     subprocess.run(
         [str(LEDGER_BIN), "meter", "register", "MTR-RESTART", "--owner", dev_account(2).address,
          "--public-key-file", str(key_file)],
