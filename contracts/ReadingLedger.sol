@@ -12,7 +12,7 @@ contract ReadingLedger is IReadingLedger, AccessControl {
     bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
 
     uint256 private _lastBatchId;
-    mapping(uint256 batchId => Batch batch) private _batches;
+    mapping(uint256 batchId => bytes32 root) private _roots;
 
     /// @param admin Receives the admin and operator roles.
     constructor(address admin) {
@@ -35,13 +35,7 @@ contract ReadingLedger is IReadingLedger, AccessControl {
             revert ReadingLedgerInvalidTimeRange(batchId, fromTimestamp, toTimestamp);
         }
         _lastBatchId = batchId;
-        _batches[batchId] = Batch({
-            root: root,
-            count: count,
-            fromTimestamp: fromTimestamp,
-            toTimestamp: toTimestamp,
-            anchoredAt: uint64(block.timestamp)
-        });
+        _roots[batchId] = root;
         emit ReadingBatchAnchored(batchId, root, count, fromTimestamp, toTimestamp);
     }
 
@@ -51,8 +45,8 @@ contract ReadingLedger is IReadingLedger, AccessControl {
     }
 
     /// @inheritdoc IReadingLedger
-    function batch(uint256 batchId) external view returns (Batch memory) {
-        return _anchoredBatch(batchId);
+    function batchRoot(uint256 batchId) external view returns (bytes32) {
+        return _anchoredRoot(batchId);
     }
 
     /// @inheritdoc IReadingLedger
@@ -61,11 +55,11 @@ contract ReadingLedger is IReadingLedger, AccessControl {
         view
         returns (bool)
     {
-        return MerkleProof.verifyCalldata(proof, _anchoredBatch(batchId).root, leaf);
+        return MerkleProof.verifyCalldata(proof, _anchoredRoot(batchId), leaf);
     }
 
-    function _anchoredBatch(uint256 batchId) private view returns (Batch storage stored) {
-        stored = _batches[batchId];
-        if (stored.root == bytes32(0)) revert ReadingLedgerUnknownBatch(batchId);
+    function _anchoredRoot(uint256 batchId) private view returns (bytes32 root) {
+        root = _roots[batchId];
+        if (root == bytes32(0)) revert ReadingLedgerUnknownBatch(batchId);
     }
 }

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,6 +216,9 @@ class Chain:
     chain_id: int
     operator: LocalAccount
     error_abis: dict[bytes, dict[str, Any]] = field(default_factory=dict)
+    # Request threads (meter registration) and the anchorer send from the same account: the
+    # nonce read and the send must not interleave, or two transactions get the same nonce.
+    _send_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def learn_errors(self, abi: list[dict[str, Any]]) -> None:
         """Registers the custom errors of a contract ABI, so reverts decode to their names."""
@@ -234,18 +238,19 @@ class Chain:
         error's name and decoded arguments.
         """
         account = sender or self.operator
-        try:
-            tx = call.build_transaction(
-                {
-                    "from": account.address,
-                    "nonce": self.w3.eth.get_transaction_count(account.address, "pending"),
-                    "chainId": self.chain_id,
-                }
-            )
-        except (ContractCustomError, ContractLogicError, ContractPanicError) as error:
-            raise self.decode_revert(error) from error
-        signed = account.sign_transaction(cast(dict[str, Any], tx))
-        tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        with self._send_lock:
+            try:
+                tx = call.build_transaction(
+                    {
+                        "from": account.address,
+                        "nonce": self.w3.eth.get_transaction_count(account.address, "pending"),
+                        "chainId": self.chain_id,
+                    }
+                )
+            except (ContractCustomError, ContractLogicError, ContractPanicError) as error:
+                raise self.decode_revert(error) from error
+            signed = account.sign_transaction(cast(dict[str, Any], tx))
+            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
         if receipt["status"] != 1:
             raise self._explain_failed(tx, receipt)

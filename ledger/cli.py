@@ -87,6 +87,7 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             flush=True,
         )
         print(f"gateway on http://{host}:{port}  (docs: /docs, health: /healthz)", flush=True)
+        node.start_anchoring()
         uvicorn.run(create_app(node), host=host, port=port, log_level="warning")
     finally:
         node.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger.anchor import Anchorer, AnchorState, ProofService
 from ledger.chain import Chain, LocalChain, answers_rpc, connect, port_is_free
 from ledger.deployment import Deployment, ensure_deployed
 from ledger.errors import ChainUnavailable, ToolchainError
@@ -29,6 +30,8 @@ class LedgerNode:
     store: Store
     local_chain: LocalChain | None = None
     ingestor: Ingestor = field(init=False)
+    anchorer: Anchorer = field(init=False)
+    proofs: ProofService = field(init=False)
 
     def __post_init__(self) -> None:
         # One key cache per node, shared by every request.
@@ -39,6 +42,21 @@ class LedgerNode:
             max_batch=self.settings.max_batch,
             clock_skew_s=self.settings.clock_skew_s,
         )
+        self.anchorer = Anchorer(
+            self.store,
+            self.chain,
+            self.deployment,
+            interval_s=self.settings.anchor_interval_s,
+            max_readings=self.settings.anchor_max_readings,
+        )
+        self.proofs = ProofService(self.store)
+        if not self.settings.anchor_enabled:
+            self.anchorer.state = AnchorState.DISABLED
+
+    def start_anchoring(self) -> None:
+        """Starts the background anchorer unless LEDGER_ANCHOR_ENABLED is false."""
+        if self.settings.anchor_enabled:
+            self.anchorer.start()
 
     @classmethod
     def start(cls, settings: Settings, *, force_deploy: bool = False) -> LedgerNode:
@@ -97,10 +115,15 @@ class LedgerNode:
             },
             "contracts": self.deployment.addresses,
             "database": self.store.status(),
+            "anchoring": {
+                **self.anchorer.status(),
+                "enabled": self.settings.anchor_enabled,
+            },
         }
 
     def stop(self) -> None:
-        """Closes the store and stops a managed chain."""
+        """Stops the anchorer, closes the store and stops a managed chain."""
+        self.anchorer.stop()
         self.store.close()
         if self.local_chain is not None:
             self.local_chain.stop()

@@ -53,6 +53,19 @@ class Settings(BaseModel):
     clock_skew_s: int = Field(
         default=300, ge=0, description="How far ahead of the gateway clock a reading may be (s)."
     )
+    anchor_enabled: bool = Field(
+        default=True, description="Run the background anchorer (false: readings stay pending)."
+    )
+    anchor_interval_s: float = Field(
+        default=1.0, gt=0, description="How often the anchorer looks for pending readings (s)."
+    )
+    anchor_max_readings: int = Field(
+        default=10000, ge=1, le=2**32 - 1, description="Most readings in one anchored batch."
+    )
+    registrar_token: str | None = Field(
+        default=None,
+        description="Bearer token of the registrar API routes; unset: those routes answer 403.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 

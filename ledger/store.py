@@ -1,24 +1,29 @@
-"""The gateway's durable store: SQLite in WAL mode with synchronous=FULL.
+"""The gateway's durable store: SQLite (WAL, synchronous=FULL) by default, PostgreSQL by URL.
 
-WAL lets readers run beside the single writer; synchronous=FULL makes a COMMIT durable across a
-power cut, which is what "acknowledged means durable" needs. The schema is versioned in the
-database itself so later releases can migrate it in place.
+SQLite: WAL lets readers run beside the single writer; synchronous=FULL makes a COMMIT durable
+across a power cut, which is what "acknowledged means durable" needs. PostgreSQL: its default
+(fsync on, synchronous_commit on) is durable at COMMIT; several gateways can share one database.
+
+One SQL text serves both (written with `?` placeholders; the PostgreSQL backend rewrites them to
+`%s`). The schema is versioned in the database itself so later releases can migrate it in place.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from ledger.errors import ConfigError
+from ledger.errors import ConfigError, LedgerError
 from ledger.settings import Settings
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # uint64 values (seq, timestamp, registers) do not fit SQLite's signed 64-bit INTEGER, so they are
 # stored as 8-byte big-endian BLOBs: BLOBs compare with memcmp, so they sort like the numbers and
 # `ORDER BY seq` / `seq < ?` work. Meter ids are the raw bytes32.
@@ -29,42 +34,63 @@ CREATE TABLE IF NOT EXISTS schema_info (
 );
 -- Accepted native readings: the exact bytes and signature received, never a re-serialisation.
 CREATE TABLE IF NOT EXISTS readings (
-    meter_id    BLOB NOT NULL,      -- bytes32
-    seq         BLOB NOT NULL,      -- uint64 big-endian
-    timestamp   BLOB NOT NULL,      -- uint64 big-endian, Unix seconds
-    import_wh   BLOB NOT NULL,      -- uint64 big-endian, OBIS 1-0:1.8.0
-    export_wh   BLOB NOT NULL,      -- uint64 big-endian, OBIS 1-0:2.8.0
-    status      INTEGER NOT NULL,   -- uint32
-    canonical   BLOB NOT NULL,      -- the 256 canonical bytes as received
-    signature   BLOB NOT NULL,      -- the signature bytes as received (first accepted form)
+    meter_id    {blob} NOT NULL,    -- bytes32
+    seq         {blob} NOT NULL,    -- uint64 big-endian
+    timestamp   {blob} NOT NULL,    -- uint64 big-endian, Unix seconds
+    import_wh   {blob} NOT NULL,    -- uint64 big-endian, OBIS 1-0:1.8.0
+    export_wh   {blob} NOT NULL,    -- uint64 big-endian, OBIS 1-0:2.8.0
+    status      BIGINT NOT NULL,    -- uint32
+    canonical   {blob} NOT NULL,    -- the 256 canonical bytes (as received, for native readings)
+    signature   {blob} NOT NULL,    -- the signature bytes as received (first accepted form)
     key_epoch   INTEGER NOT NULL,   -- MeterRegistry key epoch the signature verified under
-    leaf        BLOB NOT NULL,      -- keccak256(keccak256(canonical))
+    leaf        {blob} NOT NULL,    -- keccak256(keccak256(canonical))
     receipt_id  TEXT NOT NULL UNIQUE,
     received_at TEXT NOT NULL,      -- ISO 8601 UTC
-    batch_id    INTEGER,            -- ReadingLedger batch, set by the anchorer; NULL = pending
+    batch_id    BIGINT,             -- ReadingLedger batch (intent or anchored); NULL = pending
+    source      TEXT NOT NULL DEFAULT 'native',  -- 'native' | 'ocmf'
+    raw         {blob},             -- OCMF: the exact string received (its signature signs it)
+    leaf_index  INTEGER,            -- position of the leaf in its batch's Merkle tree
     PRIMARY KEY (meter_id, seq)
 );
-CREATE INDEX IF NOT EXISTS readings_pending ON readings(batch_id) WHERE batch_id IS NULL;
+CREATE INDEX IF NOT EXISTS readings_pending ON readings(received_at) WHERE batch_id IS NULL;
+CREATE INDEX IF NOT EXISTS readings_by_batch ON readings(batch_id, leaf_index);
+-- Batches of readings for ReadingLedger. A row is committed as an 'intent' (root, and
+-- readings.batch_id / leaf_index of its members) BEFORE the anchoring transaction is sent, and
+-- marked 'anchored' from the transaction receipt or the chain's event. 'foreign': the chain holds
+-- another root under this id (anchored by something that is not this database); its readings
+-- were released to a later batch.
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id     BIGINT PRIMARY KEY,
+    root         {blob} NOT NULL,
+    count        INTEGER NOT NULL,
+    from_ts      {blob} NOT NULL,   -- uint64 big-endian: earliest reading time
+    to_ts        {blob} NOT NULL,   -- uint64 big-endian: latest reading time
+    status       TEXT NOT NULL,     -- 'intent' | 'anchored' | 'foreign'
+    tx_hash      {blob},
+    block_number BIGINT,
+    created_at   TEXT NOT NULL,     -- ISO 8601 UTC
+    anchored_at  TEXT               -- ISO 8601 UTC, when this gateway saw it mined
+);
 -- A meter signed two different readings with the same seq: evidence for auditors.
 CREATE TABLE IF NOT EXISTS meter_integrity_events (
-    id                 INTEGER PRIMARY KEY AUTOINCREMENT,
-    meter_id           BLOB NOT NULL,
-    seq                BLOB NOT NULL,
+    id                 {serial},
+    meter_id           {blob} NOT NULL,
+    seq                {blob} NOT NULL,
     kind               TEXT NOT NULL,
-    stored_hash        BLOB NOT NULL,   -- SHA-256 of the stored canonical bytes
-    received_hash      BLOB NOT NULL,   -- SHA-256 of the refused canonical bytes
-    received_canonical BLOB NOT NULL,
-    received_signature BLOB NOT NULL,
+    stored_hash        {blob} NOT NULL,   -- SHA-256 of the stored canonical bytes
+    received_hash      {blob} NOT NULL,   -- SHA-256 of the refused canonical bytes
+    received_canonical {blob} NOT NULL,
+    received_signature {blob} NOT NULL,
     detected_at        TEXT NOT NULL
 );
 -- Sequence numbers missing between two stored readings of a meter. A gap is never deleted: when
 -- a late reading fills part of it, it is marked resolved and what is still missing is recorded
 -- as new open gaps.
 CREATE TABLE IF NOT EXISTS reading_gaps (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    meter_id    BLOB NOT NULL,
-    from_seq    BLOB NOT NULL,      -- uint64 big-endian, inclusive
-    to_seq      BLOB NOT NULL,      -- uint64 big-endian, inclusive
+    id          {serial},
+    meter_id    {blob} NOT NULL,
+    from_seq    {blob} NOT NULL,    -- uint64 big-endian, inclusive
+    to_seq      {blob} NOT NULL,    -- uint64 big-endian, inclusive
     detected_at TEXT NOT NULL,
     resolved_at TEXT
 );
@@ -72,10 +98,25 @@ CREATE INDEX IF NOT EXISTS reading_gaps_open ON reading_gaps(meter_id, from_seq)
     WHERE resolved_at IS NULL;
 """
 
+_SQLITE_TYPES = {"blob": "BLOB", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT"}
+_POSTGRES_TYPES = {"blob": "BYTEA", "serial": "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"}
+# Columns added to `readings` by schema version 3 (SQLite files of version 2 get them on open).
+_V3_READING_COLUMNS = {
+    "source": "source TEXT NOT NULL DEFAULT 'native'",
+    "raw": "raw BLOB",
+    "leaf_index": "leaf_index INTEGER",
+}
+
 _READING_COLUMNS = (
     "meter_id, seq, timestamp, import_wh, export_wh, status, canonical, signature, key_epoch, "
-    "leaf, receipt_id, received_at, batch_id"
+    "leaf, receipt_id, received_at, batch_id, source, raw, leaf_index"
 )
+_BATCH_COLUMNS = (
+    "batch_id, root, count, from_ts, to_ts, status, tx_hash, block_number, created_at, anchored_at"
+)
+# Keys of PostgreSQL advisory locks (any fixed 64-bit numbers; "EL" + purpose).
+_PG_WRITE_LOCK = 0x454C_0001
+_PG_ANCHOR_LOCK = 0x454C_0002
 
 
 def _u64(value: int) -> bytes:
@@ -103,6 +144,11 @@ class StoredReading:
     receipt_id: str
     received_at: str
     batch_id: int | None = None
+    # "native": `signature` signs `canonical`. "ocmf": `signature` signs `raw` (the exact OCMF
+    # payload bytes received) and `canonical` is the same record re-encoded by the gateway.
+    source: str = "native"
+    raw: bytes | None = None
+    leaf_index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -130,7 +176,7 @@ class Gap:
     resolved_at: str | None
 
 
-def _reading(row: tuple[Any, ...]) -> StoredReading:
+def _reading(row: Sequence[Any]) -> StoredReading:
     return StoredReading(
         meter_id=bytes(row[0]),
         seq=_int(row[1]),
@@ -145,7 +191,90 @@ def _reading(row: tuple[Any, ...]) -> StoredReading:
         receipt_id=str(row[10]),
         received_at=str(row[11]),
         batch_id=None if row[12] is None else int(row[12]),
+        source=str(row[13]),
+        raw=None if row[14] is None else bytes(row[14]),
+        leaf_index=None if row[15] is None else int(row[15]),
     )
+
+
+class BatchStatus:
+    INTENT = "intent"
+    ANCHORED = "anchored"
+    FOREIGN = "foreign"
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """One row of `batches`."""
+
+    batch_id: int
+    root: bytes
+    count: int
+    from_ts: int
+    to_ts: int
+    status: str
+    tx_hash: bytes | None
+    block_number: int | None
+    created_at: str
+    anchored_at: str | None
+
+
+def _batch(row: Sequence[Any]) -> BatchRecord:
+    return BatchRecord(
+        batch_id=int(row[0]),
+        root=bytes(row[1]),
+        count=int(row[2]),
+        from_ts=_int(row[3]),
+        to_ts=_int(row[4]),
+        status=str(row[5]),
+        tx_hash=None if row[6] is None else bytes(row[6]),
+        block_number=None if row[7] is None else int(row[7]),
+        created_at=str(row[8]),
+        anchored_at=None if row[9] is None else str(row[9]),
+    )
+
+
+@dataclass(frozen=True)
+class PendingLeaf:
+    """A reading not yet in a batch: what the batcher needs of it."""
+
+    meter_id: bytes
+    seq: int
+    timestamp: int
+    leaf: bytes
+
+
+class StoreError(LedgerError):
+    """The database refused an operation the ledger relies on."""
+
+    code = "store_error"
+
+
+class _Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class _Backend(Protocol):
+    """What the store needs of a database connection; SQL is written with `?` placeholders."""
+
+    name: str
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor: ...
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    def begin_write(self) -> None:
+        """Starts a transaction that excludes every other writer until COMMIT/ROLLBACK."""
+        ...
+
+    def in_transaction(self) -> bool: ...
+
+    def close(self) -> None: ...
 
 
 class ReadingWriter:
@@ -155,7 +284,7 @@ class ReadingWriter:
     checked against each other as well as against what was stored before.
     """
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: _Backend) -> None:
         self._db = db
 
     def reading(self, meter_id: bytes, seq: int) -> StoredReading | None:
@@ -187,7 +316,7 @@ class ReadingWriter:
     def insert_reading(self, reading: StoredReading) -> None:
         """Inserts a reading; a row already stored under (meter_id, seq) is left unchanged."""
         self._db.execute(
-            f"INSERT INTO readings ({_READING_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
+            f"INSERT INTO readings ({_READING_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
             "ON CONFLICT (meter_id, seq) DO NOTHING",
             (
                 reading.meter_id,
@@ -203,6 +332,9 @@ class ReadingWriter:
                 reading.receipt_id,
                 reading.received_at,
                 reading.batch_id,
+                reading.source,
+                reading.raw,
+                reading.leaf_index,
             ),
         )
 
@@ -244,7 +376,7 @@ class ReadingWriter:
         )
 
 
-def _gap(row: tuple[Any, ...]) -> Gap:
+def _gap(row: Sequence[Any]) -> Gap:
     return Gap(
         meter_id=bytes(row[0]),
         from_seq=_int(row[1]),
@@ -254,25 +386,221 @@ def _gap(row: tuple[Any, ...]) -> Gap:
     )
 
 
-class Store:
-    """One SQLite database file, opened with durable settings."""
+class _SQLiteBackend:
+    """One SQLite connection in autocommit mode (transactions are explicit)."""
+
+    name = "sqlite"
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        # The gateway serves requests from a thread pool; one connection guarded by a lock keeps
-        # SQLite's single-writer rule explicit.
-        self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         # Another process (a second gateway, the CLI) may hold the write lock briefly.
         self._db.execute("PRAGMA busy_timeout=10000")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
+        return self._db.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._db.executemany(sql, rows)
+
+    def begin_write(self) -> None:
+        # IMMEDIATE takes the database's write lock now, not at the first write.
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def in_transaction(self) -> bool:
+        return self._db.in_transaction
+
+    def create_schema(self) -> None:
+        version = self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'readings'"
+        ).fetchone()
+        if version is not None:
+            # A version-2 file: add the columns version 3 introduced before the new indexes
+            # (which name them) are created.
+            present = {row[1] for row in self._db.execute("PRAGMA table_info(readings)")}
+            for column, definition in _V3_READING_COLUMNS.items():
+                if column not in present:
+                    self._db.execute(f"ALTER TABLE readings ADD COLUMN {definition}")
+        self._db.executescript(_SCHEMA.format(**_SQLITE_TYPES))
+
+    def status(self) -> dict[str, Any]:
+        journal = self._db.execute("PRAGMA journal_mode").fetchone()[0]
+        synchronous = self._db.execute("PRAGMA synchronous").fetchone()[0]
+        return {
+            "backend": self.name,
+            "path": str(self.path),
+            "journal_mode": journal,
+            "synchronous": {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[synchronous],
+        }
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class _PostgresBackend:
+    """One psycopg connection in autocommit mode (transactions are explicit)."""
+
+    name = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        import psycopg  # imported here: SQLite users never load the driver
+
+        self.url = url
+        try:
+            self._db = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        except psycopg.Error as error:
+            raise ConfigError(
+                f"cannot connect to PostgreSQL at {_redacted(url)}: {error}"
+            ) from error
+        self._sql: dict[str, str] = {}
+
+    def _translate(self, sql: str) -> str:
+        translated = self._sql.get(sql)
+        if translated is None:
+            translated = self._sql[sql] = sql.replace("%", "%%").replace("?", "%s")
+        return translated
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
+        return self._db.execute(self._translate(sql), params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self._db.cursor() as cursor:
+            cursor.executemany(self._translate(sql), rows)
+
+    def begin_write(self) -> None:
+        self._db.execute("BEGIN")
+        # One writer at a time across every gateway on this database, like SQLite's write lock:
+        # the sequence checks of a request read a meter's neighbours and must not race another
+        # gateway's insert. Released by COMMIT or ROLLBACK.
+        self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_WRITE_LOCK,))
+
+    def in_transaction(self) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return self._db.info.transaction_status != TransactionStatus.IDLE
+
+    def create_schema(self) -> None:
+        self.begin_write()  # two gateways starting at once must not both create tables
+        try:
+            self._db.execute(_SCHEMA.format(**_POSTGRES_TYPES))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def status(self) -> dict[str, Any]:
+        synchronous = self._db.execute("SHOW synchronous_commit").fetchone()
+        fsync = self._db.execute("SHOW fsync").fetchone()
+        return {
+            "backend": self.name,
+            "url": _redacted(self.url),
+            "synchronous_commit": None if synchronous is None else synchronous[0],
+            "fsync": None if fsync is None else fsync[0],
+        }
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    return f"{scheme}{sep}{credentials.split(':', 1)[0]}:***@{host}"
+
+
+class AnchorLease:
+    """The right to anchor: held by at most one gateway per database, released when it dies.
+
+    SQLite: an exclusive `flock` on a file next to the database. PostgreSQL: a session-level
+    advisory lock on a connection of its own. Either way the operating system or the database
+    server drops the lease when the holder's process or connection ends, so a killed gateway
+    never blocks anchoring.
+    """
+
+    def __init__(self, location: Path | str) -> None:
+        self._location = location
+        self._fd: int | None = None
+        self._pg: Any = None
+
+    def try_acquire(self) -> bool:
+        """Takes the lease if it is free; True if this process holds it now."""
+        if self.held():
+            return True
+        self.release()
+        if isinstance(self._location, Path):
+            fd = os.open(self._location, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            self._fd = fd
+            return True
+        import psycopg
+
+        try:
+            connection = psycopg.connect(self._location, autocommit=True, connect_timeout=10)
+            row = connection.execute(
+                "SELECT pg_try_advisory_lock(%s)", (_PG_ANCHOR_LOCK,)
+            ).fetchone()
+        except psycopg.Error:
+            return False
+        if row is None or not row[0]:
+            connection.close()
+            return False
+        self._pg = connection
+        return True
+
+    def held(self) -> bool:
+        """Whether the lease is still held (a PostgreSQL connection may have died)."""
+        if self._fd is not None:
+            return True
+        if self._pg is None:
+            return False
+        try:
+            self._pg.execute("SELECT 1")
+        except Exception:  # noqa: BLE001 - any failure means the session, and the lock, are gone
+            return False
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+        if self._pg is not None:
+            try:
+                self._pg.close()
+            except Exception:  # noqa: BLE001 - the session is gone either way
+                pass
+            self._pg = None
+
+
+class Store:
+    """The ledger's database: a SQLite file (a `Path`) or PostgreSQL (a `postgresql://` URL)."""
+
+    def __init__(self, location: Path | str) -> None:
+        # The gateway serves requests from a thread pool and anchors from another thread; one
+        # connection guarded by a lock keeps the single-writer rule explicit.
+        self._lock = threading.Lock()
+        self._backend: _SQLiteBackend | _PostgresBackend
+        if isinstance(location, Path):
+            self.path: Path | None = location
+            self._backend = _SQLiteBackend(location)
+            self._lease_location: Path | str = location.with_name(location.name + ".anchor-lock")
+        else:
+            self.path = None
+            self._backend = _PostgresBackend(location)
+            self._lease_location = location
         with self._lock:
-            self._db.executescript(_SCHEMA)
-            # Version 2 only added tables (created above if missing), so older files upgrade here.
-            self._db.execute(
+            self._backend.create_schema()
+            self._backend.execute(
                 "INSERT INTO schema_info(key, value) VALUES ('version', ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value "
                 "WHERE CAST(schema_info.value AS INTEGER) < CAST(excluded.value AS INTEGER)",
@@ -281,60 +609,70 @@ class Store:
 
     @classmethod
     def open(cls, settings: Settings) -> Store:
-        """Opens the store the settings name (only SQLite so far)."""
+        """Opens the store the settings name."""
+        url = settings.database_url
+        if url is not None and url.startswith(("postgresql://", "postgres://")):
+            return cls(url)
         path = settings.sqlite_path
         if path is None:
             raise ConfigError(
                 f"LEDGER_DATABASE_URL {settings.database_url!r} is not supported: "
-                "use sqlite:///path/to/file.db"
+                "use sqlite:///path/to/file.db or postgresql://user@host:port/database"
             )
         return cls(path)
 
+    @property
+    def backend(self) -> str:
+        """'sqlite' or 'postgresql'."""
+        return self._backend.name
+
+    def anchor_lease(self) -> AnchorLease:
+        """A lease object for this database (not yet acquired)."""
+        return AnchorLease(self._lease_location)
+
     def status(self) -> dict[str, Any]:
-        """Health facts: backend, file, journal mode, synchronous level, schema version."""
+        """Health facts: backend, location, durability settings, schema version."""
         with self._lock:
-            journal = self._db.execute("PRAGMA journal_mode").fetchone()[0]
-            synchronous = self._db.execute("PRAGMA synchronous").fetchone()[0]
-            version = self._db.execute(
+            facts = self._backend.status()
+            version = self._backend.execute(
                 "SELECT value FROM schema_info WHERE key = 'version'"
             ).fetchone()[0]
-        return {
-            "backend": "sqlite",
-            "path": str(self.path),
-            "journal_mode": journal,
-            "synchronous": {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[synchronous],
-            "schema_version": int(version),
-            "ok": True,
-        }
+        return {**facts, "schema_version": int(version)}
+
+    @contextmanager
+    def _write(self) -> Iterator[_Backend]:
+        """One write transaction under the store's lock; COMMIT on exit, ROLLBACK on error."""
+        with self._lock:
+            self._backend.begin_write()
+            try:
+                yield self._backend
+                self._backend.execute("COMMIT")
+            except BaseException:
+                if self._backend.in_transaction():
+                    self._backend.execute("ROLLBACK")
+                raise
 
     @contextmanager
     def reading_transaction(self) -> Iterator[ReadingWriter]:
-        """One write transaction, under the store's lock: BEGIN IMMEDIATE ... COMMIT.
+        """One write transaction: every other writer (thread, process, gateway) waits.
 
-        IMMEDIATE takes SQLite's write lock at the start, so what the caller reads inside (a
-        meter's stored neighbours) cannot change before it writes: two requests for the same
-        (meter, seq), in this process or another, cannot both be accepted. The COMMIT is durable
-        (synchronous=FULL) when this block exits; an exception rolls everything back.
+        SQLite: BEGIN IMMEDIATE takes the write lock at the start; PostgreSQL: a transaction
+        advisory lock. Either way, what the caller reads inside (a meter's stored neighbours)
+        cannot change before it writes: two requests for the same (meter, seq) cannot both be
+        accepted. The COMMIT is durable when this block exits; an exception rolls back.
         """
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield ReadingWriter(self._db)
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
+        with self._write() as db:
+            yield ReadingWriter(db)
 
     def reading(self, meter_id: bytes, seq: int) -> StoredReading | None:
         """The stored reading (meter_id, seq), or None."""
         with self._lock:
-            return ReadingWriter(self._db).reading(meter_id, seq)
+            return ReadingWriter(self._backend).reading(meter_id, seq)
 
     def integrity_events(self, meter_id: bytes) -> list[IntegrityEvent]:
         """The meter's integrity events, oldest first."""
         with self._lock:
-            rows = self._db.execute(
+            rows = self._backend.execute(
                 "SELECT meter_id, seq, kind, stored_hash, received_hash, received_canonical, "
                 "received_signature, detected_at FROM meter_integrity_events "
                 "WHERE meter_id = ? ORDER BY id",
@@ -363,17 +701,152 @@ class Store:
         if open_only:
             query += " AND resolved_at IS NULL"
         with self._lock:
-            rows = self._db.execute(query + " ORDER BY id", (meter_id,)).fetchall()
+            rows = self._backend.execute(query + " ORDER BY id", (meter_id,)).fetchall()
         return [_gap(r) for r in rows]
 
-    def count_readings(self, meter_id: bytes) -> int:
-        """How many readings of the meter are stored."""
+    def count_readings(self, meter_id: bytes | None = None) -> int:
+        """How many readings are stored (of one meter, if given)."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT COUNT(*) FROM readings WHERE meter_id = ?", (meter_id,)
+            if meter_id is None:
+                row = self._backend.execute("SELECT COUNT(*) FROM readings").fetchone()
+            else:
+                row = self._backend.execute(
+                    "SELECT COUNT(*) FROM readings WHERE meter_id = ?", (meter_id,)
+                ).fetchone()
+        return int(row[0])
+
+    # --- batches (used by the anchorer) ------------------------------------------------------
+
+    def count_pending(self) -> int:
+        """How many readings are in no batch yet."""
+        with self._lock:
+            row = self._backend.execute(
+                "SELECT COUNT(*) FROM readings WHERE batch_id IS NULL"
             ).fetchone()
         return int(row[0])
 
+    def pending_leaves(self, limit: int) -> list[PendingLeaf]:
+        """Up to `limit` readings in no batch, oldest received first."""
+        with self._lock:
+            rows = self._backend.execute(
+                "SELECT meter_id, seq, timestamp, leaf FROM readings WHERE batch_id IS NULL "
+                "ORDER BY received_at, meter_id, seq LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [PendingLeaf(bytes(r[0]), _int(r[1]), _int(r[2]), bytes(r[3])) for r in rows]
+
+    def create_batch_intent(self, batch: BatchRecord, members: Sequence[PendingLeaf]) -> None:
+        """Commits a batch intent and assigns its readings (leaf index = position in `members`).
+
+        Raises:
+            StoreError: The batch id is taken or a member is already in a batch (another
+                anchorer got there first); nothing is written.
+        """
+        with self._write() as db:
+            taken = db.execute(
+                "SELECT 1 FROM batches WHERE batch_id = ?", (batch.batch_id,)
+            ).fetchone()
+            if taken is not None:
+                raise StoreError(f"batch {batch.batch_id} already exists")
+            db.execute(
+                f"INSERT INTO batches ({_BATCH_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                _batch_row(batch),
+            )
+            db.executemany(
+                "UPDATE readings SET batch_id = ?, leaf_index = ? "
+                "WHERE meter_id = ? AND seq = ? AND batch_id IS NULL",
+                [(batch.batch_id, i, m.meter_id, _u64(m.seq)) for i, m in enumerate(members)],
+            )
+            assigned = db.execute(
+                "SELECT COUNT(*) FROM readings WHERE batch_id = ?", (batch.batch_id,)
+            ).fetchone()[0]
+            if int(assigned) != len(members):
+                raise StoreError(
+                    f"batch {batch.batch_id}: {assigned} of {len(members)} readings were still "
+                    "pending"
+                )
+
+    def mark_anchored(
+        self, batch_id: int, tx_hash: bytes | None, block_number: int | None, anchored_at: str
+    ) -> None:
+        """Marks an intent anchored (idempotent: an anchored batch is left as it is)."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE batches SET status = ?, tx_hash = ?, block_number = ?, anchored_at = ? "
+                "WHERE batch_id = ? AND status = ?",
+                (
+                    BatchStatus.ANCHORED,
+                    tx_hash,
+                    block_number,
+                    anchored_at,
+                    batch_id,
+                    BatchStatus.INTENT,
+                ),
+            )
+
+    def mark_foreign(self, batch_id: int, chain_root: bytes) -> int:
+        """The chain holds another root under `batch_id`: releases the intent's readings to a
+        later batch and keeps the id as 'foreign' with the chain's root. Returns how many
+        readings were released."""
+        with self._write() as db:
+            released = db.execute(
+                "UPDATE readings SET batch_id = NULL, leaf_index = NULL WHERE batch_id = ?",
+                (batch_id,),
+            ).rowcount
+            db.execute(
+                "UPDATE batches SET status = ?, root = ?, count = 0, tx_hash = NULL, "
+                "block_number = NULL WHERE batch_id = ?",
+                (BatchStatus.FOREIGN, chain_root, batch_id),
+            )
+        return int(released)
+
+    def batches(self, *, status: str | None = None) -> list[BatchRecord]:
+        """Batches by id (only those with `status`, if given)."""
+        query = f"SELECT {_BATCH_COLUMNS} FROM batches"
+        params: tuple[Any, ...] = ()
+        if status is not None:
+            query += " WHERE status = ?"
+            params = (status,)
+        with self._lock:
+            rows = self._backend.execute(query + " ORDER BY batch_id", params).fetchall()
+        return [_batch(r) for r in rows]
+
+    def batch(self, batch_id: int) -> BatchRecord | None:
+        with self._lock:
+            row = self._backend.execute(
+                f"SELECT {_BATCH_COLUMNS} FROM batches WHERE batch_id = ?", (batch_id,)
+            ).fetchone()
+        return None if row is None else _batch(row)
+
+    def last_batch_id(self) -> int:
+        """The highest batch id recorded (0 when there is none)."""
+        with self._lock:
+            row = self._backend.execute("SELECT MAX(batch_id) FROM batches").fetchone()
+        return 0 if row is None or row[0] is None else int(row[0])
+
+    def batch_leaves(self, batch_id: int) -> list[bytes]:
+        """The leaves of a batch in tree order."""
+        with self._lock:
+            rows = self._backend.execute(
+                "SELECT leaf FROM readings WHERE batch_id = ? ORDER BY leaf_index", (batch_id,)
+            ).fetchall()
+        return [bytes(r[0]) for r in rows]
+
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self._backend.close()
+
+
+def _batch_row(batch: BatchRecord) -> tuple[Any, ...]:
+    return (
+        batch.batch_id,
+        batch.root,
+        batch.count,
+        _u64(batch.from_ts),
+        _u64(batch.to_ts),
+        batch.status,
+        batch.tx_hash,
+        batch.block_number,
+        batch.created_at,
+        batch.anchored_at,
+    )

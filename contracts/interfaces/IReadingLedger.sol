@@ -6,21 +6,10 @@ pragma solidity ^0.8.24;
 /// @dev Leaves are `keccak256(bytes.concat(keccak256(abi.encode(...reading fields))))` and inner
 /// nodes hash sorted pairs, exactly as OpenZeppelin `MerkleProof` expects. Batch ids are strictly
 /// consecutive (1, 2, 3, ...) so a gap or a replay of an anchor is impossible by construction.
+/// Only the root of a batch is kept in storage (one slot per batch: anchoring 1,000 readings costs
+/// about 52 gas each); its count and time range are in the `ReadingBatchAnchored` event, where
+/// auditors read them, and the anchoring time is that event's block time.
 interface IReadingLedger {
-    /// @notice One anchored batch.
-    /// @param root Merkle root over the batch's reading leaves.
-    /// @param count Number of readings (leaves) in the batch.
-    /// @param fromTimestamp Earliest reading time in the batch (Unix s).
-    /// @param toTimestamp Latest reading time in the batch (Unix s).
-    /// @param anchoredAt Block time of the anchoring transaction.
-    struct Batch {
-        bytes32 root;
-        uint32 count;
-        uint64 fromTimestamp;
-        uint64 toTimestamp;
-        uint64 anchoredAt;
-    }
-
     /// @notice Batch ids must be exactly the last anchored id + 1.
     error ReadingLedgerUnexpectedBatchId(uint256 batchId, uint256 expectedBatchId);
     /// @notice A batch root cannot be zero.
@@ -49,8 +38,9 @@ interface IReadingLedger {
     /// @notice The id of the last anchored batch (0 before the first).
     function lastBatchId() external view returns (uint256);
 
-    /// @notice An anchored batch; reverts with `ReadingLedgerUnknownBatch` if not anchored.
-    function batch(uint256 batchId) external view returns (Batch memory);
+    /// @notice The Merkle root of an anchored batch; reverts with `ReadingLedgerUnknownBatch` if
+    /// the batch is not anchored.
+    function batchRoot(uint256 batchId) external view returns (bytes32);
 
     /// @notice Whether `leaf` is in anchored batch `batchId`, given its Merkle `proof`.
     /// Reverts with `ReadingLedgerUnknownBatch` if the batch is not anchored.

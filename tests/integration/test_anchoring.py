@@ -1,0 +1,282 @@
+"""The anchorer against a real chain, on SQLite and on PostgreSQL: batches, intents, crash
+recovery, foreign batches, the lease, and proofs that verify on chain and in pure Python.
+
+Crashes are reproduced by the state they leave: an intent committed and never sent, or a batch
+mined whose intent was never marked (the process died between the two).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from eth_utils.crypto import keccak
+
+from ledger.anchor import Anchorer, AnchorState, AnchorStuck, ProofService, utc_now_iso
+from ledger.chain import Chain
+from ledger.deployment import Deployment
+from ledger.merkle import MerkleTree
+from ledger.merkle import verify as verify_proof
+from ledger.readings import Reading, reading_leaf
+from ledger.store import BatchRecord, BatchStatus, Store, StoredReading
+from tests.fixtures.postgres import store_location
+
+METER = b"METER-ANCHOR-01".ljust(32, b"\x00")
+FIRST_TS = 1_700_000_000
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    opened = Store(store_location(database_url))
+    yield opened
+    opened.close()
+
+
+_started: list[Anchorer] = []
+
+
+@pytest.fixture(autouse=True)
+def _release_leases() -> Iterator[None]:
+    """Every anchorer a test made gives its lease back (closing its PostgreSQL session)."""
+    yield
+    while _started:
+        _started.pop().stop()
+
+
+def make_anchorer(
+    store: Store, chain: Chain, deployment: Deployment, max_readings: int = 1000
+) -> Anchorer:
+    anchorer = Anchorer(store, chain, deployment, interval_s=0.05, max_readings=max_readings)
+    _started.append(anchorer)
+    return anchorer
+
+
+def add_readings(store: Store, chain: Chain, count: int, first_seq: int = 1) -> list[StoredReading]:
+    """Stores `count` consecutive readings of METER (no signature needed to anchor)."""
+    stored = []
+    with store.reading_transaction() as writer:
+        for seq in range(first_seq, first_seq + count):
+            reading = Reading(
+                chain_id=chain.chain_id,
+                meter_id=METER,
+                seq=seq,
+                timestamp=FIRST_TS + 900 * seq,
+                import_wh=1_000 + 250 * seq,
+                export_wh=10 * seq,
+                status=0,
+            )
+            canonical = reading.encode()
+            row = StoredReading(
+                meter_id=METER,
+                seq=seq,
+                timestamp=reading.timestamp,
+                import_wh=reading.import_wh,
+                export_wh=reading.export_wh,
+                status=0,
+                canonical=canonical,
+                signature=b"\x01" * 64,
+                key_epoch=0,
+                leaf=reading_leaf(canonical),
+                receipt_id=uuid.uuid4().hex,
+                received_at=utc_now_iso(),
+            )
+            writer.insert_reading(row)
+            stored.append(row)
+    return stored
+
+
+def chain_last(chain: Chain, deployment: Deployment) -> int:
+    return int(chain.call(deployment.reading_ledger.functions.lastBatchId()))
+
+
+def assert_every_reading_provable(
+    store: Store, chain: Chain, deployment: Deployment, readings: list[StoredReading]
+) -> None:
+    proofs = ProofService(store)
+    ledger = deployment.reading_ledger
+    for reading in readings:
+        current = store.reading(reading.meter_id, reading.seq)
+        assert current is not None
+        proof = proofs.proof(current)
+        assert proof is not None, f"seq {reading.seq} is not anchored"
+        chain_root = bytes(chain.call(ledger.functions.batchRoot(proof.batch.batch_id)))
+        assert proof.batch.root == chain_root
+        assert verify_proof(list(proof.proof), chain_root, current.leaf)
+        assert chain.call(
+            ledger.functions.verifyReading(proof.batch.batch_id, current.leaf, list(proof.proof))
+        )
+
+
+def test_pending_readings_are_anchored_and_provable(
+    store: Store, chain: Chain, deployment: Deployment
+) -> None:
+    readings = add_readings(store, chain, 7)
+
+    result = make_anchorer(store, chain, deployment).run_once()
+
+    assert result.anchored == (1,)
+    assert result.state is AnchorState.IDLE
+    (batch,) = store.batches()
+    assert (batch.status, batch.count, batch.from_ts, batch.to_ts) == (
+        BatchStatus.ANCHORED,
+        7,
+        readings[0].timestamp,
+        readings[-1].timestamp,
+    )
+    assert batch.tx_hash is not None
+    receipt = chain.w3.eth.get_transaction_receipt(batch.tx_hash)  # type: ignore[arg-type]
+    assert receipt["blockNumber"] == batch.block_number
+    assert store.count_pending() == 0
+    assert_every_reading_provable(store, chain, deployment, readings)
+
+
+def test_readings_beyond_the_batch_limit_go_into_later_batches(
+    store: Store, chain: Chain, deployment: Deployment
+) -> None:
+    readings = add_readings(store, chain, 25)
+    anchorer = make_anchorer(store, chain, deployment, max_readings=10)
+
+    states = [anchorer.run_once().state for _ in range(3)]
+
+    assert states == [AnchorState.ANCHORING, AnchorState.ANCHORING, AnchorState.IDLE]
+    assert [b.count for b in store.batches()] == [10, 10, 5]
+    assert chain_last(chain, deployment) == 3
+    assert_every_reading_provable(store, chain, deployment, readings)
+
+
+def test_nothing_pending_sends_nothing(store: Store, chain: Chain, deployment: Deployment) -> None:
+    result = make_anchorer(store, chain, deployment).run_once()
+
+    assert (result.state, result.anchored) == (AnchorState.IDLE, ())
+    assert chain_last(chain, deployment) == 0
+
+
+def commit_intent(store: Store, batch_id: int) -> BatchRecord:
+    """What a crash right after committing an intent (before sending it) leaves behind."""
+    members = store.pending_leaves(1000)
+    tree = MerkleTree([m.leaf for m in members])
+    intent = BatchRecord(
+        batch_id=batch_id,
+        root=tree.root,
+        count=len(members),
+        from_ts=min(m.timestamp for m in members),
+        to_ts=max(m.timestamp for m in members),
+        status=BatchStatus.INTENT,
+        tx_hash=None,
+        block_number=None,
+        created_at=utc_now_iso(),
+        anchored_at=None,
+    )
+    store.create_batch_intent(intent, members)
+    return intent
+
+
+def test_an_intent_never_sent_is_sent_after_a_restart(
+    store: Store, chain: Chain, deployment: Deployment
+) -> None:
+    readings = add_readings(store, chain, 5)
+    commit_intent(store, 1)
+
+    result = make_anchorer(store, chain, deployment).run_once()
+
+    assert result.anchored == ()  # the intent was reconciled, no new batch was needed
+    assert chain_last(chain, deployment) == 1
+    assert [(b.batch_id, b.status) for b in store.batches()] == [(1, BatchStatus.ANCHORED)]
+    assert_every_reading_provable(store, chain, deployment, readings)
+
+
+def test_an_intent_mined_but_never_marked_is_marked_not_sent_again(
+    store: Store, chain: Chain, deployment: Deployment
+) -> None:
+    readings = add_readings(store, chain, 5)
+    intent = commit_intent(store, 1)
+    receipt = chain.transact(
+        deployment.reading_ledger.functions.anchor(
+            1, intent.root, intent.count, intent.from_ts, intent.to_ts
+        )
+    )
+
+    make_anchorer(store, chain, deployment).run_once()
+
+    assert chain_last(chain, deployment) == 1
+    (batch,) = store.batches()
+    assert batch.status == BatchStatus.ANCHORED
+    assert batch.tx_hash == bytes(receipt["transactionHash"])
+    assert batch.block_number == receipt["blockNumber"]
+    assert_every_reading_provable(store, chain, deployment, readings)
+
+
+def test_a_foreign_root_under_the_intents_id_releases_its_readings_to_a_later_batch(
+    store: Store, chain: Chain, deployment: Deployment
+) -> None:
+    readings = add_readings(store, chain, 4)
+    commit_intent(store, 1)
+    foreign_root = keccak(text="anchored by someone else")
+    chain.transact(
+        deployment.reading_ledger.functions.anchor(1, foreign_root, 1, FIRST_TS, FIRST_TS)
+    )
+
+    anchorer = make_anchorer(store, chain, deployment)
+    first = anchorer.run_once()
+
+    assert first.released == 4
+    batches = store.batches()
+    assert [(b.batch_id, b.status) for b in batches] == [
+        (1, BatchStatus.FOREIGN),
+        (2, BatchStatus.ANCHORED),
+    ]
+    assert batches[0].root == foreign_root
+    assert_every_reading_provable(store, chain, deployment, readings)
+
+
+def test_batches_anchored_outside_this_database_are_recorded_and_skipped(
+    store: Store, chain: Chain, deployment: Deployment
+) -> None:
+    readings = add_readings(store, chain, 3)
+    chain.transact(
+        deployment.reading_ledger.functions.anchor(1, keccak(text="other"), 1, FIRST_TS, FIRST_TS)
+    )
+
+    make_anchorer(store, chain, deployment).run_once()
+
+    assert [(b.batch_id, b.status) for b in store.batches()] == [
+        (1, BatchStatus.FOREIGN),
+        (2, BatchStatus.ANCHORED),
+    ]
+    assert_every_reading_provable(store, chain, deployment, readings)
+
+
+def test_an_intent_ahead_of_the_chain_stops_anchoring(
+    store: Store, chain: Chain, deployment: Deployment
+) -> None:
+    add_readings(store, chain, 2)
+    commit_intent(store, 3)  # batches 1 and 2 are not on this chain
+
+    with pytest.raises(AnchorStuck):
+        make_anchorer(store, chain, deployment).run_once()
+    assert chain_last(chain, deployment) == 0
+
+
+def test_only_one_anchorer_holds_the_lease(
+    database_url: str, chain: Chain, deployment: Deployment
+) -> None:
+    first_store = Store(store_location(database_url))
+    second_store = Store(store_location(database_url))
+    first = make_anchorer(first_store, chain, deployment)
+    second = make_anchorer(second_store, chain, deployment)
+    try:
+        add_readings(first_store, chain, 3)
+
+        assert first.run_once().state is AnchorState.IDLE
+        assert second.run_once().state is AnchorState.STANDBY
+        first.stop()  # releases the lease, as a dying process would
+        add_readings(first_store, chain, 2, first_seq=4)
+        taken_over = second.run_once()
+    finally:
+        second.stop()
+        first_store.close()
+        second_store.close()
+
+    assert taken_over.anchored == (2,)
+    assert chain_last(chain, deployment) == 2
