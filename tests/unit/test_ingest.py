@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import utils
@@ -37,6 +35,7 @@ from ledger.meters import (
 )
 from ledger.readings import Reading, reading_leaf, sign_reading
 from ledger.store import Store
+from tests.fixtures.postgres import store_location
 
 CHAIN_ID = 1337
 NOW = 1_700_000_000
@@ -115,8 +114,9 @@ def meter_key(registry: FakeRegistry) -> MeterPrivateKey:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(tmp_path / "ledger.db")
+def store(database_url: str) -> Iterator[Store]:
+    """The ingestion rules hold on both backends: every test runs on SQLite and PostgreSQL."""
+    opened = Store(store_location(database_url))
     yield opened
     opened.close()
 
@@ -210,12 +210,12 @@ def test_the_exact_canonical_bytes_and_der_signature_received_are_stored(
 
 
 def test_accepted_readings_are_committed_when_submit_returns(
-    ingestor: Ingestor, store: Store, meter_key: MeterPrivateKey
+    ingestor: Ingestor, database_url: str, meter_key: MeterPrivateKey
 ) -> None:
     submit_one(ingestor, submission(meter_key, reading(1)))
-    other = sqlite3.connect(store.path)
+    other = Store(store_location(database_url))  # another connection sees only committed rows
     try:
-        (count,) = other.execute("SELECT COUNT(*) FROM readings").fetchone()
+        count = other.count_readings()
     finally:
         other.close()
     assert count == 1
