@@ -1,7 +1,8 @@
 """Maps every LedgerError to one HTTP status and a stable machine-readable code.
 
 Clients get `{"error": {"code": ..., "message": ...}}` and never a stack trace. Request bodies and
-parameters that fail validation get `invalid_request` with the field errors.
+parameters that fail validation get `invalid_request` with the field errors; refusals by the HTTP
+layer itself (authorisation) are `ApiError`s that carry their own code.
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ _NOT_FOUND_REVERTS = {
     "MeterRegistryUnknownEpoch",
     "ReadingLedgerUnknownBatch",
 }
+# Custom errors about the request's own values rather than the chain's state: 422, not 409.
+_INVALID_INPUT_REVERTS = {
+    "MeterRegistryZeroOwner",
+    "MeterRegistryUnsupportedAlgorithm",
+    "MeterRegistryInvalidPublicKey",
+    "MeterRegistryValidFromInPast",
+}
 
 _STATUS = {
     MeterError: 422,
@@ -42,6 +50,16 @@ _STATUS = {
 }
 
 
+class ApiError(StarletteHTTPException):
+    """A refusal by the HTTP layer itself (not the ledger), with its own stable code."""
+
+    def __init__(
+        self, status_code: int, *, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(status_code=status_code, detail=message, headers=headers)
+        self.code = code
+
+
 def error_body(code: str, message: str, **extra: object) -> dict[str, object]:
     return {"error": {"code": code, "message": message, **extra}}
 
@@ -49,7 +67,11 @@ def error_body(code: str, message: str, **extra: object) -> dict[str, object]:
 def _ledger_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, LedgerError)
     if isinstance(error, ContractRevert):
-        status = 404 if error.error_name in _NOT_FOUND_REVERTS else 409
+        status = 409
+        if error.error_name in _NOT_FOUND_REVERTS:
+            status = 404
+        elif error.error_name in _INVALID_INPUT_REVERTS:
+            status = 422
         code = _snake(error.error_name)
         return JSONResponse(error_body(code, str(error)), status_code=status)
     status = next((s for cls, s in _STATUS.items() if isinstance(error, cls)), 500)
@@ -67,7 +89,10 @@ def _validation_error(_: Request, error: Exception) -> JSONResponse:
 
 def _http_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+    if isinstance(error, ApiError):
+        code = error.code
+    else:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
     return JSONResponse(
         error_body(code, str(error.detail)), status_code=error.status_code, headers=error.headers
     )

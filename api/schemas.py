@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 
 class ChainHealth(BaseModel):
@@ -16,12 +16,28 @@ class ChainHealth(BaseModel):
 
 
 class DatabaseHealth(BaseModel):
-    backend: str
-    path: str
-    journal_mode: str
-    synchronous: str
+    backend: str = Field(description="sqlite or postgresql")
+    path: str | None = Field(default=None, description="SQLite: the database file")
+    journal_mode: str | None = Field(default=None, description="SQLite: wal")
+    synchronous: str | None = Field(default=None, description="SQLite: FULL")
+    url: str | None = Field(default=None, description="PostgreSQL: the URL, password hidden")
+    synchronous_commit: str | None = Field(default=None, description="PostgreSQL: on")
+    fsync: str | None = Field(default=None, description="PostgreSQL: on")
     schema_version: int
-    ok: bool
+
+
+class AnchoringHealth(BaseModel):
+    enabled: bool
+    state: str = Field(
+        description="starting, idle, anchoring, standby (another gateway holds the anchoring "
+        "lease), chain_unavailable, stuck (needs an operator) or disabled"
+    )
+    last_error: str | None
+    pending_readings: int = Field(description="stored readings in no batch yet")
+    unanchored_batches: int = Field(
+        description="batch intents committed but not yet seen anchored on chain"
+    )
+    last_anchored_batch: int | None
 
 
 class HealthPublic(BaseModel):
@@ -29,6 +45,7 @@ class HealthPublic(BaseModel):
     chain: ChainHealth
     contracts: dict[str, str]
     database: DatabaseHealth
+    anchoring: AnchoringHealth
 
 
 class KeyEpochPublic(BaseModel):
@@ -75,12 +92,69 @@ class ReadingIn(BaseModel):
     )
 
 
-class ReadingBatchIn(BaseModel):
-    """Several readings in one request (at most LEDGER_MAX_BATCH, else 413 batch_too_large)."""
+OCMF_MAX_LENGTH = 16384
+"""The longest OCMF record accepted, in characters (a record with one reading is ~1 KB)."""
+
+
+class OcmfReadingIn(BaseModel):
+    """One OCMF record as a charger or its meter signed it (docs/ocmf.md)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    readings: list[ReadingIn]
+    meter_id: str = Field(
+        min_length=1,
+        max_length=66,
+        description="the meter serial (1-32 printable bytes) or 0x + 64 hex digits; must be the "
+        "record's meter serial `MS`",
+    )
+    ocmf: str = Field(
+        min_length=1,
+        max_length=OCMF_MAX_LENGTH,
+        description="the whole record `OCMF|{payload}|{signature}`, exactly as signed: the "
+        "signature is checked over the payload's bytes (UTF-8) as they arrive here",
+    )
+
+
+def _reading_kind(value: Any) -> str | None:
+    # An item is OCMF when it has an `ocmf` field. None (not an object) fails validation.
+    if isinstance(value, dict):
+        return "ocmf" if "ocmf" in value else "native"
+    if isinstance(value, BaseModel):
+        return "ocmf" if isinstance(value, OcmfReadingIn) else "native"
+    return None
+
+
+ReadingItemIn = Annotated[
+    Annotated[ReadingIn, Tag("native")] | Annotated[OcmfReadingIn, Tag("ocmf")],
+    Discriminator(_reading_kind),
+]
+"""One reading of a request: native (`canonical` + `signature`) or OCMF (`ocmf`)."""
+
+
+class ReadingBatchIn(BaseModel):
+    """Several readings in one request (at most LEDGER_MAX_BATCH, else 413 batch_too_large);
+    native and OCMF readings may be mixed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    readings: list[ReadingItemIn]
+
+
+def _request_kind(value: Any) -> str | None:
+    if isinstance(value, dict) and "readings" in value:
+        return "batch"
+    if isinstance(value, ReadingBatchIn):
+        return "batch"
+    return _reading_kind(value)
+
+
+ReadingsRequestIn = Annotated[
+    Annotated[ReadingIn, Tag("native")]
+    | Annotated[OcmfReadingIn, Tag("ocmf")]
+    | Annotated[ReadingBatchIn, Tag("batch")],
+    Discriminator(_request_kind),
+]
+"""The body of `POST /v1/readings`: one native reading, one OCMF record, or a batch."""
 
 
 class ReadingReceipt(BaseModel):
@@ -112,6 +186,19 @@ class ReadingResultsPublic(BaseModel):
     rejected: int
 
 
+class ReadingAnchorPublic(BaseModel):
+    """Where a reading is anchored, with the proof `ReadingLedger.verifyReading` accepts."""
+
+    batch_id: int
+    status: str = Field(description="'anchored'")
+    root: str = Field(description="0x + hex of the batch's Merkle root, as ReadingLedger holds it")
+    leaf_index: int = Field(description="position of the reading's leaf in the batch")
+    proof: list[str] = Field(description="sibling hashes from the leaf up to the root")
+    tx_hash: str | None = Field(description="the anchoring transaction")
+    block_number: int | None
+    anchored_at: str | None = Field(description="when the gateway saw the batch anchored (UTC)")
+
+
 class StoredReadingPublic(BaseModel):
     meter_id: str
     seq: int
@@ -121,7 +208,79 @@ class StoredReadingPublic(BaseModel):
     status: int
     canonical: str = Field(description="0x + hex of the exact canonical bytes received")
     signature: str = Field(description="0x + hex of the signature received first")
+    source: str = Field(description="native, or ocmf (then `raw` is the record as received)")
+    raw: str | None = Field(
+        description="OCMF: the whole `OCMF|{payload}|{signature}` record as received; its "
+        "signature signs the payload bytes inside it"
+    )
     key_epoch: int
     leaf: str
     receipt: ReadingReceipt
-    batch_id: int | None = Field(description="ReadingLedger batch; null until anchored")
+    batch_id: int | None = Field(
+        description="ReadingLedger batch the reading is assigned to; null while pending"
+    )
+    anchor: ReadingAnchorPublic | None = Field(
+        description="batch, Merkle proof and transaction; null until the batch is anchored"
+    )
+
+
+_PUBLIC_KEY_DESCRIPTION = (
+    "PEM SubjectPublicKeyInfo (-----BEGIN PUBLIC KEY-----), or 0x + hex in registry encoding "
+    "(SEC1 point for P-256 and secp256k1, the raw 32 bytes for Ed25519) read as `algorithm`. "
+    "Never a private key: it does not leave the meter."
+)
+_ALGORITHM_DESCRIPTION = (
+    "the key's algorithm; a hex key is read as this (default p256), a PEM key must match it"
+)
+
+
+class MeterRegisterIn(BaseModel):
+    """A new meter and its first key (registrar only)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    meter_id: str = Field(
+        min_length=1,
+        max_length=66,
+        pattern=r"^(0x[0-9a-fA-F]{64}|[^\x00-\x1f\x7f]{1,32})$",
+        description="the meter serial (1-32 printable bytes) or 0x + 64 hex digits",
+    )
+    owner: str = Field(
+        pattern=r"^0x[0-9a-fA-F]{40}$",
+        description="the owner's account address (a mixed-case one must be its checksum form)",
+    )
+    algorithm: Literal["p256", "ed25519", "secp256k1"] | None = Field(
+        default=None, description=_ALGORITHM_DESCRIPTION
+    )
+    public_key: str = Field(min_length=1, max_length=4096, description=_PUBLIC_KEY_DESCRIPTION)
+    valid_from: int | None = Field(
+        default=None,
+        ge=0,
+        lt=2**64,
+        description="Unix time (s) the key is valid from, may be past; default: now",
+    )
+
+
+class MeterRotateIn(BaseModel):
+    """A meter's next key (registrar only)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    algorithm: Literal["p256", "ed25519", "secp256k1"] | None = Field(
+        default=None, description=_ALGORITHM_DESCRIPTION
+    )
+    public_key: str = Field(min_length=1, max_length=4096, description=_PUBLIC_KEY_DESCRIPTION)
+    valid_from: int | None = Field(
+        default=None,
+        ge=0,
+        lt=2**64,
+        description="Unix time (s) the new key takes over; never in the past and after the "
+        "previous key's start; default: a few seconds from now",
+    )
+
+
+class MeterChangePublic(MeterPublic):
+    """The meter's owner and key history right after a registrar transaction."""
+
+    transaction_hash: str = Field(description="0x + hex of the MeterRegistry transaction")
+    block_number: int = Field(description="the block that holds it")

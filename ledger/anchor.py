@@ -28,7 +28,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -38,7 +37,14 @@ from ledger.chain import Chain
 from ledger.deployment import Deployment
 from ledger.errors import ContractRevert, LedgerError
 from ledger.merkle import MerkleTree
-from ledger.store import BatchRecord, BatchStatus, Store, StoredReading, StoreError
+from ledger.store import (
+    BatchRecord,
+    BatchStatus,
+    Store,
+    StoredReading,
+    StoreError,
+    utc_now_iso,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +77,6 @@ class CycleResult:
     state: AnchorState
     anchored: tuple[int, ...] = ()  # batch ids marked anchored in this cycle
     released: int = 0  # readings released from foreign batch ids
-
-
-def utc_now_iso(clock: Callable[[], float] = time.time) -> str:
-    """An ISO 8601 UTC time with microseconds (fixed width, so it sorts as text)."""
-    return datetime.fromtimestamp(clock(), tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Anchorer:
@@ -175,7 +176,8 @@ class Anchorer:
             # Another anchorer took these readings or this id (its lease overlapped ours).
             log.warning("batch intent not created: %s", error)
             return CycleResult(AnchorState.ANCHORING, tuple(anchored), released)
-        self._send(intent)
+        if not self._send(intent):
+            return CycleResult(AnchorState.ANCHORING, tuple(anchored), released)
         anchored.append(intent.batch_id)
         more = len(pending) == self._max_readings
         state = AnchorState.ANCHORING if more else AnchorState.IDLE
@@ -204,8 +206,9 @@ class Anchorer:
             "batches the database holds are missing on chain (was the chain reset?)"
         )
 
-    def _send(self, intent: BatchRecord) -> None:
-        """Sends the intent's anchor transaction and marks it anchored."""
+    def _send(self, intent: BatchRecord) -> bool:
+        """Sends the intent's anchor transaction and marks it anchored; False if the chain
+        refused the id (it is reconciled in the next cycle)."""
         call = self._ledger.functions.anchor(
             intent.batch_id, intent.root, intent.count, intent.from_ts, intent.to_ts
         )
@@ -217,13 +220,14 @@ class Anchorer:
             # Someone anchored this id meanwhile (our earlier send, or another anchorer): the
             # next cycle's reconciliation looks at what the chain holds.
             log.info("batch %d: %s; reconciling next cycle", intent.batch_id, error)
-            return
+            return False
         self._store.mark_anchored(
             intent.batch_id,
             bytes(receipt["transactionHash"]),
             int(receipt["blockNumber"]),
             utc_now_iso(self._clock),
         )
+        return True
 
     def _mark_from_event(self, batch_id: int) -> None:
         """Marks an anchored intent with the transaction that the chain's event names."""
@@ -272,6 +276,7 @@ class Anchorer:
             "state": self.state.value,
             "last_error": self.last_error,
             "pending_readings": self._store.count_pending(),
+            "unanchored_batches": len(self._store.batches(status=BatchStatus.INTENT)),
             "last_anchored_batch": anchored[-1].batch_id if anchored else None,
         }
 

@@ -1,12 +1,29 @@
-"""Ingestion of native signed readings: check each one, store the accepted ones durably.
+"""Ingestion of signed readings, native or OCMF: check each one, store the accepted ones durably.
 
-A request carries one reading or a batch. Each reading is checked in this order, and the first
-failed check is its result (a stable `code`, never an exception):
+A request carries one reading or a batch, each item either a native reading (`Submission`:
+canonical bytes and their signature, docs/reading-format.md) or an OCMF record (`OcmfSubmission`,
+docs/ocmf.md). Each is checked in this order, and the first failed check is its result (a stable
+`code`, never an exception). A native reading starts with
 
     malformed_reading       the canonical (or signature) hex is not hex, or the bytes are not the
                             one canonical encoding (`ledger.readings.decode`)
     meter_mismatch          the body's `meter_id` is not the canonical bytes' meterId
     wrong_chain             the canonical chainId is not this ledger's chain
+
+and an OCMF record with (its reading is built by the gateway, for this chain: `ledger.ocmf`)
+
+    ocmf_malformed          not `OCMF|{payload}|{signature}` with JSON sections and a usable SD
+    ocmf_bad_value          a value or time of `RD` is unusable (not a number, unit not kWh/Wh)
+    ocmf_unmappable         valid OCMF, but not one ledger reading: no MS, PG not T<n>, no
+                            import/export value, ...; or MS is not a valid meter id
+    ocmf_unsupported_algorithm  `SA` is not ECDSA-<curve>-SHA256/384/512
+    ocmf_unsupported_curve  `SA`'s curve is not one a MeterRegistry key can be on
+                            (secp256r1 = P-256, secp256k1)
+    meter_mismatch          the body's `meter_id` is not the record's meter serial `MS`
+
+and then both go through the same checks (for OCMF, bad_signature is the ECDSA signature over the
+exact payload bytes received, under the key of the reading's time):
+
     clock_skew              the reading's time is more than `clock_skew_s` ahead of our clock
     unknown_meter           no such meter in the MeterRegistry
     no_key_at_time          the meter had no key yet at the reading's time
@@ -20,8 +37,9 @@ failed check is its result (a stable `code`, never an exception):
                             the next one's
 
 A reading whose (meter, seq) is already stored with the same canonical bytes is a `duplicate`
-and gets the original receipt. A seq jump is accepted and the missing range is recorded as a gap
-for auditors; a late reading may fill it when it fits between its stored neighbours.
+and gets the original receipt (for an OCMF record: the canonical bytes the gateway built from it).
+A seq jump is accepted and the missing range is recorded as a gap for auditors; a late reading
+may fill it when it fits between its stored neighbours.
 
 The checks that need no database (up to the signature) run first, outside the store's lock; the
 sequence checks and the inserts of a whole request then run in ONE write transaction (BEGIN
@@ -37,14 +55,20 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
 from ledger.chain import Chain
 from ledger.deployment import Deployment
 from ledger.errors import ChainUnavailable, ContractRevert, LedgerError, MeterError
-from ledger.meters import KeyEpochView, MeterAdmin, meter_id_bytes, meter_id_text
+from ledger.meters import KeyAlgorithm, KeyEpochView, MeterAdmin, meter_id_bytes, meter_id_text
+from ledger.ocmf import (
+    OcmfError,
+    ledger_values,
+    parse_ocmf,
+    signature_method,
+    verify_ocmf,
+)
 from ledger.readings import (
     Reading,
     ReadingFormatError,
@@ -53,12 +77,15 @@ from ledger.readings import (
     reading_leaf,
     verify_reading_signature,
 )
-from ledger.store import IntegrityEvent, ReadingWriter, Store, StoredReading
+from ledger.store import IntegrityEvent, ReadingWriter, Store, StoredReading, utc_now_iso
 
 NEGATIVE_CACHE_S = 5.0
 """How long an unknown meter is remembered before the registry is asked again."""
 
 _HEX = re.compile(r"(0x)?((?:[0-9a-fA-F]{2})*)")
+
+# OCMF curves (`cryptography` names) a MeterRegistry key can be on, and the key's algorithm.
+_OCMF_KEY_ALGORITHMS = {"secp256r1": KeyAlgorithm.P256, "secp256k1": KeyAlgorithm.SECP256K1}
 
 
 class BatchTooLarge(LedgerError):
@@ -79,7 +106,9 @@ class ReadingNotFound(LedgerError):
 
 
 class Rejection(StrEnum):
-    """Stable codes of a rejected reading, in the order the checks run."""
+    """Stable codes of a rejected reading, in the order the checks of a native reading run;
+    the `OCMF_*` codes are those of an OCMF record's own checks, which come first for it (see
+    the module docstring)."""
 
     MALFORMED_READING = "malformed_reading"
     METER_MISMATCH = "meter_mismatch"
@@ -92,6 +121,12 @@ class Rejection(StrEnum):
     CONFLICTING_READING = "conflicting_reading"
     REGISTER_DECREASED = "register_decreased"
     TIMESTAMP_OUT_OF_ORDER = "timestamp_out_of_order"
+    # OCMF records only: the codes of `ledger.ocmf`'s errors (`OcmfError.code`).
+    OCMF_MALFORMED = "ocmf_malformed"
+    OCMF_BAD_VALUE = "ocmf_bad_value"
+    OCMF_UNMAPPABLE = "ocmf_unmappable"
+    OCMF_UNSUPPORTED_ALGORITHM = "ocmf_unsupported_algorithm"
+    OCMF_UNSUPPORTED_CURVE = "ocmf_unsupported_curve"
     # Retryable: the chain is unreachable and this meter's keys were never read. Send it again.
     KEYS_UNAVAILABLE = "keys_unavailable"
 
@@ -109,6 +144,14 @@ class Submission:
     meter_id: str
     canonical: str
     signature: str
+
+
+@dataclass(frozen=True)
+class OcmfSubmission:
+    """One OCMF record as a client sends it: the meter id and the whole `OCMF|..|..` text."""
+
+    meter_id: str
+    ocmf: str
 
 
 @dataclass(frozen=True)
@@ -172,7 +215,7 @@ class IngestResult:
 
 
 def stored_reading_dict(stored: StoredReading) -> dict[str, Any]:
-    """The public view of a stored reading: fields, exact bytes, receipt and anchoring batch."""
+    """The public view of a stored reading: fields, exact bytes, receipt and assigned batch."""
     return {
         "meter_id": meter_id_text(stored.meter_id),
         "seq": stored.seq,
@@ -182,6 +225,8 @@ def stored_reading_dict(stored: StoredReading) -> dict[str, Any]:
         "status": stored.status,
         "canonical": "0x" + stored.canonical.hex(),
         "signature": "0x" + stored.signature.hex(),
+        "source": stored.source,
+        "raw": None if stored.raw is None else stored.raw.decode("utf-8", errors="replace"),
         "key_epoch": stored.key_epoch,
         "leaf": "0x" + stored.leaf.hex(),
         "receipt": Receipt.of(stored).as_dict(),
@@ -343,15 +388,13 @@ class _Verified:
     canonical: bytes
     signature: bytes
     key_epoch: int
+    source: str = "native"
+    raw: bytes | None = None
 
 
 def _hex(text: str) -> bytes | None:
     match = _HEX.fullmatch(text)
     return None if match is None else bytes.fromhex(match.group(2))
-
-
-def _utc_now(clock: Callable[[], float]) -> str:
-    return datetime.fromtimestamp(clock(), tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 class Ingestor:
@@ -374,7 +417,7 @@ class Ingestor:
         self.clock_skew_s = clock_skew_s
         self._clock = clock
 
-    def submit(self, submissions: Sequence[Submission]) -> list[IngestResult]:
+    def submit(self, submissions: Sequence[Submission | OcmfSubmission]) -> list[IngestResult]:
         """One result per submission, in order; accepted readings are committed on return.
 
         Raises:
@@ -387,7 +430,7 @@ class Ingestor:
         checked = [self._verify(i, s, now, refreshed) for i, s in enumerate(submissions)]
         if not any(isinstance(c, _Verified) for c in checked):
             return [c for c in checked if isinstance(c, IngestResult)]
-        received_at = _utc_now(self._clock)
+        received_at = utc_now_iso(self._clock)
         with self._store.reading_transaction() as writer:
             return [
                 self._sequence(writer, c, received_at) if isinstance(c, _Verified) else c
@@ -407,6 +450,13 @@ class Ingestor:
         return stored
 
     def _verify(
+        self, index: int, submission: Submission | OcmfSubmission, now: int, refreshed: set[bytes]
+    ) -> _Verified | IngestResult:
+        if isinstance(submission, OcmfSubmission):
+            return self._verify_ocmf(index, submission, now, refreshed)
+        return self._verify_native(index, submission, now, refreshed)
+
+    def _verify_native(
         self, index: int, submission: Submission, now: int, refreshed: set[bytes]
     ) -> _Verified | IngestResult:
         # Until the bytes decode, the result names the meter the client claimed.
@@ -430,10 +480,9 @@ class Ingestor:
             return reject(Rejection.MALFORMED_READING, str(error))
         meter = meter_id_text(reading.meter_id)
         seq = reading.seq
-        try:
-            claimed = meter_id_bytes(submission.meter_id)
-        except MeterError as error:
-            return reject(Rejection.METER_MISMATCH, str(error), meter, seq)
+        claimed = _claimed_meter_id(submission.meter_id)
+        if isinstance(claimed, str):
+            return reject(Rejection.METER_MISMATCH, claimed, meter, seq)
         if claimed != reading.meter_id:
             return reject(
                 Rejection.METER_MISMATCH,
@@ -448,29 +497,124 @@ class Ingestor:
                 meter,
                 seq,
             )
-        if reading.timestamp > now + self.clock_skew_s:
-            return reject(
-                Rejection.CLOCK_SKEW,
-                f"timestamp {reading.timestamp} is {reading.timestamp - now} s ahead of the "
-                f"gateway clock (at most {self.clock_skew_s} s allowed)",
-                meter,
-                seq,
-            )
-        try:
-            history = self._keys.history(reading.meter_id, reading.timestamp, refreshed)
-        except ChainUnavailable as error:
-            return reject(Rejection.KEYS_UNAVAILABLE, str(error), meter, seq)
-        if history.epochs is None:
-            return reject(Rejection.UNKNOWN_METER, f"meter {meter!r} is not registered", meter, seq)
-        key = key_for_time(history.epochs, reading.timestamp)
-        if isinstance(key, Rejection):
-            what = "had no key yet" if key is Rejection.NO_KEY_AT_TIME else "had its key revoked"
-            return reject(key, f"meter {meter!r} {what} at {reading.timestamp}", meter, seq)
+        key = self._key_at(reading, now, refreshed)
+        if not isinstance(key, KeyEpochView):
+            return reject(*key, meter, seq)
         try:
             verify_reading_signature(key.algorithm, key.public_key, canonical, signature)
         except (ReadingSignatureError, MeterError) as error:
             return reject(Rejection.BAD_SIGNATURE, f"{error} (key epoch {key.index})", meter, seq)
         return _Verified(index, reading, canonical, signature, key.index)
+
+    def _verify_ocmf(
+        self, index: int, submission: OcmfSubmission, now: int, refreshed: set[bytes]
+    ) -> _Verified | IngestResult:
+        # Until the record maps onto a reading, the result names the meter the client claimed.
+        def reject(
+            code: Rejection,
+            message: str,
+            meter: str | None = submission.meter_id,
+            seq: int | None = None,
+        ) -> IngestResult:
+            return IngestResult(index, Outcome.REJECTED, code, message, meter, seq)
+
+        try:
+            record = parse_ocmf(submission.ocmf)
+            values = ledger_values(record)
+        except OcmfError as error:
+            return reject(_ocmf_rejection(error), str(error))
+        try:
+            meter_id = meter_id_bytes(values.meter_serial)
+            reading = Reading(
+                chain_id=self.chain_id,
+                meter_id=meter_id,
+                seq=values.seq,
+                timestamp=values.timestamp,
+                import_wh=values.import_wh,
+                export_wh=values.export_wh,
+                status=int(values.status),
+            )
+        except (MeterError, ReadingFormatError, UnicodeError) as error:
+            return reject(
+                Rejection.OCMF_UNMAPPABLE,
+                f"MS {values.meter_serial!r} is not a ledger meter id: {error}",
+            )
+        meter = meter_id_text(meter_id)
+        seq = reading.seq
+        try:
+            method = signature_method(record.signature.algorithm)
+        except OcmfError as error:
+            return reject(_ocmf_rejection(error), str(error), meter, seq)
+        algorithm = _OCMF_KEY_ALGORITHMS.get(method.curve.name)
+        if algorithm is None:
+            return reject(
+                Rejection.OCMF_UNSUPPORTED_CURVE,
+                f"OCMF curve {method.curve.name} ({method.identifier}) cannot be verified "
+                "against the MeterRegistry, whose ECDSA keys are on secp256r1 (P-256) or "
+                "secp256k1",
+                meter,
+                seq,
+            )
+        claimed = _claimed_meter_id(submission.meter_id)
+        if isinstance(claimed, str):
+            return reject(Rejection.METER_MISMATCH, claimed, meter, seq)
+        if claimed != meter_id:
+            return reject(
+                Rejection.METER_MISMATCH,
+                f"meter_id {submission.meter_id!r} is not the record's meter serial MS "
+                f"{values.meter_serial!r}",
+                meter,
+                seq,
+            )
+        key = self._key_at(reading, now, refreshed)
+        if not isinstance(key, KeyEpochView):
+            return reject(*key, meter, seq)
+        if key.algorithm is not algorithm:
+            return reject(
+                Rejection.BAD_SIGNATURE,
+                f"the record is signed with {method.identifier}, but the meter's key (epoch "
+                f"{key.index}) is {key.algorithm.label}",
+                meter,
+                seq,
+            )
+        try:
+            # The registry's SEC1 point, read on SA's curve (the same curve, checked above).
+            verify_ocmf(record, key.public_key)
+        except OcmfError as error:
+            return reject(Rejection.BAD_SIGNATURE, f"{error} (key epoch {key.index})", meter, seq)
+        return _Verified(
+            index,
+            reading,
+            reading.encode(),
+            record.signature.data,
+            key.index,
+            source="ocmf",
+            raw=record.raw,
+        )
+
+    def _key_at(
+        self, reading: Reading, now: int, refreshed: set[bytes]
+    ) -> KeyEpochView | tuple[Rejection, str]:
+        """The meter's key at the reading's time, once the time passes the clock-skew check;
+        else the rejection code and message."""
+        meter = meter_id_text(reading.meter_id)
+        if reading.timestamp > now + self.clock_skew_s:
+            return (
+                Rejection.CLOCK_SKEW,
+                f"timestamp {reading.timestamp} is {reading.timestamp - now} s ahead of the "
+                f"gateway clock (at most {self.clock_skew_s} s allowed)",
+            )
+        try:
+            history = self._keys.history(reading.meter_id, reading.timestamp, refreshed)
+        except ChainUnavailable as error:
+            return (Rejection.KEYS_UNAVAILABLE, str(error))
+        if history.epochs is None:
+            return (Rejection.UNKNOWN_METER, f"meter {meter!r} is not registered")
+        key = key_for_time(history.epochs, reading.timestamp)
+        if isinstance(key, Rejection):
+            what = "had no key yet" if key is Rejection.NO_KEY_AT_TIME else "had its key revoked"
+            return (key, f"meter {meter!r} {what} at {reading.timestamp}")
+        return key
 
     def _sequence(self, writer: ReadingWriter, v: _Verified, received_at: str) -> IngestResult:
         reading = v.reading
@@ -504,6 +648,7 @@ class Ingestor:
                     received_canonical=v.canonical,
                     received_signature=v.signature,
                     detected_at=received_at,
+                    received_raw=v.raw,
                 )
             )
             return result(
@@ -529,10 +674,30 @@ class Ingestor:
             leaf=reading_leaf(v.canonical),
             receipt_id=uuid.uuid4().hex,
             received_at=received_at,
+            source=v.source,
+            raw=v.raw,
         )
         writer.insert_reading(stored)
         _update_gaps(writer, reading, before, after, received_at)
         return result(Outcome.ACCEPTED, None, "stored", Receipt.of(stored))
+
+
+def _claimed_meter_id(meter_id: str) -> bytes | str:
+    """The bytes32 id the body names, or why it names none."""
+    try:
+        return meter_id_bytes(meter_id)
+    except MeterError as error:
+        return str(error)
+    except UnicodeError:  # a lone surrogate (JSON "\ud800") has no UTF-8 form
+        return f"meter id {meter_id!r} is not valid Unicode text"
+
+
+def _ocmf_rejection(error: OcmfError) -> Rejection:
+    """The rejection code of an OCMF parsing, mapping or algorithm error: the error's own."""
+    try:
+        return Rejection(error.code)
+    except ValueError:
+        return Rejection.OCMF_MALFORMED
 
 
 def _neighbour_problem(

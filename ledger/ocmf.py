@@ -13,6 +13,9 @@ Three steps, each usable alone:
   key given as hex or base64 DER SubjectPublicKeyInfo, raw hex `x||y`, a SEC1 point or PEM.
 - `OcmfRecord.register_readings` maps the import (`1-0:1.8.0`) and export (`1-0:2.8.0`) readings
   onto whole watt-hours; a value that is not a whole, non-negative number of Wh is refused.
+- `ledger_values` turns a whole record into the fields of ONE ledger reading (meter serial `MS`,
+  seq from the pagination `PG`, time, import and export rounded down to whole Wh, status flags),
+  as the gateway ingests it (docs/ocmf.md, "Ingestion").
 
 Every failure is an `OcmfError` (a `LedgerError`) with a stable `code`:
 
@@ -23,6 +26,7 @@ Every failure is an `OcmfError` (a `LedgerError`) with a stable `code`:
      +-- OcmfUnsupportedCurve    ocmf_unsupported_curve      secp192k1, unknown curves
      +-- OcmfBadKey              ocmf_bad_key                undecodable key, or not on SA's curve
      +-- OcmfBadSignature        ocmf_bad_signature          the signature does not verify
+     +-- OcmfUnmappable          ocmf_unmappable             valid OCMF, but no ledger reading
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import ROUND_DOWN, Decimal
-from enum import StrEnum
+from enum import IntFlag, StrEnum
 from types import MappingProxyType
 from typing import Any, Final, NewType
 
@@ -78,6 +82,9 @@ _OBIS = re.compile(
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})+", re.ASCII)
 _SIGNATURE_ALGORITHM = re.compile(r"ECDSA-(?P<curve>[A-Za-z0-9]+)-(?P<hash>SHA[0-9]+)", re.ASCII)
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+# `PG`: `T` (transaction) or `F` (fiscal) and the record's counter, in decimal.
+_PAGINATION = re.compile(r"(?P<kind>[TF])(?P<counter>[0-9]+)", re.ASCII)
+MAX_SEQ: Final = 2**64 - 1
 
 
 class OcmfError(LedgerError):
@@ -150,6 +157,17 @@ class OcmfBadSignature(OcmfError):
         super().__init__(f"OCMF signature ({algorithm}) is invalid: {reason}")
 
 
+class OcmfUnmappable(OcmfError):
+    """A valid OCMF record that does not describe one ledger reading (no `MS`, no `T` counter,
+    no import or export value, ...)."""
+
+    code = "ocmf_unmappable"
+
+    def __init__(self, *, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"OCMF record cannot be mapped onto a ledger reading: {reason}")
+
+
 class Register(StrEnum):
     """The ledger's registers, named by OBIS code; both cumulative, in Wh."""
 
@@ -164,6 +182,30 @@ class TimeStatus(StrEnum):
     INFORMATIVE = "I"
     SYNCHRONIZED = "S"
     RELATIVE = "R"  # informative start, duration measured with legal-metrology accuracy
+
+
+class StatusFlag(IntFlag):
+    """Bits of the `status` word of a ledger reading taken from an OCMF record; 0: none set.
+
+    Native readings give their status bits no meaning (docs/reading-format.md). For an OCMF
+    record the gateway sets these from the `RD` entries the registers were taken from, so the
+    anchored reading itself says whether the meter vouched for its value and its clock.
+    """
+
+    METER_STATUS = 0x01  # `ST` is present and not `G` (good)
+    ENERGY_ERROR = 0x02  # `EF` contains `E`: the energy value is unusable
+    TIME_ERROR = 0x04  # `EF` contains `t`: the time is unusable
+    TIME_UNSYNCHRONIZED = 0x08  # `TM` ends in `U`
+    TIME_INFORMATIVE = 0x10  # `TM` ends in `I`
+    TIME_RELATIVE = 0x20  # `TM` ends in `R`
+
+
+_TIME_FLAGS: Final = {
+    TimeStatus.SYNCHRONIZED: StatusFlag(0),
+    TimeStatus.UNSYNCHRONIZED: StatusFlag.TIME_UNSYNCHRONIZED,
+    TimeStatus.INFORMATIVE: StatusFlag.TIME_INFORMATIVE,
+    TimeStatus.RELATIVE: StatusFlag.TIME_RELATIVE,
+}
 
 
 @dataclass(frozen=True)
@@ -206,12 +248,16 @@ class OcmfReading:
     value: Decimal | None
     unit: str | None
 
-    def to_wh(self) -> Wh:
+    def to_wh(self, *, round_down: bool = False) -> Wh:
         """The value in whole watt-hours.
+
+        Args:
+            round_down: drop a fraction of a Wh (`0.2596 kWh` -> 259 Wh) instead of refusing it.
+                The ledger's ingestion does this (see `ledger_values`).
 
         Raises:
             OcmfBadValue: no value, a unit other than kWh/Wh, negative, not a whole number of
-                Wh after exact conversion, or above `MAX_WH`.
+                Wh after exact conversion (unless `round_down`), or above `MAX_WH`.
         """
         if self.value is None:
             raise OcmfBadValue(index=self.index, name="RV", value=None, reason="is missing")
@@ -222,7 +268,9 @@ class OcmfReading:
                 value=self.unit,
                 reason="is not an energy unit (kWh, Wh)",
             )
-        return _whole_wh(self.index, self.value, _UNIT_EXPONENT[self.unit], self.unit)
+        return _whole_wh(
+            self.index, self.value, _UNIT_EXPONENT[self.unit], self.unit, round_down=round_down
+        )
 
 
 @dataclass(frozen=True)
@@ -237,6 +285,31 @@ class RegisterReading:
     transaction: str | None
     status: str | None
     error_flags: str | None
+
+
+@dataclass(frozen=True)
+class LedgerValues:
+    """The ledger reading an OCMF record stands for, but for the chain id (see `ledger_values`).
+
+    Attributes:
+        meter_serial: `MS`, the id the meter is registered under in the MeterRegistry.
+        seq: the counter of `PG` (`T17` -> 17).
+        timestamp: Unix seconds of the latest import/export entry (its `TM`, rounded down).
+        timestamp_ms: the same time in milliseconds, exactly as `TM` states it.
+        import_wh: `1-0:1.8.0` at that time, rounded down to whole Wh; 0 when not reported.
+        export_wh: `1-0:2.8.0` at that time, rounded down to whole Wh; 0 when not reported.
+        status: `StatusFlag` bits of the entries the registers were taken from.
+        entries: the `RD` indexes the registers were taken from.
+    """
+
+    meter_serial: str
+    seq: int
+    timestamp: int
+    timestamp_ms: int
+    import_wh: Wh
+    export_wh: Wh
+    status: StatusFlag
+    entries: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -389,6 +462,101 @@ def verify_ocmf(record: OcmfRecord, public_key: PublicKeyInput) -> None:
         ) from None
     except ValueError as error:
         raise OcmfBadSignature(algorithm=method.identifier, reason=str(error)) from None
+
+
+def ledger_values(record: OcmfRecord) -> LedgerValues:
+    """The one ledger reading an OCMF record maps onto (docs/ocmf.md, "Ingestion").
+
+    The meter is `MS`; the seq is the counter of the transaction pagination `PG` = `T<n>`. The
+    time is that of the latest import or export entry in `RD`, and each register is the last
+    entry of that register at that time; earlier entries (a transaction's begin value) stay in
+    the raw record only. Values are rounded DOWN to whole Wh (registers are cumulative, so the
+    error stays below 1 Wh and never adds up); a register the record does not report is 0.
+
+    Raises:
+        OcmfUnmappable: no `MS`; `PG` missing, fiscal (`F<n>`), not `T<digits>` or above
+            2^64-1; no import or export value; a register whose last value is older than the
+            record's latest one; a time before 1970.
+        OcmfBadValue: a value taken has a unit other than kWh/Wh, is negative or too large.
+    """
+    if not record.meter_serial:
+        raise OcmfUnmappable(
+            reason="MS (meter serial) is missing or empty; the ledger identifies the meter by it"
+        )
+    seq = pagination_seq(record.pagination)
+    entries = [r for r in record.readings if r.register is not None and r.value is not None]
+    if not entries:
+        raise OcmfUnmappable(
+            reason="RD has no import (1-0:1.8.0) or export (1-0:2.8.0) register value"
+        )
+    latest = max(entry.timestamp_ms for entry in entries)
+    if latest < 0:
+        raise OcmfUnmappable(reason=f"the readings' time {latest} ms is before 1970")
+    values: dict[Register, Wh] = {}
+    status = StatusFlag(0)
+    used: list[int] = []
+    for register in Register:
+        of_register = [entry for entry in entries if entry.register is register]
+        if not of_register:
+            values[register] = Wh(0)
+            continue
+        at_latest = [entry for entry in of_register if entry.timestamp_ms == latest]
+        if not at_latest:
+            raise OcmfUnmappable(
+                reason=f"the last {register.name.lower()} value (RD entry "
+                f"{of_register[-1].index}) is older than the record's latest register value: "
+                "both registers must be reported at the same time"
+            )
+        chosen = at_latest[-1]
+        values[register] = chosen.to_wh(round_down=True)
+        status |= _status_flags(chosen)
+        used.append(chosen.index)
+    return LedgerValues(
+        meter_serial=record.meter_serial,
+        seq=seq,
+        timestamp=latest // 1000,
+        timestamp_ms=latest,
+        import_wh=values[Register.IMPORT],
+        export_wh=values[Register.EXPORT],
+        status=status,
+        entries=tuple(sorted(used)),
+    )
+
+
+def pagination_seq(pagination: str | None) -> int:
+    """The ledger seq of a record's `PG`: the counter of a transaction record, `T17` -> 17.
+
+    Raises:
+        OcmfUnmappable: `PG` is missing, a fiscal record's (`F<n>`: its counter runs apart from
+            the `T` counter, so both cannot share one seq space), not `T<digits>`, or > 2^64-1.
+    """
+    if pagination is None:
+        raise OcmfUnmappable(reason="PG (pagination) is missing; the ledger's seq comes from it")
+    match = _PAGINATION.fullmatch(pagination)
+    if match is None:
+        raise OcmfUnmappable(reason=f"PG {pagination!r} is not T or F and a decimal counter")
+    if match["kind"] == "F":
+        raise OcmfUnmappable(
+            reason=f"PG {pagination!r} is a fiscal record; the seq is the transaction counter "
+            "(T), which fiscal records do not share"
+        )
+    counter = match["counter"]
+    # Checked on the digits first: int() of thousands of digits is slow (and refused past 4300).
+    if len(counter.lstrip("0")) > 20 or int(counter) > MAX_SEQ:
+        raise OcmfUnmappable(reason=f"PG counter {counter} exceeds {MAX_SEQ}")
+    return int(counter)
+
+
+def _status_flags(reading: OcmfReading) -> StatusFlag:
+    flags = _TIME_FLAGS[reading.time_status]
+    if reading.status is not None and reading.status != "G":
+        flags |= StatusFlag.METER_STATUS
+    if reading.error_flags is not None:
+        if "E" in reading.error_flags:
+            flags |= StatusFlag.ENERGY_ERROR
+        if "t" in reading.error_flags:
+            flags |= StatusFlag.TIME_ERROR
+    return flags
 
 
 def signature_method(algorithm: str) -> SignatureMethod:
@@ -608,7 +776,9 @@ def _reading_value(index: int, value: object) -> Decimal:
     raise OcmfBadValue(index=index, name="RV", value=value, reason="is not a number")
 
 
-def _whole_wh(index: int, value: Decimal, exponent: int, unit: str) -> Wh:
+def _whole_wh(
+    index: int, value: Decimal, exponent: int, unit: str, *, round_down: bool = False
+) -> Wh:
     sign, digits, value_exponent = value.as_tuple()
     if not isinstance(value_exponent, int):
         raise OcmfBadValue(index=index, name="RV", value=value, reason="is not finite")
@@ -620,7 +790,7 @@ def _whole_wh(index: int, value: Decimal, exponent: int, unit: str) -> Wh:
     if scaled.adjusted() >= 20 or scaled > MAX_WH:
         raise OcmfBadValue(index=index, name="RV", value=shown, reason=f"exceeds {MAX_WH} Wh")
     whole = scaled.to_integral_value(rounding=ROUND_DOWN)
-    if whole != scaled:
+    if whole != scaled and not round_down:
         raise OcmfBadValue(
             index=index, name="RV", value=shown, reason=f"is {scaled} Wh, not a whole number of Wh"
         )

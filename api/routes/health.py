@@ -1,4 +1,4 @@
-"""Liveness and wiring: chain, contracts, database."""
+"""Liveness and wiring: chain, contracts, database, anchoring."""
 
 from __future__ import annotations
 
@@ -18,5 +18,6 @@ router = APIRouter(tags=["health"])
     responses={503: {"model": ErrorPublic, "description": "chain unreachable"}},
 )
 def healthz(node: NodeDep) -> dict[str, Any]:
-    """Chain id, latest block, contract addresses and database status."""
+    """Chain id, latest block, contract addresses, database status and the anchorer's state
+    (pending readings, last anchored batch)."""
     return node.health()

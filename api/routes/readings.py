@@ -10,12 +10,14 @@ from api.deps import NodeDep
 from api.routes.meters import MeterIdPath
 from api.schemas import (
     ErrorPublic,
+    OcmfReadingIn,
     ReadingBatchIn,
     ReadingIn,
     ReadingResultsPublic,
+    ReadingsRequestIn,
     StoredReadingPublic,
 )
-from ledger.ingest import Outcome, Submission, stored_reading_dict
+from ledger.ingest import OcmfSubmission, Outcome, Submission, stored_reading_dict
 
 router = APIRouter(tags=["readings"])
 
@@ -30,25 +32,29 @@ router = APIRouter(tags=["readings"])
         503: {"model": ErrorPublic, "description": "chain unreachable; nothing was stored"},
     },
 )
-def post_readings(
-    body: Annotated[ReadingIn | ReadingBatchIn, Body()], node: NodeDep
-) -> dict[str, Any]:
+def post_readings(body: Annotated[ReadingsRequestIn, Body()], node: NodeDep) -> dict[str, Any]:
     """Checks and stores one reading or a batch; one result per reading, in order.
 
-    Each result is `accepted` (with its receipt), `duplicate` (same meter, seq and canonical
-    bytes as a stored reading: the original receipt) or `rejected` (with a stable `code`).
-    Accepted readings are committed to the database before this answer is sent.
+    A reading is native (`meter_id`, `canonical`, `signature`) or an OCMF record (`meter_id`,
+    `ocmf`: `OCMF|{payload}|{signature}`); a batch may mix both. Each result is `accepted` (with
+    its receipt), `duplicate` (same meter, seq and canonical bytes as a stored reading: the
+    original receipt) or `rejected` (with a stable `code`). Accepted readings are committed to
+    the database before this answer is sent.
     """
     items = body.readings if isinstance(body, ReadingBatchIn) else [body]
-    results = node.ingestor.submit(
-        [Submission(r.meter_id, r.canonical, r.signature) for r in items]
-    )
+    results = node.ingestor.submit([_submission(item) for item in items])
     return {
         "results": [r.as_dict() for r in results],
         "accepted": sum(r.status is Outcome.ACCEPTED for r in results),
         "duplicates": sum(r.status is Outcome.DUPLICATE for r in results),
         "rejected": sum(r.status is Outcome.REJECTED for r in results),
     }
+
+
+def _submission(item: ReadingIn | OcmfReadingIn) -> Submission | OcmfSubmission:
+    if isinstance(item, OcmfReadingIn):
+        return OcmfSubmission(item.meter_id, item.ocmf)
+    return Submission(item.meter_id, item.canonical, item.signature)
 
 
 @router.get(
@@ -66,5 +72,11 @@ def get_reading(
     node: NodeDep,
 ) -> dict[str, Any]:
     """A stored reading: its fields, the exact bytes and signature received, its receipt, and
-    the batch that anchors it (null until anchored)."""
-    return stored_reading_dict(node.ingestor.reading(meter_id, seq))
+    where it is anchored: batch id, leaf, Merkle proof, root and transaction (null until
+    anchored). The proof verifies with `ReadingLedger.verifyReading(batch_id, leaf, proof)`."""
+    stored = node.ingestor.reading(meter_id, seq)
+    proof = node.proofs.proof(stored)
+    return {
+        **stored_reading_dict(stored),
+        "anchor": None if proof is None else proof.as_dict(),
+    }
