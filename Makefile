@@ -68,8 +68,8 @@ test-integration: bootstrap
 lint: ruff mypy slither fuzz
 
 ruff: bootstrap
-	$(VENV)/bin/ruff check ledger api tests scripts
-	$(VENV)/bin/ruff format --check ledger api tests scripts
+	$(VENV)/bin/ruff check ledger api tests scripts bench
+	$(VENV)/bin/ruff format --check ledger api tests scripts bench
 
 mypy: bootstrap
 	$(VENV)/bin/mypy
@@ -81,6 +81,11 @@ slither: bootstrap
 
 fuzz: bootstrap $(FUZZ_VENV)/.installed
 	$(FUZZ_VENV)/bin/pytest -c tests/fuzz/pytest.ini tests/fuzz
+
+# Throughput, gas, anchoring latency and memory, measured on this machine in one run (a few
+# minutes; see "Benchmark" in README.md). The last line printed is one JSON object.
+bench: bootstrap
+	$(VENV)/bin/python -m bench.run
 
 clean:
 	rm -rf build reports crytic-export .mypy_cache .ruff_cache

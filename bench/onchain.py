@@ -1,0 +1,71 @@
+"""On-chain figures: registering the fleet, one transaction per reading, one anchor per batch.
+
+Everything here talks to the gateway's own Ganache with the operator key, through the same code
+the gateway uses (`ledger.chain.Chain.transact`, `ledger.meters.MeterAdmin`). Anchors sent here
+take the next batch ids of ReadingLedger, so they run only while the gateway's anchorer is off.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ledger.chain import Chain, connect
+from ledger.deployment import Deployment, ensure_deployed
+from ledger.merkle import MerkleTree
+from ledger.meters import MeterAdmin
+from ledger.readings import decode, reading_leaf
+from ledger.settings import DEV_OPERATOR_KEY
+from ledger.simulate import FleetMeter
+
+
+@dataclass(frozen=True)
+class Onchain:
+    chain: Chain
+    deployment: Deployment
+
+    @classmethod
+    def attach(cls, rpc_url: str, data_dir: Path) -> Onchain:
+        """The gateway's chain and the contracts recorded in its data directory."""
+        chain = connect(rpc_url, DEV_OPERATOR_KEY)
+        return cls(chain, ensure_deployed(chain, data_dir))
+
+    def register(
+        self, fleet: Sequence[FleetMeter], valid_from: int, say: Callable[[str], None]
+    ) -> float:
+        """Registers every meter (key valid from `valid_from`); returns the seconds it took."""
+        admin = MeterAdmin(self.chain, self.deployment)
+        owner = self.chain.operator.address
+        began = time.perf_counter()
+        for done, meter in enumerate(fleet, 1):
+            admin.register(meter.meter_id, owner, meter.key.public_key(), valid_from=valid_from)
+            if done % 50 == 0 or done == len(fleet):
+                say(f"registered {done}/{len(fleet)} meters")
+        return time.perf_counter() - began
+
+    def _anchor(self, leaves: Sequence[bytes], from_ts: int, to_ts: int) -> int:
+        """Anchors one batch (the next batch id) and returns its gasUsed."""
+        ledger = self.deployment.reading_ledger
+        batch_id = int(self.chain.call(ledger.functions.lastBatchId())) + 1
+        root = leaves[0] if len(leaves) == 1 else MerkleTree(leaves).root
+        call = ledger.functions.anchor(batch_id, root, len(leaves), from_ts, to_ts)
+        return int(self.chain.transact(call)["gasUsed"])
+
+    def naive(self, canonicals: Sequence[bytes]) -> tuple[float, int]:
+        """One anchor transaction per reading (a batch of one: root = its leaf), sent and waited
+        for one after the other; (transactions per second, median gasUsed)."""
+        gas: list[int] = []
+        began = time.perf_counter()
+        for canonical in canonicals:
+            timestamp = decode(canonical).timestamp
+            gas.append(self._anchor([reading_leaf(canonical)], timestamp, timestamp))
+        elapsed = time.perf_counter() - began
+        return len(canonicals) / elapsed, int(statistics.median(gas))
+
+    def batch_gas(self, canonicals: Sequence[bytes]) -> int:
+        """gasUsed of anchoring these readings as one batch."""
+        stamps = [decode(c).timestamp for c in canonicals]
+        return self._anchor([reading_leaf(c) for c in canonicals], min(stamps), max(stamps))
