@@ -1,20 +1,42 @@
-"""The gateway application: `create_app(node)` wires routes and error handling to a LedgerNode."""
+"""The gateway application: `create_app(node)` wires routes and error handling to a LedgerNode.
+
+`worker_app()` is the factory each worker process of `ledger serve` runs: it builds its own
+LedgerNode attached to the chain the parent process started (or reached), and its own anchorer,
+of which only the one holding the database's anchoring lease anchors.
+"""
 
 from __future__ import annotations
+
+import ctypes
+import os
+import signal
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.routes import health, meters, readings
 from ledger.node import LedgerNode
+from ledger.settings import Settings
+
+PARENT_CHAIN_ENV = "EL_PARENT_STARTED_CHAIN"
+"""Set by `ledger serve` for its workers: which chain kind it started (not a LEDGER_* setting)."""
+
+_PR_SET_PDEATHSIG = 1
 
 
-def create_app(node: LedgerNode) -> FastAPI:
+def create_app(
+    node: LedgerNode,
+    *,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+) -> FastAPI:
     """Builds the FastAPI app around a started LedgerNode (the caller owns its lifetime)."""
     app = FastAPI(
         title="Energy ledger gateway",
         version="0.1.0",
         description="Signed meter readings anchored on an EVM chain; meter identities; health.",
+        lifespan=lifespan,
     )
     app.state.node = node
     install_error_handlers(app)
@@ -22,3 +44,32 @@ def create_app(node: LedgerNode) -> FastAPI:
     app.include_router(meters.router)
     app.include_router(readings.router)
     return app
+
+
+def _die_with_parent() -> None:
+    """Asks Linux to kill this worker when its parent dies, even by SIGKILL, so a killed
+    gateway never leaves workers serving (and holding the anchoring lease) behind."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the workers stop with a graceful shutdown
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def worker_app() -> FastAPI:
+    """The app of one `ledger serve` worker process (uvicorn factory)."""
+    _die_with_parent()
+    node = LedgerNode.start(Settings.from_env())
+    node.chain_started_by_parent = os.environ.get(PARENT_CHAIN_ENV) or None
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        node.start_anchoring()
+        try:
+            yield
+        finally:
+            node.stop()
+
+    return create_app(node, lifespan=lifespan)

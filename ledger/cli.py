@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -67,7 +68,7 @@ def _print(data: Any) -> None:
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from api.main import create_app
+    from api.main import PARENT_CHAIN_ENV, create_app
     from ledger.chain import port_is_free
 
     host = args.host or settings.host
@@ -86,9 +87,29 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             + ", ".join(f"{k}={v}" for k, v in node.deployment.addresses.items()),
             flush=True,
         )
-        print(f"gateway on http://{host}:{port}  (docs: /docs, health: /healthz)", flush=True)
-        node.start_anchoring()
-        uvicorn.run(create_app(node), host=host, port=port, log_level="warning")
+        workers = settings.worker_count
+        print(
+            f"gateway on http://{host}:{port}  (docs: /docs, health: /healthz), "
+            f"{workers} worker{'s' if workers > 1 else ''}",
+            flush=True,
+        )
+        if workers == 1:
+            node.start_anchoring()
+            uvicorn.run(create_app(node), host=host, port=port, log_level="warning")
+        else:
+            # Each worker process builds its own node (store, anchorer) attached to the chain
+            # this process started or reached; this process keeps the chain alive and stops it
+            # after the workers have stopped.
+            os.environ["LEDGER_RPC_URL"] = node.chain.rpc_url
+            os.environ[PARENT_CHAIN_ENV] = node.local_chain.kind if node.local_chain else ""
+            uvicorn.run(
+                "api.main:worker_app",
+                factory=True,
+                workers=workers,
+                host=host,
+                port=port,
+                log_level="warning",
+            )
     finally:
         node.stop()
     return 0

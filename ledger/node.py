@@ -29,6 +29,8 @@ class LedgerNode:
     deployment: Deployment
     store: Store
     local_chain: LocalChain | None = None
+    # In a worker process: the kind of chain the parent `ledger serve` started (for /healthz).
+    chain_started_by_parent: str | None = None
     ingestor: Ingestor = field(init=False)
     anchorer: Anchorer = field(init=False)
     proofs: ProofService = field(init=False)
@@ -110,7 +112,9 @@ class LedgerNode:
                 "chain_id": self.chain.chain_id,
                 "rpc_url": self.chain.rpc_url,
                 "latest_block": latest,
-                "managed": self.local_chain.kind if self.local_chain else None,
+                "managed": (
+                    self.local_chain.kind if self.local_chain else self.chain_started_by_parent
+                ),
                 "ok": True,  # unreachable raised ChainUnavailable above
             },
             "contracts": self.deployment.addresses,

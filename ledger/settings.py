@@ -66,6 +66,12 @@ class Settings(BaseModel):
         default=None,
         description="Bearer token of the registrar API routes; unset: those routes answer 403.",
     )
+    workers: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Gateway worker processes; unset: one per CPU core, at most 4.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 
@@ -85,6 +91,17 @@ class Settings(BaseModel):
                 f"{ENV_PREFIX}{str(e['loc'][0]).upper()}: {e['msg']}" for e in error.errors()
             )
             raise ConfigError(f"invalid settings: {problems}") from error
+
+    @property
+    def worker_count(self) -> int:
+        """How many gateway processes serve requests (`workers`, or the core count up to 4).
+
+        Checking a signature holds Python's GIL for most of a reading's cost, so one process
+        uses about one core; each worker is a full gateway on the same database and chain.
+        """
+        if self.workers is not None:
+            return self.workers
+        return max(1, min(os.cpu_count() or 1, 4))
 
     @property
     def sqlite_path(self) -> Path | None:

@@ -10,6 +10,7 @@ import httpx
 
 from ledger.chain import connect, free_port
 from ledger.deployment import ensure_deployed
+from ledger.merkle import verify as merkle_verify
 from ledger.meters import KeyAlgorithm, MeterAdmin, MeterPrivateKey, generate_key, meter_id_bytes
 from ledger.readings import Reading, reading_leaf, sign_reading
 from ledger.settings import DEV_OPERATOR_KEY
@@ -119,3 +120,64 @@ def test_batch_over_max_batch_is_refused_whole_with_413(tmp_path: Path, chain_ki
     assert response.status_code == 413, response.text
     assert response.json()["error"]["code"] == "batch_too_large"
     assert stored.status_code == 404
+
+
+def test_with_two_workers_readings_are_anchored_once_and_their_proofs_verify(
+    tmp_path: Path, chain_kind: str
+) -> None:
+    # The gateway as shipped runs one worker per core; here two, sharing the store and the chain,
+    # and one anchoring lease.
+    env = ledger_env(
+        tmp_path / "data",
+        chain_kind,
+        free_port(),
+        LEDGER_WORKERS="2",
+        LEDGER_ANCHOR_INTERVAL_S="0.2",
+    )
+    running = start_gateway(env, tmp_path / "gateway.log")
+    try:
+        key, start = register_meter(running, METER)
+        for first in (1, 11):  # two requests, perhaps answered by different workers
+            body = {"readings": [signed(key, start, seq) for seq in range(first, first + 10)]}
+            assert post(running, body).json()["accepted"] == 10
+
+        deadline = time.monotonic() + 60
+        views: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            views = [
+                httpx.get(f"{running.base_url}/v1/meters/{METER}/readings/{seq}").json()
+                for seq in range(1, 21)
+            ]
+            if all(v["anchor"] is not None for v in views):
+                break
+            time.sleep(0.3)
+        health = httpx.get(f"{running.base_url}/healthz").json()
+        check_anchored(views, health, chain_kind, env, tmp_path)
+    finally:
+        running.stop()
+
+
+def check_anchored(
+    views: list[dict[str, Any]],
+    health: dict[str, Any],
+    chain_kind: str,
+    env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    assert health["chain"]["managed"] == chain_kind
+    assert health["anchoring"]["state"] in ("idle", "standby")
+    chain = connect(f"http://127.0.0.1:{env['LEDGER_CHAIN_PORT']}", DEV_OPERATOR_KEY)
+    ledger = ensure_deployed(chain, tmp_path / "data").reading_ledger
+    batch_ids = {v["anchor"]["batch_id"] for v in views}
+    assert int(chain.call(ledger.functions.lastBatchId())) == max(batch_ids)
+    for view in views:
+        anchor = view["anchor"]
+        leaf = bytes.fromhex(view["leaf"][2:])
+        assert leaf == reading_leaf(bytes.fromhex(view["canonical"][2:]))
+        proof = [bytes.fromhex(p[2:]) for p in anchor["proof"]]
+        root = bytes(chain.call(ledger.functions.batchRoot(anchor["batch_id"])))
+        assert "0x" + root.hex() == anchor["root"]
+        assert merkle_verify(proof, root, leaf)
+        assert chain.call(ledger.functions.verifyReading(anchor["batch_id"], leaf, proof))
+        receipt = chain.w3.eth.get_transaction_receipt(anchor["tx_hash"])
+        assert receipt["blockNumber"] == anchor["block_number"]
