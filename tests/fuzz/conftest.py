@@ -39,6 +39,8 @@ FUZZ_CONFIG: dict[str, Any] = {
 }
 
 UINT64_MAX = 2**64 - 1
+# The registrar routes are fuzzed with the token, so requests get past the 401 to the handlers.
+REGISTRAR_TOKEN = "fuzz-registrar-token"
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,14 @@ class KnownMeter:
 def ledger_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LedgerNode]:
     """A started LedgerNode on its own Anvil chain (free port, temporary data directory)."""
     data_dir = tmp_path_factory.mktemp("ledger")
-    node = LedgerNode.start(Settings(chain="anvil", chain_port=free_port(), data_dir=data_dir))
+    node = LedgerNode.start(
+        Settings(
+            chain="anvil",
+            chain_port=free_port(),
+            data_dir=data_dir,
+            registrar_token=REGISTRAR_TOKEN,
+        )
+    )
     try:
         yield node
     finally:
