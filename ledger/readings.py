@@ -33,7 +33,7 @@ from eth_abi.abi import encode as abi_encode
 
 from ledger.errors import LedgerError
 from ledger.merkle import keccak256, leaf_hash
-from ledger.meters import KeyAlgorithm, MeterPrivateKey, decode_public_key
+from ledger.meters import KeyAlgorithm, MeterPrivateKey, MeterPublicKey, decode_public_key
 
 DOMAIN_TAG = keccak256(b"EnergyLedger.Reading.v1")
 """`keccak256("EnergyLedger.Reading.v1")`, the first word of every canonical reading."""
@@ -70,6 +70,18 @@ FIELDS = (
 
 # Byte offset of each field's word, for the decoder and its error messages.
 _OFFSETS = {name: i * WORD for i, name in enumerate(FIELDS)}
+# The words narrower than 256 bits, in field order (the first bad one is the one reported): name,
+# offset, size in bytes, and the zero bytes its high-order padding must equal.
+_PADDED_WORDS = tuple(
+    (name, _OFFSETS[name], size, bytes(WORD - size))
+    for name, size in (
+        ("seq", 8),
+        ("timestamp", 8),
+        ("import_wh", 8),
+        ("export_wh", 8),
+        ("status", 4),
+    )
+)
 
 
 class ReadingFormatError(LedgerError):
@@ -176,29 +188,27 @@ def decode(canonical: bytes | bytearray | memoryview) -> Reading:
             f"domain tag 0x{data[:WORD].hex()} is not the one of EnergyLedger.Reading.v1"
         )
 
-    def uint(name: str, size: int) -> int:
-        word = data[_OFFSETS[name] : _OFFSETS[name] + WORD]
-        if any(word[: WORD - size]):
+    # Every one of the 256 bytes is checked here or by `Reading`: the tag word above, chainId
+    # (any uint256 but 0), meterId (any bytes32), and the zero padding of each narrower word. The
+    # bytes are therefore exactly those `Reading.encode` writes for the values read, with no
+    # eth_abi re-encode to prove it per reading (it cost three times the parse);
+    # tests/unit/test_readings.py checks this parse against eth_abi's decode and re-encode.
+    for name, offset, size, zeros in _PADDED_WORDS:
+        if data[offset : offset + WORD - size] != zeros:
             raise ReadingFormatError(
-                f"{name} word at offset {_OFFSETS[name]} does not fit in uint{size * 8}: "
-                f"0x{word.hex()}"
+                f"{name} word at offset {offset} does not fit in uint{size * 8}: "
+                f"0x{data[offset : offset + WORD].hex()}"
             )
-        return int.from_bytes(word, "big")
-
-    reading = Reading(
-        chain_id=uint("chain_id", WORD),
-        meter_id=data[_OFFSETS["meter_id"] : _OFFSETS["meter_id"] + WORD],
-        seq=uint("seq", 8),
-        timestamp=uint("timestamp", 8),
-        import_wh=uint("import_wh", 8),
-        export_wh=uint("export_wh", 8),
-        status=uint("status", 4),
+    # Word i is at byte i * 32 (FIELDS); a padded word's zero high bytes do not change its value.
+    return Reading(
+        chain_id=int.from_bytes(data[0x20:0x40], "big"),
+        meter_id=data[0x40:0x60],
+        seq=int.from_bytes(data[0x60:0x80], "big"),
+        timestamp=int.from_bytes(data[0x80:0xA0], "big"),
+        import_wh=int.from_bytes(data[0xA0:0xC0], "big"),
+        export_wh=int.from_bytes(data[0xC0:0xE0], "big"),
+        status=int.from_bytes(data[0xE0:0x100], "big"),
     )
-    # The parse above is written by hand for strictness; re-encoding with eth_abi proves it read
-    # the same layout the encoder writes, so a stored reading can always be rebuilt byte for byte.
-    if reading.encode() != data:
-        raise ReadingFormatError("canonical reading does not re-encode to the same bytes")
-    return reading
 
 
 def digest(canonical: bytes) -> bytes:
@@ -220,10 +230,11 @@ def reading_leaf(canonical: bytes) -> bytes:
     return leaf_hash(bytes(canonical))
 
 
-def _ecdsa() -> ec.ECDSA:
-    # The digest is computed once here and signed as a prehash, so every algorithm visibly signs
-    # the same 32 bytes; RFC 6979 nonces make a simulator's signatures reproducible.
-    return ec.ECDSA(utils.Prehashed(hashes.SHA256()), deterministic_signing=True)
+# The digest is computed once here and signed as a prehash, so every algorithm visibly signs the
+# same 32 bytes; RFC 6979 nonces make a simulator's signatures reproducible. Both objects are
+# immutable parameters, made once rather than per reading.
+_ECDSA_SIGN = ec.ECDSA(utils.Prehashed(hashes.SHA256()), deterministic_signing=True)
+_ECDSA_VERIFY = ec.ECDSA(utils.Prehashed(hashes.SHA256()))
 
 
 def sign_canonical(private_key: MeterPrivateKey, canonical: bytes) -> bytes:
@@ -240,7 +251,7 @@ def sign_canonical(private_key: MeterPrivateKey, canonical: bytes) -> bytes:
         return private_key.sign(signed)
     if not isinstance(private_key.curve, ec.SECP256R1 | ec.SECP256K1):
         raise ReadingSignatureError(f"unsupported curve {private_key.curve.name}")
-    r, s = utils.decode_dss_signature(private_key.sign(signed, _ecdsa()))
+    r, s = utils.decode_dss_signature(private_key.sign(signed, _ECDSA_SIGN))
     return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 
@@ -288,7 +299,19 @@ def verify_reading_signature(
         MeterError: `public_key` is not a valid key for `algorithm` (a registry problem, not the
             reading's).
     """
-    key = decode_public_key(algorithm, public_key)
+    verify_signature(algorithm, decode_public_key(algorithm, public_key), canonical, signature)
+
+
+def verify_signature(
+    algorithm: KeyAlgorithm, key: MeterPublicKey, canonical: bytes, signature: bytes
+) -> None:
+    """`verify_reading_signature` with the key already parsed (`decode_public_key(algorithm,
+    ...)`): parsing a point costs about a tenth of a verification, so the gateway parses each
+    registry key once and keeps it.
+
+    Raises:
+        ReadingSignatureError: The signature does not verify or cannot be parsed.
+    """
     signed = digest(canonical)
     if isinstance(key, ed25519.Ed25519PublicKey):
         if len(signature) != SIGNATURE_LENGTH:
@@ -310,7 +333,7 @@ def verify_reading_signature(
         )
     for der in candidates:
         try:
-            key.verify(der, signed, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+            key.verify(der, signed, _ECDSA_VERIFY)
         except InvalidSignature:
             continue
         return

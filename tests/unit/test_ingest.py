@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import utils
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ledger.errors import ChainUnavailable
 from ledger.ingest import (
@@ -22,6 +26,7 @@ from ledger.ingest import (
     ReadingNotFound,
     Rejection,
     Submission,
+    _hex,
     key_for_time,
 )
 from ledger.meters import (
@@ -491,6 +496,26 @@ def test_an_unknown_meter_is_remembered_for_five_seconds(
     assert submit_one(ingestor, submission(key, reading(1))).status is Outcome.ACCEPTED
 
 
+def test_a_key_is_parsed_once_and_kept(registry: FakeRegistry, monotonic: Clock) -> None:
+    cache = KeyCache(registry, monotonic=monotonic)
+    epoch = _epoch(0, generate_key(KeyAlgorithm.P256), NOW)
+    parsed = cache.public_key(epoch)
+    assert encode_public_key(parsed) == epoch.public_key
+    assert cache.public_key(replace(epoch)) is parsed  # an equal epoch, as a refresh reads it
+
+
+def test_a_registry_key_that_does_not_parse_is_bad_signature_every_time(
+    ingestor: Ingestor, registry: FakeRegistry, meter_key: MeterPrivateKey
+) -> None:
+    (epoch,) = registry.histories[METER_ID]
+    registry.histories[METER_ID] = (replace(epoch, public_key=b"\x04" + b"\x01" * 64),)
+    for seq in (1, 2):  # a key that failed to parse is not cached as if it had
+        result = submit_one(ingestor, submission(meter_key, reading(seq)))
+        assert_rejected(result, Rejection.BAD_SIGNATURE)
+        assert "not a valid" in result.message
+        assert result.message.endswith("(key epoch 0)")
+
+
 # --- sequence, duplicates and conflicts -------------------------------------------------------
 
 
@@ -663,6 +688,102 @@ def test_hex_with_a_trailing_newline_is_malformed_reading(
     good = submission(meter_key, reading(1))
     result = submit_one(ingestor, replace(good, canonical=good.canonical + "\n"))
     assert_rejected(result, Rejection.MALFORMED_READING)
+
+
+_ORDER_METERS = itertools.count()
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    # The store is the test's (one per backend); each example sequences a meter of its own.
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    arrivals=st.lists(st.tuples(st.integers(1, 12), st.booleans()), min_size=1, max_size=24),
+    sizes=st.lists(st.integers(1, 10), min_size=1, max_size=24),
+)
+def test_readings_in_any_order_get_the_results_and_gaps_of_the_model(
+    ingestor: Ingestor,
+    store: Store,
+    registry: FakeRegistry,
+    arrivals: list[tuple[int, bool]],
+    sizes: list[int],
+) -> None:
+    """Readings of one meter in any order, resent, or changed (status 1 instead of 0), in
+    requests of any size: in order or late, each is accepted, a duplicate or a conflict as the
+    first arrival of its seq decides, and the open gaps are exactly the seqs missing between
+    the lowest and the highest stored (registers and times grow with seq, so every seq fits)."""
+    meter = f"MTR-ORDER-{next(_ORDER_METERS)}"
+    meter_id = meter_id_bytes(meter)
+    key = generate_key(KeyAlgorithm.P256)
+    registry.register(meter_id, key)
+
+    def item(seq: int, changed: bool) -> Submission:
+        value = replace(reading(seq, meter_id=meter_id), status=int(changed))
+        return submission(key, value, meter_id=meter)
+
+    results: list[IngestResult] = []
+    pending = list(arrivals)
+    for size in itertools.cycle(sizes):
+        if not pending:
+            break
+        batch, pending = pending[:size], pending[size:]
+        results += ingestor.submit([item(seq, changed) for seq, changed in batch])
+
+    first: dict[int, tuple[bool, IngestResult]] = {}
+    for (seq, changed), result in zip(arrivals, results, strict=True):
+        assert result.seq == seq
+        if seq not in first:
+            assert (result.status, result.code) == (Outcome.ACCEPTED, None), result.message
+            first[seq] = (changed, result)
+        elif first[seq][0] == changed:
+            assert (result.status, result.code) == (Outcome.DUPLICATE, None), result.message
+            assert result.receipt == first[seq][1].receipt
+        else:
+            assert_rejected(result, Rejection.CONFLICTING_READING)
+    stored = sorted(first)
+    missing = [s for s in range(stored[0], stored[-1] + 1) if s not in first]
+    runs: list[tuple[int, int]] = []
+    for s in missing:
+        if runs and runs[-1][1] == s - 1:
+            runs[-1] = (runs[-1][0], s)
+        else:
+            runs.append((s, s))
+    open_gaps = sorted((g.from_seq, g.to_seq) for g in store.gaps(meter_id, open_only=True))
+    assert open_gaps == runs
+    assert store.count_readings(meter_id) == len(stored)
+    assert len(store.integrity_events(meter_id)) == sum(
+        r.code is Rejection.CONFLICTING_READING for r in results
+    )
+
+
+_REGEX_HEX = re.compile(r"(0x)?((?:[0-9a-fA-F]{2})*)")
+
+
+def regex_hex(text: str) -> bytes | None:
+    """What `_hex` accepted when it was a regular expression: the reference it must still match."""
+    match = _REGEX_HEX.fullmatch(text)
+    return None if match is None else bytes.fromhex(match.group(2))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    prefix=st.sampled_from(["", "0x", "0X", "x", " 0x", "0x0x", "00x", "\n"]),
+    body=st.one_of(
+        st.binary(max_size=8).map(bytes.hex),
+        st.binary(max_size=8).map(lambda b: b.hex().upper()),
+        st.text(
+            alphabet="0123456789abcdefABCDEFxg \t\n\r\x0b\x0c\x00+-_\u0660\uff10\u00e9", max_size=10
+        ),
+    ),
+    suffix=st.sampled_from(["", "\n", " ", "0", "00", "\u0661"]),
+)
+def test_hex_decoding_accepts_exactly_what_the_former_regular_expression_did(
+    prefix: str, body: str, suffix: str
+) -> None:
+    text = prefix + body + suffix
+    assert _hex(text) == regex_hex(text)
 
 
 # --- chain outage -----------------------------------------------------------------------------
