@@ -306,6 +306,10 @@ class _Backend(Protocol):
         """Starts a transaction that excludes every other writer until COMMIT/ROLLBACK."""
         ...
 
+    def end_write(self) -> None:
+        """Called after the COMMIT or ROLLBACK of a `begin_write` transaction."""
+        ...
+
     def in_transaction(self) -> bool: ...
 
     def close(self) -> None: ...
@@ -443,6 +447,9 @@ class _SQLiteBackend:
         self._db.execute("PRAGMA foreign_keys=ON")
         # Another process (a second gateway, the CLI) may hold the write lock briefly.
         self._db.execute("PRAGMA busy_timeout=10000")
+        self._write_lock = os.open(
+            path.with_name(path.name + ".write-lock"), os.O_RDWR | os.O_CREAT, 0o644
+        )
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
         return self._db.execute(sql, params)
@@ -451,8 +458,20 @@ class _SQLiteBackend:
         self._db.executemany(sql, rows)
 
     def begin_write(self) -> None:
-        # IMMEDIATE takes the database's write lock now, not at the first write.
-        self._db.execute("BEGIN IMMEDIATE")
+        # Gateway processes (workers) on this file queue on an flock first: a blocked flock
+        # wakes the moment the holder releases it, where SQLite's busy handler polls with sleeps
+        # of up to 100 ms, which under load idles a worker that could be writing.
+        fcntl.flock(self._write_lock, fcntl.LOCK_EX)
+        try:
+            # IMMEDIATE takes the database's write lock now, not at the first write (and still
+            # excludes writers that do not take the flock, such as the sqlite3 shell).
+            self._db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            fcntl.flock(self._write_lock, fcntl.LOCK_UN)
+            raise
+
+    def end_write(self) -> None:
+        fcntl.flock(self._write_lock, fcntl.LOCK_UN)
 
     def in_transaction(self) -> bool:
         return self._db.in_transaction
@@ -479,6 +498,7 @@ class _SQLiteBackend:
 
     def close(self) -> None:
         self._db.close()
+        os.close(self._write_lock)
 
 
 class _PostgresBackend:
@@ -517,6 +537,9 @@ class _PostgresBackend:
         # the sequence checks of a request read a meter's neighbours and must not race another
         # gateway's insert. Released by COMMIT or ROLLBACK.
         self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_WRITE_LOCK,))
+
+    def end_write(self) -> None:
+        pass  # the advisory lock ends with the transaction
 
     def in_transaction(self) -> bool:
         from psycopg.pq import TransactionStatus
@@ -691,6 +714,8 @@ class Store:
                 if self._backend.in_transaction():
                     self._backend.execute("ROLLBACK")
                 raise
+            finally:
+                self._backend.end_write()
 
     @contextmanager
     def reading_transaction(self) -> Iterator[ReadingWriter]:
