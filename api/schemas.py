@@ -73,17 +73,22 @@ class ErrorPublic(BaseModel):
     error: ErrorDetail
 
 
+def _submitted_meter_id(must_be: str) -> Any:
+    """The `meter_id` field of a submitted reading: a serial or its bytes32 hex."""
+    return Field(
+        min_length=1,
+        max_length=66,
+        description="the meter serial (1-32 printable bytes) or 0x + 64 hex digits; must be "
+        + must_be,
+    )
+
+
 class ReadingIn(BaseModel):
     """One native signed reading as a meter sends it (docs/reading-format.md)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    meter_id: str = Field(
-        min_length=1,
-        max_length=66,
-        description="the meter serial (1-32 printable bytes) or 0x + 64 hex digits; must be the "
-        "meterId inside `canonical`",
-    )
+    meter_id: str = _submitted_meter_id("the meterId inside `canonical`")
     canonical: str = Field(
         max_length=2048, description="0x + hex of the 256 canonical bytes (512 hex digits)"
     )
@@ -101,12 +106,7 @@ class OcmfReadingIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    meter_id: str = Field(
-        min_length=1,
-        max_length=66,
-        description="the meter serial (1-32 printable bytes) or 0x + 64 hex digits; must be the "
-        "record's meter serial `MS`",
-    )
+    meter_id: str = _submitted_meter_id("the record's meter serial `MS`")
     ocmf: str = Field(
         min_length=1,
         max_length=OCMF_MAX_LENGTH,

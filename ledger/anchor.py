@@ -148,7 +148,7 @@ class Anchorer:
         released = 0
         for intent in self._store.batches(status=BatchStatus.INTENT):
             released += self._reconcile(intent)
-        if self._store.batches(status=BatchStatus.INTENT):
+        if self._store.count_batches(BatchStatus.INTENT):
             # A send reverted because the id was taken meanwhile: look at the chain again first.
             return CycleResult(AnchorState.ANCHORING, (), released)
         chain_last = self._chain_last_batch_id()
@@ -271,13 +271,13 @@ class Anchorer:
 
     def status(self) -> dict[str, Any]:
         """State, last error, pending readings and the last anchored batch (for /healthz)."""
-        anchored = self._store.batches(status=BatchStatus.ANCHORED)
+        last_anchored = self._store.last_batch_id(status=BatchStatus.ANCHORED)
         return {
             "state": self.state.value,
             "last_error": self.last_error,
             "pending_readings": self._store.count_pending(),
-            "unanchored_batches": len(self._store.batches(status=BatchStatus.INTENT)),
-            "last_anchored_batch": anchored[-1].batch_id if anchored else None,
+            "unanchored_batches": self._store.count_batches(BatchStatus.INTENT),
+            "last_anchored_batch": last_anchored or None,
         }
 
 

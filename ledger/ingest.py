@@ -526,13 +526,7 @@ class Ingestor:
         self, index: int, submission: Submission, now: int, refreshed: set[bytes]
     ) -> _Verified | IngestResult:
         # Until the bytes decode, the result names the meter the client claimed.
-        def reject(
-            code: Rejection,
-            message: str,
-            meter: str | None = submission.meter_id,
-            seq: int | None = None,
-        ) -> IngestResult:
-            return IngestResult(index, Outcome.REJECTED, code, message, meter, seq)
+        reject = _Rejecter(index, submission.meter_id)
 
         canonical = _hex(submission.canonical)
         if canonical is None:
@@ -577,13 +571,7 @@ class Ingestor:
         self, index: int, submission: OcmfSubmission, now: int, refreshed: set[bytes]
     ) -> _Verified | IngestResult:
         # Until the record maps onto a reading, the result names the meter the client claimed.
-        def reject(
-            code: Rejection,
-            message: str,
-            meter: str | None = submission.meter_id,
-            seq: int | None = None,
-        ) -> IngestResult:
-            return IngestResult(index, Outcome.REJECTED, code, message, meter, seq)
+        reject = _Rejecter(index, submission.meter_id)
 
         try:
             record = parse_ocmf(submission.ocmf)
@@ -760,6 +748,24 @@ class Ingestor:
         writer.insert_reading(stored)
         _update_gaps(writer, reading, before, after, received_at, may_fill_a_gap=not in_order)
         return result(Outcome.ACCEPTED, None, "stored", Receipt.of(stored))
+
+
+@dataclass(frozen=True)
+class _Rejecter:
+    """Builds the rejected result of one submission; by default it names the claimed meter."""
+
+    index: int
+    claimed_meter: str
+
+    def __call__(
+        self,
+        code: Rejection,
+        message: str,
+        meter: str | None = None,
+        seq: int | None = None,
+    ) -> IngestResult:
+        named = self.claimed_meter if meter is None else meter
+        return IngestResult(self.index, Outcome.REJECTED, code, message, named, seq)
 
 
 def _claimed_meter_id(meter_id: str) -> bytes | str:

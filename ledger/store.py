@@ -884,11 +884,23 @@ class Store:
             ).fetchone()
         return None if row is None else _batch(row)
 
-    def last_batch_id(self) -> int:
-        """The highest batch id recorded (0 when there is none)."""
+    def last_batch_id(self, *, status: str | None = None) -> int:
+        """The highest batch id recorded (with `status`, if given); 0 when there is none."""
+        query = "SELECT MAX(batch_id) FROM batches"
+        params: tuple[str, ...] = ()
+        if status is not None:
+            query, params = query + " WHERE status = ?", (status,)
         with self._lock:
-            row = self._backend.execute("SELECT MAX(batch_id) FROM batches").fetchone()
+            row = self._backend.execute(query, params).fetchone()
         return 0 if row is None or row[0] is None else int(row[0])
+
+    def count_batches(self, status: str) -> int:
+        """How many batches have `status`."""
+        with self._lock:
+            row = self._backend.execute(
+                "SELECT COUNT(*) FROM batches WHERE status = ?", (status,)
+            ).fetchone()
+        return int(row[0])
 
     def batch_leaves(self, batch_id: int) -> list[bytes]:
         """The leaves of a batch in tree order."""

@@ -34,7 +34,14 @@ from ledger.merkle import MerkleTree
 from ledger.merkle import verify as verify_proof
 from ledger.meters import meter_id_bytes
 from ledger.settings import DEV_OPERATOR_KEY, Settings
-from ledger.simulate import HttpSender, Planned, SimulationConfig, SimulationError, simulate
+from ledger.simulate import (
+    HttpSender,
+    Planned,
+    SimulationConfig,
+    SimulationError,
+    parse_duration,
+    simulate,
+)
 from ledger.store import BatchStatus, Store
 from tests.fixtures.gateway import Gateway, ledger_env, start_gateway
 from tests.fixtures.postgres import store_location
@@ -89,7 +96,7 @@ class RetryingSender:
 def ingest_while(
     settings: Settings,
     gateway: GatewayHandle,
-    disturb: Callable[[threading.Event], None],
+    disturb: Callable[[], None],
     *,
     meters: int,
     duration: str,
@@ -97,24 +104,21 @@ def ingest_while(
 ) -> tuple[RetryingSender, dict[str, Any]]:
     """Runs the simulator (no faults) against the gateway while `disturb` runs in a thread."""
     sender = RetryingSender(gateway)
-    hours = int(duration.removesuffix("h"))
     config = SimulationConfig(
         meters=meters,
         interval_s=900,
-        duration_s=hours * 3600,
+        duration_s=parse_duration(duration),
         speed=speed,
         batch_size=50,
         seed=7,
         gateway=gateway.base_url,
         prefix=f"DUR{os.getpid() % 1000:03d}{random.randrange(10**6):06d}-",
     )
-    ingesting = threading.Event()
-    ingesting.set()
     problems: list[BaseException] = []
 
     def run_disturbance() -> None:
         try:
-            disturb(ingesting)
+            disturb()
         except BaseException as error:  # noqa: BLE001 - reported by the test thread
             problems.append(error)
 
@@ -123,7 +127,6 @@ def ingest_while(
     try:
         summary = simulate(settings, config, send=sender)
     finally:
-        ingesting.clear()
         disturber.join(timeout=300)
     if problems:
         raise problems[0]
@@ -220,7 +223,7 @@ def test_no_acknowledged_reading_is_lost_or_anchored_twice_across_20_sigkills(
     handle = GatewayHandle(start_gateway(env, log_path))
     rng = random.Random(2026)
 
-    def kill_and_restart(ingesting: threading.Event) -> None:
+    def kill_and_restart() -> None:
         for _ in range(KILLS):
             time.sleep(rng.uniform(0.2, 1.5))
             with handle.lock:
@@ -281,10 +284,9 @@ def test_ingestion_continues_through_a_chain_outage_and_anchoring_resumes(
     handle = GatewayHandle(start_gateway(env, tmp_path / "gateway.log"))
     outage: dict[str, Any] = {}
 
-    def stop_and_restart_the_chain(ingesting: threading.Event) -> None:
+    def stop_and_restart_the_chain() -> None:
         time.sleep(4)
         own_ganache.stop()
-        outage["pending_before"] = httpx.get(f"{handle.base_url}/healthz", timeout=10)
         time.sleep(6)  # the simulator keeps sending meanwhile
         outage["during"] = httpx.get(f"{handle.base_url}/healthz", timeout=10)
         own_ganache.start()
