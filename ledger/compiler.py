@@ -25,7 +25,8 @@ SOLCX_DIR = PROJECT_ROOT / "tools" / "solcx"
 BUILD_DIR = PROJECT_ROOT / "build"
 ARTIFACTS_FILE = BUILD_DIR / "ledger-artifacts.json"
 # The contracts the ledger deploys; interfaces and OpenZeppelin bases are compiled but not kept.
-DEPLOYABLE_CONTRACTS = ("MeterRegistry", "ReadingLedger")
+# In deployment order: EnergyMarket's constructor takes the addresses of the three before it.
+DEPLOYABLE_CONTRACTS = ("MeterRegistry", "ReadingLedger", "SettlementToken", "EnergyMarket")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,19 @@ class ContractArtifact:
     abi: list[dict[str, Any]]
     bytecode: str
     deployed_bytecode: str
+    # (byte offset, length) of each immutable in the runtime code: the compiler leaves zeros there
+    # and the constructor fills them in, so on-chain code differs from `deployed_bytecode` there.
+    immutable_ranges: tuple[tuple[int, int], ...] = ()
+
+    def runtime_code_matches(self, code: bytes) -> bool:
+        """Whether on-chain runtime `code` is this artifact's, its immutables' values aside."""
+        expected = bytes.fromhex(self.deployed_bytecode)
+        if len(code) != len(expected):
+            return False
+        masked = bytearray(code)
+        for start, length in self.immutable_ranges:
+            masked[start : start + length] = expected[start : start + length]
+        return bytes(masked) == expected
 
 
 def read_compiler_settings(
@@ -137,6 +151,13 @@ def compile_contracts(*, use_cache: bool = True) -> dict[str, ContractArtifact]:
                     "abi": contract["abi"],
                     "bytecode": contract["evm"]["bytecode"]["object"],
                     "deployedBytecode": contract["evm"]["deployedBytecode"]["object"],
+                    "immutableRanges": sorted(
+                        [ref["start"], ref["length"]]
+                        for refs in contract["evm"]["deployedBytecode"]
+                        .get("immutableReferences", {})
+                        .values()
+                        for ref in refs
+                    ),
                 }
     missing = set(DEPLOYABLE_CONTRACTS) - compiled.keys()
     if missing:
@@ -153,6 +174,9 @@ def _artifacts_from_json(contracts: dict[str, Any]) -> dict[str, ContractArtifac
             abi=cast(list[dict[str, Any]], entry["abi"]),
             bytecode=entry["bytecode"],
             deployed_bytecode=entry["deployedBytecode"],
+            immutable_ranges=tuple(
+                (int(start), int(length)) for start, length in entry.get("immutableRanges", ())
+            ),
         )
         for name, entry in contracts.items()
     }

@@ -12,7 +12,7 @@ from typing import Any
 
 from ledger.anchor import Anchorer, AnchorState, ProofService
 from ledger.chain import Chain, LocalChain, answers_rpc, connect, port_is_free
-from ledger.deployment import Deployment, ensure_deployed
+from ledger.deployment import Deployment, MarketParameters, ensure_deployed
 from ledger.errors import ChainUnavailable, ToolchainError
 from ledger.ingest import ChainKeySource, Ingestor, KeyCache
 from ledger.meters import MeterAdmin
@@ -88,7 +88,16 @@ class LedgerNode:
             rpc_url = local_chain.rpc_url
         try:
             chain = connect(rpc_url, settings.operator_key)
-            deployment = ensure_deployed(chain, settings.data_dir, force=force_deploy)
+            deployment = ensure_deployed(
+                chain,
+                settings.data_dir,
+                force=force_deploy,
+                market=MarketParameters(
+                    slot_s=settings.market_slot_s,
+                    boundary_window_s=settings.market_boundary_window_s,
+                    settlement_window_s=settings.market_settlement_window_s,
+                ),
+            )
             store = Store.open(settings)
         except BaseException:
             if local_chain is not None:

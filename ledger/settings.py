@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ledger.errors import ConfigError
 
@@ -62,6 +62,17 @@ class Settings(BaseModel):
     anchor_max_readings: int = Field(
         default=10000, ge=1, le=2**32 - 1, description="Most readings in one anchored batch."
     )
+    market_slot_s: int = Field(
+        default=3600, ge=60, description="Delivery slot of a newly deployed EnergyMarket (s)."
+    )
+    market_boundary_window_s: int = Field(
+        default=900,
+        ge=1,
+        description="A slot boundary's reading must be taken less than this after it (s).",
+    )
+    market_settlement_window_s: int = Field(
+        default=7 * 86_400, ge=1, description="How long after its slot a trade can be settled (s)."
+    )
     registrar_token: str | None = Field(
         default=None,
         description="Bearer token of the registrar API routes; unset: those routes answer 403.",
@@ -88,9 +99,17 @@ class Settings(BaseModel):
             return cls.model_validate(values)
         except ValidationError as error:
             problems = "; ".join(
-                f"{ENV_PREFIX}{str(e['loc'][0]).upper()}: {e['msg']}" for e in error.errors()
+                (f"{ENV_PREFIX}{str(e['loc'][0]).upper()}: " if e["loc"] else "") + e["msg"]
+                for e in error.errors()
             )
             raise ConfigError(f"invalid settings: {problems}") from error
+
+    @model_validator(mode="after")
+    def _boundary_window_within_slot(self) -> Settings:
+        # The EnergyMarket refuses this too; saying it here names the variable.
+        if self.market_boundary_window_s > self.market_slot_s:
+            raise ValueError("LEDGER_MARKET_BOUNDARY_WINDOW_S must not exceed LEDGER_MARKET_SLOT_S")
+        return self
 
     @property
     def worker_count(self) -> int:
