@@ -135,7 +135,8 @@ def deploy(
             continue
         artifact = artifacts[name]
         factory = chain.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
-        receipt = chain.transact(factory.constructor(*_constructor_args(name, admin, addresses, market)))
+        args = _constructor_args(name, admin, addresses, market)
+        receipt = chain.transact(factory.constructor(*args))
         address = receipt["contractAddress"]
         if address is None:
             raise DeploymentError(f"deploying {name} created no contract")

@@ -734,6 +734,20 @@ class Store:
         with self._lock:
             return ReadingWriter(self._backend).reading(meter_id, seq)
 
+    def first_reading_at_or_after(self, meter_id: bytes, timestamp: int) -> StoredReading | None:
+        """The meter's stored reading with the smallest timestamp >= `timestamp`, or None.
+
+        A meter's timestamps rise with its seq (the ingest checks keep it so, gap fills too), so
+        the first by seq is the first by time; the scan stays within the meter's primary-key range.
+        """
+        with self._lock:
+            row = self._backend.execute(
+                f"SELECT {_READING_COLUMNS} FROM readings WHERE meter_id = ? AND timestamp >= ? "
+                "ORDER BY seq LIMIT 1",
+                (meter_id, _u64(timestamp)),
+            ).fetchone()
+        return None if row is None else _reading(row)
+
     def integrity_events(self, meter_id: bytes) -> list[IntegrityEvent]:
         """The meter's integrity events, oldest first."""
         with self._lock:
