@@ -7,6 +7,8 @@ layer itself (authorisation) are `ApiError`s that carry their own code.
 
 from __future__ import annotations
 
+import re
+
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -23,6 +25,7 @@ from ledger.errors import (
     ToolchainError,
 )
 from ledger.ingest import BatchTooLarge, ReadingNotFound
+from ledger.market import EvidenceUnavailable, InvalidOrderSignature
 
 # Custom errors that mean "no such thing", so they are 404 rather than 409.
 _NOT_FOUND_REVERTS = {
@@ -30,6 +33,8 @@ _NOT_FOUND_REVERTS = {
     "MeterRegistryNoKeyAt",
     "MeterRegistryUnknownEpoch",
     "ReadingLedgerUnknownBatch",
+    "EnergyMarketUnknownOffer",
+    "EnergyMarketUnknownTrade",
 }
 # Custom errors about the request's own values rather than the chain's state: 422, not 409.
 _INVALID_INPUT_REVERTS = {
@@ -37,10 +42,21 @@ _INVALID_INPUT_REVERTS = {
     "MeterRegistryUnsupportedAlgorithm",
     "MeterRegistryInvalidPublicKey",
     "MeterRegistryValidFromInPast",
+    "EnergyMarketZeroQuantity",
+    "EnergyMarketZeroPrice",
+    "EnergyMarketUnalignedTime",
+    "EnergyMarketInvalidExpiry",
+    "EnergyMarketSignatureExpired",
+    "EnergyMarketInvalidSignature",
+    "EnergyMarketSameMeter",
+    "ERC2612ExpiredSignature",
+    "ERC2612InvalidSigner",
 }
 
 _STATUS = {
     MeterError: 422,
+    InvalidOrderSignature: 422,
+    EvidenceUnavailable: 409,
     BatchTooLarge: 413,
     ReadingNotFound: 404,
     ChainUnavailable: 503,
@@ -99,12 +115,9 @@ def _http_error(_: Request, error: Exception) -> JSONResponse:
 
 
 def _snake(name: str) -> str:
-    out = []
-    for i, char in enumerate(name):
-        if char.isupper() and i:
-            out.append("_")
-        out.append(char.lower())
-    return "".join(out)
+    """CamelCase to snake_case, keeping acronyms whole: ERC20InsufficientBalance ->
+    erc20_insufficient_balance."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -16,7 +16,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import health, meters, readings
+from api.routes import health, market, meters, readings
 from ledger.node import LedgerNode
 from ledger.settings import Settings
 
@@ -35,7 +35,10 @@ def create_app(
     app = FastAPI(
         title="Energy ledger gateway",
         version="0.1.0",
-        description="Signed meter readings anchored on an EVM chain; meter identities; health.",
+        description=(
+            "Signed meter readings anchored on an EVM chain; meter identities; peer-to-peer "
+            "energy trades settled from the readings; health."
+        ),
         lifespan=lifespan,
     )
     app.state.node = node
@@ -43,6 +46,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(meters.router)
     app.include_router(readings.router)
+    app.include_router(market.router)
     return app
 
 

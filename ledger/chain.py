@@ -82,6 +82,9 @@ class LocalChain:
         chain_id: The chain id it reports.
         db_path: Where it keeps its state (Ganache: its database; Anvil: a state file), so a
             restart finds the same contracts and data. None: a throw-away chain.
+        start_time: Unix time of the first block (the chain's clock runs on from there); None:
+            now. A clock in the past lets a simulation trade a past day ahead of time and then
+            post that day's readings, which the gateway accepts because they are not in the future.
     """
 
     kind: str
@@ -89,6 +92,7 @@ class LocalChain:
     chain_id: int = 1337
     db_path: Path | None = None
     log_path: Path | None = None
+    start_time: int | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     _log: IO[bytes] | None = field(default=None, init=False, repr=False)
 
@@ -113,6 +117,8 @@ class LocalChain:
             ]  # fmt: skip
             if self.db_path is not None:
                 cmd += ["--database.dbPath", str(self.db_path)]
+            if self.start_time is not None:
+                cmd += ["--chain.time", str(self.start_time * 1000)]  # milliseconds
             return cmd
         if self.kind == "anvil":
             cmd = [
@@ -128,6 +134,8 @@ class LocalChain:
             if self.db_path is not None:
                 # Anvil loads this file at start and writes it on exit and every few seconds.
                 cmd += ["--state", str(self.db_path / "state.json"), "--state-interval", "5"]
+            if self.start_time is not None:
+                cmd += ["--timestamp", str(self.start_time)]
             return cmd
         raise ToolchainError(f"unknown chain kind {self.kind!r} (expected ganache or anvil)")
 

@@ -5,6 +5,8 @@
     ledger meter keygen       make a meter key pair (simulated meters, tests)
     ledger meter register|rotate|revoke|show ...
     ledger simulate           register a simulated meter fleet and post its readings
+    ledger market ...         P2P trades through the gateway: info, offers, offer, take, trade,
+                              settle, refund, trades; mint (operator: settlement units)
 
 Settings come from `LEDGER_*` environment variables (see ledger/settings.py and the README).
 Errors print one line with their code and exit non-zero; no stack traces for expected failures.
@@ -194,6 +196,102 @@ def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if summary["mismatches"] else 0
 
 
+def _cmd_market(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger.market_client import MarketClient, load_account
+
+    if args.market_command == "mint":
+        return _mint(settings, args.address, args.amount)
+    client = MarketClient(args.gateway)
+    command = args.market_command
+    if command == "info":
+        _print(client.info())
+    elif command == "offers":
+        _print(client.offers(include_closed=args.all))
+    elif command == "offer":
+        seller = load_account(Path(args.key_file).read_text())
+        start = parse_time(args.start)
+        expiry = parse_time(args.expiry) if args.expiry else start
+        _print(client.offer(seller, args.meter, args.quantity_wh, args.price, start, expiry))
+    elif command == "take":
+        buyer = load_account(Path(args.key_file).read_text())
+        _print(
+            client.take(
+                buyer, args.offer_id, args.meter, args.quantity_wh, permit_value=args.permit
+            )
+        )
+    elif command == "trade":
+        _print(client.trade(args.trade_id))
+    elif command == "settle":
+        _print(client.settle(args.trade_id))
+    elif command == "refund":
+        _print(client.refund(args.trade_id))
+    elif command == "trades":
+        _print(client.trades_of(args.address))
+    return 0
+
+
+def _mint(settings: Settings, address: str, amount: int) -> int:
+    from eth_utils.address import is_address, to_checksum_address
+
+    if not is_address(address):
+        raise MeterError(f"{address!r} is not an account address (0x + 40 hex digits)")
+    node = LedgerNode.start(settings)
+    try:
+        token = node.deployment.settlement_token
+        account = to_checksum_address(address)
+        node.chain.transact(token.functions.mint(account, amount))
+        _print({"address": account, "balance": node.chain.call(token.functions.balanceOf(account))})
+    finally:
+        node.stop()
+    return 0
+
+
+def _market_parser(commands: Any) -> None:
+    market = commands.add_parser(
+        "market",
+        help="P2P energy trades through the gateway (orders are signed here, relayed there)",
+    )
+    market_commands = market.add_subparsers(dest="market_command", required=True)
+
+    def sub(name: str, help_text: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = market_commands.add_parser(name, help=help_text)
+        parser.add_argument("--gateway", default="http://127.0.0.1:8000", help="gateway URL")
+        parser.set_defaults(handler=_cmd_market)
+        return parser
+
+    sub("info", "market and token addresses, slot length, EIP-712 domains")
+    sub("offers", "open offers").add_argument("--all", action="store_true", help="also closed")
+    offer = sub("offer", "sign and post an offer of a meter's energy for one slot")
+    offer.add_argument("--key-file", required=True, help="file with the seller's hex private key")
+    offer.add_argument("--meter", required=True, help="the seller's meter id")
+    offer.add_argument("--quantity-wh", type=int, required=True)
+    offer.add_argument("--price", type=int, required=True, help="minor units per kWh")
+    offer.add_argument("--start", required=True, help="slot start (Unix s or ISO 8601)")
+    offer.add_argument("--expiry", help="takeable until (default: the slot start)")
+    take = sub("take", "sign and post a take of (part of) an offer, escrowing its price")
+    take.add_argument("offer_id", type=int)
+    take.add_argument("--key-file", required=True, help="file with the buyer's hex private key")
+    take.add_argument("--meter", required=True, help="the buyer's meter id")
+    take.add_argument("--quantity-wh", type=int, required=True)
+    take.add_argument(
+        "--permit", type=int, metavar="UNITS",
+        help="also sign a token permit for UNITS (no ether needed for an approve)",
+    )  # fmt: skip
+    for name, help_text in (
+        ("trade", "a trade's state"),
+        ("settle", "settle a trade from anchored readings (after its slot)"),
+        ("refund", "refund a trade not settled in its settlement window"),
+    ):
+        sub(name, help_text).add_argument("trade_id", type=int)
+    sub("trades", "the trades an account buys or sells in").add_argument("address")
+    mint = market_commands.add_parser(
+        "mint", help="operator: mint settlement units (minor units) to an account"
+    )
+    mint.add_argument("address")
+    mint.add_argument("amount", type=int, help="minor units, e.g. 10000 = 100.00")
+    mint.set_defaults(handler=_cmd_market)
+
+
 def _key_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--public-key-file", help="PEM or DER public (or private) key file")
     parser.add_argument("--public-key", help="hex key in registry encoding (with --algorithm)")
@@ -265,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--owner", help="owner account of the meters (default: the operator)")
     sim.add_argument("--id-prefix", default="SIM-", help="meter ids are PREFIX000001, ...")
     sim.set_defaults(handler=_cmd_simulate)
+    _market_parser(commands)
     return parser
 
 

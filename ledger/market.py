@@ -51,6 +51,13 @@ TAKE_FIELDS = [
     {"name": "nonce", "type": "uint256"},
     {"name": "deadline", "type": "uint256"},
 ]
+PERMIT_FIELDS = [
+    {"name": "owner", "type": "address"},
+    {"name": "spender", "type": "address"},
+    {"name": "value", "type": "uint256"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint256"},
+]
 _DOMAIN_FIELDS = [
     {"name": "name", "type": "string"},
     {"name": "version", "type": "string"},
@@ -164,6 +171,20 @@ def take_typed_data(
     return _typed_data(domain, "Take", TAKE_FIELDS, message)
 
 
+def permit_typed_data(
+    token_domain: MarketDomain, owner: str, spender: str, value: int, nonce: int, deadline: int
+) -> dict[str, Any]:
+    """The ERC-2612 `Permit` a customer signs to let `spender` (the market) move `value` units."""
+    message = {
+        "owner": to_checksum_address(owner),
+        "spender": to_checksum_address(spender),
+        "value": value,
+        "nonce": nonce,
+        "deadline": deadline,
+    }
+    return _typed_data(token_domain, "Permit", PERMIT_FIELDS, message)
+
+
 def _typed_data(
     domain: MarketDomain, primary: str, fields: list[dict[str, str]], message: dict[str, Any]
 ) -> dict[str, Any]:
@@ -266,6 +287,43 @@ class Market:
             )
             self._domain = MarketDomain(name, version, int(chain_id), str(verifying))
         return self._domain
+
+    @property
+    def token_domain(self) -> MarketDomain:
+        """The settlement token's EIP-712 domain (for ERC-2612 permits)."""
+        _, name, version, chain_id, verifying, _, _ = self.chain.call(
+            self.token.functions.eip712Domain()
+        )
+        return MarketDomain(name, version, int(chain_id), str(verifying))
+
+    def permit_nonce(self, account: str) -> int:
+        return int(self.chain.call(self.token.functions.nonces(to_checksum_address(account))))
+
+    def relay_permit(self, owner: str, value: int, deadline: int, signature: bytes) -> TxReceipt:
+        """Sends the owner's ERC-2612 permit letting the market spend `value` of their units."""
+        typed = permit_typed_data(
+            self.token_domain,
+            owner,
+            self.contract.address,
+            value,
+            self.permit_nonce(owner),
+            deadline,
+        )
+        self._check_signature(typed, signature, owner)
+        if len(signature) != 65:
+            raise InvalidOrderSignature("a permit signature must be 65 bytes (r, s, v)")
+        v = signature[64] if signature[64] >= 27 else signature[64] + 27
+        return self.chain.transact(
+            self.token.functions.permit(
+                to_checksum_address(owner),
+                self.contract.address,
+                value,
+                deadline,
+                v,
+                signature[:32],
+                signature[32:64],
+            )
+        )
 
     @property
     def parameters(self) -> tuple[int, int, int]:

@@ -15,6 +15,7 @@ from ledger.chain import Chain, LocalChain, answers_rpc, connect, port_is_free
 from ledger.deployment import Deployment, MarketParameters, ensure_deployed
 from ledger.errors import ChainUnavailable, ToolchainError
 from ledger.ingest import ChainKeySource, Ingestor, KeyCache
+from ledger.market import Market
 from ledger.meters import MeterAdmin
 from ledger.settings import Settings
 from ledger.store import Store
@@ -52,6 +53,7 @@ class LedgerNode:
             max_readings=self.settings.anchor_max_readings,
         )
         self.proofs = ProofService(self.store)
+        self.market = Market(self.chain, self.deployment, self.store, self.proofs)
         if not self.settings.anchor_enabled:
             self.anchorer.state = AnchorState.DISABLED
 

@@ -30,6 +30,16 @@ KNOWN_OPERATIONS = {
     ("POST", "/v1/meters/{meter_id}/revoke"),
     ("POST", "/v1/readings"),
     ("GET", "/v1/meters/{meter_id}/readings/{seq}"),
+    ("GET", "/v1/market"),
+    ("GET", "/v1/market/nonces/{address}"),
+    ("GET", "/v1/offers"),
+    ("GET", "/v1/offers/{offer_id}"),
+    ("POST", "/v1/offers"),
+    ("POST", "/v1/offers/{offer_id}/take"),
+    ("GET", "/v1/trades/{trade_id}"),
+    ("POST", "/v1/trades/{trade_id}/settle"),
+    ("POST", "/v1/trades/{trade_id}/refund"),
+    ("GET", "/v1/customers/{address}/trades"),
 }
 
 

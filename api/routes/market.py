@@ -1,0 +1,257 @@
+"""The P2P market: offers, takes, trades, settlement, all relayed by the gateway.
+
+Sellers and buyers sign EIP-712 messages (`GET /v1/market` gives the domains and types, `GET
+/v1/market/nonces/{address}` the nonces to sign); the gateway checks each signature before
+relaying it with its operator account, so customers need no ether. Settlement and refunds may be
+asked for by anyone: the contract decides from anchored readings, the gateway only supplies the
+evidence from its store and pays the gas.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from eth_utils.address import is_checksum_address, to_checksum_address
+from fastapi import APIRouter, Path
+
+from api.deps import NodeDep
+from api.errors import ApiError
+from api.schemas import (
+    ErrorPublic,
+    MarketPublic,
+    NoncesPublic,
+    OfferIn,
+    OfferListPublic,
+    OfferPublic,
+    SettlementPublic,
+    TakeIn,
+    TradeListPublic,
+    TradePublic,
+)
+from ledger.market import (
+    OFFER_FIELDS,
+    PERMIT_FIELDS,
+    TAKE_FIELDS,
+    Market,
+    OfferTerms,
+    OfferView,
+    Settlement,
+    TradeView,
+)
+from ledger.meters import meter_id_bytes, meter_id_text
+
+router = APIRouter(tags=["market"])
+
+IdPath = Annotated[int, Path(ge=1, lt=2**256)]
+AddressPath = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{40}$")]
+
+_READ_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorPublic, "description": "`energy_market_unknown_offer` / `_trade`"},
+}
+_RELAY_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorPublic, "description": "unknown offer, trade or meter"},
+    409: {
+        "model": ErrorPublic,
+        "description": "the market's state refuses it, e.g. `energy_market_offer_not_open`, "
+        "`energy_market_offer_expired`, `energy_market_delivery_not_over`, "
+        "`evidence_unavailable` (boundary readings not stored or not anchored yet), "
+        "`erc20_insufficient_allowance`",
+    },
+    422: {
+        "model": ErrorPublic,
+        "description": "bad input: `invalid_request`, `invalid_signature`, `invalid_meter`, "
+        "`invalid_address`, `energy_market_unaligned_time`, `energy_market_invalid_expiry`",
+    },
+    503: {"model": ErrorPublic, "description": "`chain_unavailable`"},
+}
+
+
+@router.get("/v1/market", response_model=MarketPublic)
+def get_market(node: NodeDep) -> dict[str, Any]:
+    """Where the market is and what to sign: EIP-712 domains and types, slot length, windows."""
+    market = node.market
+    slot, window, settlement = market.parameters
+    token = market.token.functions
+    return {
+        "chain_id": node.chain.chain_id,
+        "market": market.contract.address,
+        "token": market.token.address,
+        "token_symbol": node.chain.call(token.symbol()),
+        "token_decimals": node.chain.call(token.decimals()),
+        "slot_s": slot,
+        "boundary_window_s": window,
+        "settlement_window_s": settlement,
+        "chain_time": market.chain_time(),
+        "eip712": {
+            "market_domain": market.domain.as_dict(),
+            "token_domain": market.token_domain.as_dict(),
+            "types": {"Offer": OFFER_FIELDS, "Take": TAKE_FIELDS, "Permit": PERMIT_FIELDS},
+        },
+    }
+
+
+@router.get("/v1/market/nonces/{address}", response_model=NoncesPublic)
+def get_nonces(address: AddressPath, node: NodeDep) -> dict[str, Any]:
+    """The nonces the account's next signed order and next token permit must carry."""
+    account = _account(address)
+    return {
+        "address": account,
+        "market_nonce": node.market.nonce(account),
+        "permit_nonce": node.market.permit_nonce(account),
+    }
+
+
+@router.get("/v1/offers", response_model=OfferListPublic)
+def list_offers(node: NodeDep, include_closed: bool = False) -> dict[str, Any]:
+    """Open offers (takeable now), oldest first; `include_closed=true` lists every offer."""
+    market = node.market
+    now = market.chain_time()
+    offers = market.offers() if include_closed else market.open_offers()
+    return {"offers": [_offer(market, o, now) for o in offers]}
+
+
+@router.get("/v1/offers/{offer_id}", response_model=OfferPublic, responses=_READ_ERRORS)
+def get_offer(offer_id: IdPath, node: NodeDep) -> dict[str, Any]:
+    market = node.market
+    return _offer(market, market.offer(offer_id), market.chain_time())
+
+
+@router.post("/v1/offers", status_code=201, response_model=OfferPublic, responses=_RELAY_ERRORS)
+def create_offer(body: OfferIn, node: NodeDep) -> dict[str, Any]:
+    """Relays a seller-signed offer (`createOfferBySig`); the seller must own the meter."""
+    market = node.market
+    terms = OfferTerms(
+        seller_meter=meter_id_bytes(body.seller_meter),
+        quantity_wh=body.quantity_wh,
+        price_per_kwh=body.price_per_kwh,
+        delivery_start=body.delivery_start,
+        expiry=body.expiry,
+    )
+    offer_id, receipt = market.relay_offer(
+        terms, _account(body.seller), body.deadline, _hex_bytes(body.signature)
+    )
+    offer = _offer(market, market.offer(offer_id), market.chain_time())
+    return {**offer, "tx_hash": _tx_hash(receipt)}
+
+
+@router.post(
+    "/v1/offers/{offer_id}/take",
+    status_code=201,
+    response_model=TradePublic,
+    responses=_RELAY_ERRORS,
+)
+def take_offer(offer_id: IdPath, body: TakeIn, node: NodeDep) -> dict[str, Any]:
+    """Relays a buyer-signed take (`takeOfferBySig`), after the buyer's permit if one is given;
+    the buyer's escrow moves into the market."""
+    market = node.market
+    buyer = _account(body.buyer)
+    if body.permit is not None:
+        market.relay_permit(
+            buyer, body.permit.value, body.permit.deadline, _hex_bytes(body.permit.signature)
+        )
+    trade_id, receipt = market.relay_take(
+        offer_id,
+        meter_id_bytes(body.buyer_meter),
+        body.quantity_wh,
+        buyer,
+        body.deadline,
+        _hex_bytes(body.signature),
+    )
+    return {**_trade(market, market.trade(trade_id)), "tx_hash": _tx_hash(receipt)}
+
+
+@router.get("/v1/trades/{trade_id}", response_model=TradePublic, responses=_READ_ERRORS)
+def get_trade(trade_id: IdPath, node: NodeDep) -> dict[str, Any]:
+    """A trade's state, escrow, and once settled what was delivered, paid and refunded."""
+    return _trade(node.market, node.market.trade(trade_id))
+
+
+@router.post(
+    "/v1/trades/{trade_id}/settle", response_model=SettlementPublic, responses=_RELAY_ERRORS
+)
+def settle_trade(trade_id: IdPath, node: NodeDep) -> dict[str, Any]:
+    """Settles a trade after its slot from the stored, anchored boundary readings (anyone may)."""
+    return _settlement(node.market.settle(trade_id))
+
+
+@router.post(
+    "/v1/trades/{trade_id}/refund", response_model=SettlementPublic, responses=_RELAY_ERRORS
+)
+def refund_trade(trade_id: IdPath, node: NodeDep) -> dict[str, Any]:
+    """Returns the escrow of a trade not settled within its settlement window (anyone may)."""
+    return _settlement(node.market.refund(trade_id))
+
+
+@router.get("/v1/customers/{address}/trades", response_model=TradeListPublic)
+def customer_trades(address: AddressPath, node: NodeDep) -> dict[str, Any]:
+    """The trades in which the account buys or sells, oldest first."""
+    account = _account(address)
+    market = node.market
+    return {"account": account, "trades": [_trade(market, t) for t in market.trades_of(account)]}
+
+
+def _account(address: str) -> str:
+    # All-lowercase (or all-uppercase) hex carries no checksum; mixed case must be a valid one,
+    # so a mistyped address is refused instead of silently naming another account.
+    body = address[2:]
+    if body != body.lower() and body != body.upper() and not is_checksum_address(address):
+        raise ApiError(422, code="invalid_address", message=f"{address}: bad EIP-55 checksum")
+    return to_checksum_address(address)
+
+
+def _hex_bytes(text: str) -> bytes:
+    return bytes.fromhex(text[2:])  # the schema's pattern already checked the hex
+
+
+def _tx_hash(receipt: Any) -> str:
+    return "0x" + bytes(receipt["transactionHash"]).hex()
+
+
+def _offer(market: Market, offer: OfferView, now: int) -> dict[str, Any]:
+    slot, _, _ = market.parameters
+    return {
+        "offer_id": offer.offer_id,
+        "seller": offer.seller,
+        "seller_meter": meter_id_text(offer.seller_meter),
+        "delivery_start": offer.delivery_start,
+        "delivery_end": offer.delivery_start + slot,
+        "expiry": offer.expiry,
+        "price_per_kwh": offer.price_per_kwh,
+        "remaining_wh": offer.remaining_wh,
+        "cancelled": offer.cancelled,
+        "open": offer.is_open(now),
+    }
+
+
+def _trade(market: Market, trade: TradeView) -> dict[str, Any]:
+    slot, _, settlement_window = market.parameters
+    end = trade.delivery_start + slot
+    return {
+        "trade_id": trade.trade_id,
+        "offer_id": trade.offer_id,
+        "state": trade.state.name.lower(),
+        "seller": trade.seller,
+        "buyer": trade.buyer,
+        "seller_meter": meter_id_text(trade.seller_meter),
+        "buyer_meter": meter_id_text(trade.buyer_meter),
+        "delivery_start": trade.delivery_start,
+        "delivery_end": end,
+        "settlement_deadline": end + settlement_window,
+        "quantity_wh": trade.quantity_wh,
+        "price_per_kwh": trade.price_per_kwh,
+        "escrow": trade.escrow,
+        "delivered_wh": trade.delivered_wh,
+        "paid": trade.paid,
+        "refunded": trade.refunded,
+    }
+
+
+def _settlement(settlement: Settlement) -> dict[str, Any]:
+    return {
+        "trade_id": settlement.trade_id,
+        "delivered_wh": settlement.delivered_wh,
+        "paid": settlement.paid,
+        "refunded": settlement.refunded,
+        "tx_hash": settlement.tx_hash,
+        "block_number": settlement.block_number,
+    }
