@@ -26,6 +26,8 @@ BUILD_DIR = PROJECT_ROOT / "build"
 ARTIFACTS_FILE = BUILD_DIR / "ledger-artifacts.json"
 # The contracts the ledger deploys; interfaces and OpenZeppelin bases are compiled but not kept.
 # In deployment order: EnergyMarket's constructor takes the addresses of the three before it.
+# Bumped when the cached artifact fields change, so an older cache is rebuilt rather than read.
+_ARTIFACT_FORMAT = 2
 DEPLOYABLE_CONTRACTS = ("MeterRegistry", "ReadingLedger", "SettlementToken", "EnergyMarket")
 
 
@@ -123,7 +125,8 @@ def compile_contracts(*, use_cache: bool = True) -> dict[str, ContractArtifact]:
     settings = read_compiler_settings()
     sources = contract_sources()
     input_json = standard_json_input(settings, sources)
-    input_hash = hashlib.sha256(json.dumps(input_json, sort_keys=True).encode()).hexdigest()
+    keyed = {"input": input_json, "artifactFormat": _ARTIFACT_FORMAT}
+    input_hash = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()
     if use_cache and ARTIFACTS_FILE.exists():
         cached = json.loads(ARTIFACTS_FILE.read_text())
         if cached.get("inputHash") == input_hash:

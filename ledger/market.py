@@ -496,7 +496,11 @@ class Market:
     def settle(self, trade_id: int) -> Settlement:
         """Settles a trade from the stored, anchored boundary readings (anyone may)."""
         trade = self.trade(trade_id)
-        evidence = self.settlement_evidence(trade) if trade.state == TradeState.OPEN else []
+        slot, _, window = self.parameters
+        end = trade.delivery_start + slot
+        settleable = trade.state == TradeState.OPEN and end <= self.chain_time() < end + window
+        # Otherwise the contract's own refusal (not over yet, closed, settled) says it best.
+        evidence = self.settlement_evidence(trade) if settleable else []
         receipt = self.chain.transact(self.contract.functions.settle(trade_id, evidence))
         (event,) = self.contract.events.TradeSettled().process_receipt(receipt, errors=DISCARD)
         args = event["args"]

@@ -1,0 +1,256 @@
+"""The market routes over real HTTP: a gateway process on a Ganache whose clock starts a day in the
+past, customers with no ether who sign orders and permits, settlement from readings the gateway
+verified and anchored itself, and the error codes a client sees on the way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from ledger.chain import Chain, LocalChain, connect, free_port
+from ledger.deployment import Deployment, ensure_deployed
+from ledger.market_client import GatewayError, MarketClient
+from ledger.meters import KeyAlgorithm, MeterAdmin, MeterPrivateKey, generate_key
+from ledger.readings import Reading, sign_reading
+from ledger.settings import DEV_OPERATOR_KEY
+from tests.fixtures.chain import advance_time, latest_time
+from tests.fixtures.gateway import Gateway, ledger_env, start_gateway
+
+SLOT = 3600
+PRICE = 250  # minor units per kWh
+READING_INTERVAL = 900
+
+
+@dataclass
+class MarketStack:
+    chain: Chain
+    deployment: Deployment
+    gateway: Gateway
+    client: MarketClient
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MarketStack]:
+    """Ganache starting two days ago (so readings of traded slots are in the wall-clock past)
+    and one gateway on it."""
+    tmp = tmp_path_factory.mktemp("market")
+    node = LocalChain(kind="ganache", port=free_port(), start_time=int(time.time()) - 2 * 86_400)
+    node.start()
+    env = ledger_env(
+        tmp / "data",
+        "ganache",
+        node.port,
+        LEDGER_RPC_URL=node.rpc_url,
+        LEDGER_ANCHOR_INTERVAL_S="0.2",
+    )
+    gateway = start_gateway(env, tmp / "gateway.log")
+    try:
+        chain = connect(node.rpc_url, DEV_OPERATOR_KEY)
+        deployment = ensure_deployed(chain, tmp / "data")
+        yield MarketStack(chain, deployment, gateway, MarketClient(gateway.base_url))
+    finally:
+        gateway.stop()
+        node.stop()
+
+
+@dataclass
+class Customer:
+    account: LocalAccount
+    meter: str
+    key: MeterPrivateKey
+    seq: int = 0
+
+
+def customer(stack: MarketStack, meter: str, first_reading_at: int) -> Customer:
+    """A customer without ether, owning a freshly registered meter."""
+    key = generate_key(KeyAlgorithm.P256)
+    account: LocalAccount = Account.create()
+    MeterAdmin(stack.chain, stack.deployment).register(
+        meter, account.address, key.public_key(), first_reading_at
+    )
+    return Customer(account, meter, key)
+
+
+def post_readings(stack: MarketStack, who: Customer, points: list[tuple[int, int, int]]) -> None:
+    """Signs and posts readings (timestamp, import Wh, export Wh) of the customer's meter."""
+    items = []
+    for timestamp, import_wh, export_wh in points:
+        reading = Reading(
+            chain_id=stack.chain.chain_id,
+            meter_id=who.meter.encode().ljust(32, b"\x00"),
+            seq=who.seq,
+            timestamp=timestamp,
+            import_wh=import_wh,
+            export_wh=export_wh,
+            status=0,
+        )
+        who.seq += 1
+        signature = sign_reading(who.key, reading)
+        items.append(
+            {
+                "meter_id": who.meter,
+                "canonical": "0x" + reading.encode().hex(),
+                "signature": "0x" + signature.hex(),
+            }
+        )
+    answer = httpx.post(f"{stack.gateway.base_url}/v1/readings", json={"readings": items})
+    assert answer.status_code == 202, answer.text
+    assert all(r["status"] == "accepted" for r in answer.json()["results"]), answer.text
+
+
+def wait_until_anchored(stack: MarketStack, who: Customer, timeout_s: float = 30) -> None:
+    url = f"{stack.gateway.base_url}/v1/meters/{who.meter}/readings/{who.seq - 1}"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        anchor = httpx.get(url).json().get("anchor")
+        if anchor is not None and anchor["status"] == "anchored":
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{who.meter} reading {who.seq - 1} not anchored in {timeout_s}s")
+
+
+def refused(code: str, status: int) -> Any:
+    return pytest.raises(GatewayError, match=f"^{status} {code}:")
+
+
+def test_market_info_tells_clients_what_to_sign(stack: MarketStack) -> None:
+    info = stack.client.info()
+
+    assert info["market"] == stack.deployment.energy_market.address
+    assert info["token"] == stack.deployment.settlement_token.address
+    assert info["token_decimals"] == 2
+    assert info["slot_s"] == SLOT
+    domain = info["eip712"]["market_domain"]
+    assert domain == {
+        "name": "EnergyMarket",
+        "version": "1",
+        "chainId": stack.chain.chain_id,
+        "verifyingContract": stack.deployment.energy_market.address,
+    }
+    assert [f["name"] for f in info["eip712"]["types"]["Take"]] == [
+        "offerId", "buyerMeter", "quantityWh", "buyer", "nonce", "deadline",
+    ]  # fmt: skip
+
+
+def test_a_trade_is_offered_taken_and_settled_over_http_by_customers_without_ether(
+    stack: MarketStack,
+) -> None:
+    client, chain = stack.client, stack.chain
+    now = latest_time(chain)
+    slot_start = (now // SLOT + 2) * SLOT
+    first = slot_start - 2 * READING_INTERVAL
+    seller = customer(stack, "HTTP-PV-1", first)
+    buyer = customer(stack, "HTTP-HH-1", first)
+    token = stack.deployment.settlement_token
+    chain.transact(token.functions.mint(buyer.account.address, 10_000))
+
+    offer = client.offer(seller.account, seller.meter, 4000, PRICE, slot_start, slot_start - 60)
+    assert offer["open"] and offer["remaining_wh"] == 4000 and offer["tx_hash"].startswith("0x")
+    assert [o["offer_id"] for o in client.offers()].count(offer["offer_id"]) == 1
+
+    trade = client.take(buyer.account, offer["offer_id"], buyer.meter, 3000, permit_value=750)
+    assert trade["state"] == "open" and trade["escrow"] == 750
+    left = httpx.get(f"{stack.gateway.base_url}/v1/offers/{offer['offer_id']}").json()
+    assert left["remaining_wh"] == 1000 and left["open"]
+    assert chain.w3.eth.get_balance(buyer.account.address) == 0  # never needed ether
+    assert token.functions.balanceOf(buyer.account.address).call() == 10_000 - 750
+
+    with refused("energy_market_delivery_not_over", 409):
+        client.settle(trade["trade_id"])
+
+    # Delivery, reading every 15 minutes: the seller exports 400 Wh and the buyer imports 720 Wh
+    # per reading interval, so 1,600 and 2,880 Wh in the slot.
+    advance_time(chain, slot_start + SLOT + 60 - latest_time(chain))
+    with refused("evidence_unavailable", 409):
+        client.settle(trade["trade_id"])
+    times = [slot_start - READING_INTERVAL + i * READING_INTERVAL for i in range(6)]
+    post_readings(stack, seller, [(t, 10, 5 + 400 * i) for i, t in enumerate(times)])
+    post_readings(stack, buyer, [(t, 20 + 720 * i, 0) for i, t in enumerate(times)])
+    wait_until_anchored(stack, seller)
+    wait_until_anchored(stack, buyer)
+
+    settlement = client.settle(trade["trade_id"])
+
+    assert settlement["delivered_wh"] == 1600  # readings at start and end: 4 x 400 Wh exported
+    assert settlement["paid"] == 1600 * PRICE // 1000
+    assert settlement["refunded"] == 750 - settlement["paid"]
+    settled = client.trade(trade["trade_id"])
+    assert settled["state"] == "settled" and settled["delivered_wh"] == 1600
+    assert token.functions.balanceOf(seller.account.address).call() == settlement["paid"]
+    mine = client.trades_of(buyer.account.address.lower())
+    assert [t["trade_id"] for t in mine] == [trade["trade_id"]]
+    with refused("energy_market_trade_not_open", 409):
+        client.settle(trade["trade_id"])
+
+
+def test_orders_signed_wrongly_or_replayed_are_refused_before_any_gas_is_spent(
+    stack: MarketStack,
+) -> None:
+    client, chain = stack.client, stack.chain
+    slot_start = (latest_time(chain) // SLOT + 3) * SLOT
+    seller = customer(stack, "HTTP-PV-2", slot_start - 3600)
+    buyer = customer(stack, "HTTP-HH-2", slot_start - 3600)
+    impostor: LocalAccount = Account.create()
+    chain.transact(stack.deployment.settlement_token.functions.mint(buyer.account.address, 5_000))
+
+    with refused("energy_market_not_meter_owner", 409):
+        client.offer(impostor, seller.meter, 1000, PRICE, slot_start, slot_start)
+    offer = client.offer(seller.account, seller.meter, 1000, PRICE, slot_start, slot_start)
+    with refused("energy_market_unaligned_time", 422):
+        client.offer(seller.account, seller.meter, 1000, PRICE, slot_start + 1, slot_start)
+
+    block_before = chain.w3.eth.block_number
+    forged = client.nonces(buyer.account.address)
+    body = {
+        "buyer": buyer.account.address,
+        "buyer_meter": buyer.meter,
+        "quantity_wh": 100,
+        "deadline": latest_time(chain) + 600,
+        "signature": "0x" + "11" * 65,
+    }
+    answer = httpx.post(f"{stack.gateway.base_url}/v1/offers/{offer['offer_id']}/take", json=body)
+    assert answer.status_code == 422 and answer.json()["error"]["code"] == "invalid_signature"
+    assert chain.w3.eth.block_number == block_before  # nothing was sent
+    assert client.nonces(buyer.account.address) == forged
+
+    with refused("energy_market_quantity_exceeds_offer", 409):
+        client.take(buyer.account, offer["offer_id"], buyer.meter, 1001, permit_value=5_000)
+    with refused("energy_market_unknown_offer", 404):
+        client.take(buyer.account, 10_000, buyer.meter, 1, permit_value=5_000)
+    with refused("energy_market_unknown_trade", 404):
+        client.trade(10_000)
+    bad_checksum = buyer.account.address[:2] + buyer.account.address[2:].swapcase()
+    if bad_checksum[2:] not in (bad_checksum[2:].lower(), bad_checksum[2:].upper()):
+        with refused("invalid_address", 422):
+            client.trades_of(bad_checksum)
+
+
+def test_a_trade_without_evidence_is_refunded_after_the_settlement_window(
+    stack: MarketStack, tmp_path: Path
+) -> None:
+    client, chain = stack.client, stack.chain
+    slot_start = (latest_time(chain) // SLOT + 2) * SLOT
+    seller = customer(stack, "HTTP-PV-3", slot_start - 3600)
+    buyer = customer(stack, "HTTP-HH-3", slot_start - 3600)
+    token = stack.deployment.settlement_token
+    chain.transact(token.functions.mint(buyer.account.address, 1_000))
+    offer = client.offer(seller.account, seller.meter, 1000, PRICE, slot_start, slot_start)
+    trade = client.take(buyer.account, offer["offer_id"], buyer.meter, 1000, permit_value=250)
+
+    with refused("energy_market_settlement_still_open", 409):
+        client.refund(trade["trade_id"])
+    advance_time(chain, trade["settlement_deadline"] - latest_time(chain) + 1)
+    refund = client.refund(trade["trade_id"])
+
+    assert refund["refunded"] == trade["escrow"] == 250
+    assert client.trade(trade["trade_id"])["state"] == "refunded"
+    assert token.functions.balanceOf(buyer.account.address).call() == 1_000
