@@ -27,7 +27,7 @@ from eth_utils.crypto import keccak
 from web3 import HTTPProvider, Web3
 from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
-from web3.types import TxParams, TxReceipt
+from web3.types import RPCEndpoint, TxParams, TxReceipt
 
 from ledger.compiler import PROJECT_ROOT
 from ledger.errors import ChainUnavailable, ContractRevert, ToolchainError
@@ -37,6 +37,11 @@ NODE_BIN = PROJECT_ROOT / "node_modules" / ".bin"
 # Ganache's default block gas price is fine, but brownie's development network sends 0, which a
 # node with a base fee refuses; every managed chain gets an explicit 1 gwei floor.
 GAS_PRICE_WEI = 1_000_000_000
+# The gas limit of contract calls (not deployments). Ganache's eth_estimateGas runs a call many
+# times over (a binary search), about 0.3 s per market transaction; one eth_call finds the same
+# custom-error reverts, and a limit is only a cap: a transaction pays for the gas it uses. The
+# dearest call, a settlement with four boundaries, uses about 0.3 M.
+CALL_GAS_LIMIT = 3_000_000
 
 
 def anvil_binary() -> Path:
@@ -206,7 +211,16 @@ def connect(rpc_url: str, operator_key: str, *, timeout_s: float = 10.0) -> Chai
     Raises:
         ChainUnavailable: the endpoint does not answer.
     """
-    w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))
+    # web3 asks for eth_chainId around every call otherwise. Only that is cached: a node's chain
+    # id never changes, while blocks can (a dev chain's evm_revert, a restarted Ganache).
+    w3 = Web3(
+        HTTPProvider(
+            rpc_url,
+            request_kwargs={"timeout": timeout_s},
+            cache_allowed_requests=True,
+            cacheable_requests={RPCEndpoint("eth_chainId")},
+        )
+    )
     try:
         chain_id = w3.eth.chain_id
     except Exception as error:  # noqa: BLE001 - requests/aiohttp/JSON errors all mean unreachable
@@ -247,14 +261,16 @@ class Chain:
         """
         account = sender or self.operator
         with self._send_lock:
+            params: TxParams = {
+                "from": account.address,
+                "nonce": self.w3.eth.get_transaction_count(account.address, "pending"),
+                "chainId": self.chain_id,
+            }
             try:
-                tx = call.build_transaction(
-                    {
-                        "from": account.address,
-                        "nonce": self.w3.eth.get_transaction_count(account.address, "pending"),
-                        "chainId": self.chain_id,
-                    }
-                )
+                if isinstance(call, ContractFunction):
+                    call.call({"from": account.address}, "pending")  # reverts like the send would
+                    params["gas"] = CALL_GAS_LIMIT
+                tx = call.build_transaction(params)
             except (ContractCustomError, ContractLogicError, ContractPanicError) as error:
                 raise self.decode_revert(error) from error
             signed = account.sign_transaction(cast(dict[str, Any], tx))
