@@ -8,6 +8,7 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IEnergyMarket} from "./interfaces/IEnergyMarket.sol";
 import {IMeterRegistry} from "./interfaces/IMeterRegistry.sol";
 import {IReadingLedger} from "./interfaces/IReadingLedger.sol";
@@ -158,6 +159,7 @@ contract EnergyMarket is IEnergyMarket, EIP712, Nonces, ReentrancyGuard {
 
         uint128 escrow = trade_.escrow;
         // Rounded down: the seller is never paid more than the exact value of the delivered energy.
+        // delivered <= quantity, so paid <= escrow, which was checked to fit 128 bits at take.
         uint128 paid = uint128(Math.mulDiv(delivered, trade_.pricePerKWh, _WH_PER_KWH));
         uint128 refunded = escrow - paid;
 
@@ -227,6 +229,11 @@ contract EnergyMarket is IEnergyMarket, EIP712, Nonces, ReentrancyGuard {
         if (terms.deliveryStart % slotSeconds != 0) {
             revert EnergyMarketUnalignedTime(terms.deliveryStart, slotSeconds);
         }
+        // The slot's end and refund time must fit uint64, or escrow taken for it could never be
+        // settled or refunded.
+        if (uint256(terms.deliveryStart) + slotSeconds + settlementWindow > type(uint64).max) {
+            revert EnergyMarketDeliveryTooLate(terms.deliveryStart);
+        }
         // Trading closes when delivery starts, so every trade is agreed before its energy flows.
         // slither-disable-next-line timestamp
         if (terms.expiry <= block.timestamp || terms.expiry > terms.deliveryStart) {
@@ -268,8 +275,10 @@ contract EnergyMarket is IEnergyMarket, EIP712, Nonces, ReentrancyGuard {
         if (meterRegistry.ownerOf(buyerMeter) != buyer) revert EnergyMarketNotMeterOwner(buyerMeter, buyer);
 
         // Rounded up: escrow covers the exact price of the whole quantity; any leftover unit is
-        // refunded at settlement. quantity < 2^64 and price < 2^128, so the product fits 256 bits.
-        uint128 escrow = uint128(Math.mulDiv(quantityWh, offer_.pricePerKWh, _WH_PER_KWH, Math.Rounding.Ceil));
+        // refunded at settlement. quantity < 2^64 and price < 2^128, so the product fits 256 bits,
+        // but the escrow need not fit 128: a plain cast would escrow it modulo 2^128.
+        uint128 escrow =
+            SafeCast.toUint128(Math.mulDiv(quantityWh, offer_.pricePerKWh, _WH_PER_KWH, Math.Rounding.Ceil));
         offer_.remainingWh = remaining - quantityWh;
         tradeId = ++_tradeCount;
         _trades[tradeId] = Trade({
@@ -330,6 +339,9 @@ contract EnergyMarket is IEnergyMarket, EIP712, Nonces, ReentrancyGuard {
                 )
             )
         );
+        // At most eight calls per settlement (four boundaries, two readings each), to the
+        // immutable ReadingLedger, whose only revert is for a batch id the caller chose.
+        // slither-disable-next-line calls-loop
         if (!readingLedger.verifyReading(anchored.batchId, leaf, anchored.proof)) {
             revert EnergyMarketReadingNotAnchored(r.meterId, r.seq, anchored.batchId);
         }
@@ -377,6 +389,8 @@ contract EnergyMarket is IEnergyMarket, EIP712, Nonces, ReentrancyGuard {
         // ECDSA (not SignatureChecker, whose OpenZeppelin 5.4 build needs Cancun's mcopy): sellers
         // and buyers are externally owned accounts. tryRecover refuses high-s and malformed
         // signatures; the nonce in the signed struct makes each signature usable once.
+        // The unused third value only details a RecoverError, and the error itself is checked.
+        // slither-disable-next-line unused-return
         (address recovered, ECDSA.RecoverError error_,) = ECDSA.tryRecover(_hashTypedDataV4(structHash), signature);
         if (error_ != ECDSA.RecoverError.NoError || recovered != signer) revert EnergyMarketInvalidSignature(signer);
     }

@@ -111,6 +111,8 @@ interface IEnergyMarket {
     error EnergyMarketZeroPrice();
     /// @notice The time is not a slot boundary (a multiple of `slotSeconds`).
     error EnergyMarketUnalignedTime(uint64 time, uint64 slotSeconds);
+    /// @notice The slot's settlement deadline would not fit 64 bits.
+    error EnergyMarketDeliveryTooLate(uint64 deliveryStart);
     /// @notice An offer must expire in the future and no later than its delivery start.
     error EnergyMarketInvalidExpiry(uint64 expiry, uint64 deliveryStart, uint256 currentTime);
     /// @notice The signed message's deadline has passed.

@@ -1,23 +1,46 @@
 """Gas snapshot: gas used by the state-changing calls, compared with `snapshots/gas.json`.
 
-A change that makes registering, rotating, revoking or anchoring dearer (or cheaper) fails here
-and, once accepted with `UPDATE_GAS_SNAPSHOT=1`, shows in the snapshot file's diff. Every input is
-a constant (no block times), because calldata gas depends on the argument bytes.
+A change that makes registering, rotating, revoking, anchoring, trading or settling dearer (or
+cheaper) fails here and, once accepted with `UPDATE_GAS_SNAPSHOT=1`, shows in the snapshot file's
+diff. Every input is a constant (no block times), because calldata gas depends on the argument
+bytes:
+- the market's slot is in 2100 and the chain's clock is moved past it (`evm_increaseTime`)
+  rather than the times moved to the clock; the measurement runs on a chain snapshot that is
+  reverted afterwards, so the session's clock and accounts are as they were;
+- the contracts are deployed by a deployer of their own, fresh in every run, so their addresses
+  are the same every time; the EIP-712 domain holds the market's address, and with it fixed (and
+  the nonces and deadlines constant) the RFC 6979 signatures are the same bytes every run;
+- the readings batch has constant contents, so the Merkle proofs are the same bytes every run.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
+from web3.contract.contract import ContractFunction
 
-from ledger.chain import Chain
+from ledger.chain import Chain, connect
 from ledger.compiler import PROJECT_ROOT
-from ledger.deployment import Deployment
+from ledger.deployment import Deployment, ensure_deployed
+from ledger.market import (
+    MarketDomain,
+    OfferTerms,
+    offer_typed_data,
+    sign_typed_data,
+    take_typed_data,
+)
+from ledger.merkle import MerkleTree
+from ledger.readings import Reading, reading_leaf
+from tests.fixtures.chain import advance_time, latest_time
 
 SNAPSHOT = PROJECT_ROOT / "snapshots" / "gas.json"
 METER = b"METER-GAS-0001".ljust(32, b"\x00")
@@ -28,29 +51,185 @@ SECOND_KEY = b"\x04" + keccak(b"second x") + keccak(b"second y")
 FIRST_VALID_FROM = 1_700_000_000
 ROTATION_VALID_FROM = 4_000_000_000
 
+# Deploys the measured contracts: fresh in every run, so they always get the same addresses.
+DEPLOYER = Account.from_key(keccak(text="energy ledger gas snapshot deployer"))
+# The market: one slot from 2100-01-01T00:00Z (a multiple of the 3,600 s slot), far enough ahead
+# that offers made now have not expired; the signatures' deadline is the slot's start.
+SLOT = 3_600
+SETTLEMENT_WINDOW = 7 * 86_400
+SLOT_START = 4_102_444_800
+OFFER_EXPIRY = SLOT_START - 60
+DEADLINE = SLOT_START
+SELLER_METER = b"PV-GAS-0001".ljust(32, b"\x00")
+BUYER_METER = b"HOME-GAS-0001".ljust(32, b"\x00")
+FILLER_METER = b"FILLER-GAS-0001".ljust(32, b"\x00")
+OFFER = OfferTerms(SELLER_METER, 6_000, 250, SLOT_START, OFFER_EXPIRY)
+TAKE_WH = 2_000  # three takes of the offer: settled with proofs, settled pinned, refunded
+BATCH_SIZE = 1_000  # readings per anchored batch, as the anchoring target assumes
 
-def measure(chain: Chain, deployment: Deployment, owner: str) -> dict[str, int]:
-    """Gas used by one call of each measured function on a fresh deployment."""
+
+def measure(
+    chain: Chain, data_dir: Path, seller: LocalAccount, buyer: LocalAccount
+) -> dict[str, int]:
+    """Gas used by one call of each measured function, on a fresh deployment by DEPLOYER."""
+    with reverted_afterwards(chain):
+        deployer_chain = fund_deployer(chain)
+        deployment = ensure_deployed(deployer_chain, data_dir)
+        return _measure(deployer_chain, deployment, seller, buyer)
+
+
+def _measure(
+    chain: Chain, deployment: Deployment, seller: LocalAccount, buyer: LocalAccount
+) -> dict[str, int]:
     registry = deployment.meter_registry
     ledger = deployment.reading_ledger
-    calls = {
-        "MeterRegistry.registerMeter": registry.functions.registerMeter(
-            METER, owner, P256, FIRST_KEY, FIRST_VALID_FROM
-        ),
-        "MeterRegistry.rotateKey": registry.functions.rotateKey(
-            METER, P256, SECOND_KEY, ROTATION_VALID_FROM
-        ),
-        "MeterRegistry.revokeKey": registry.functions.revokeKey(METER),
-        # The first batch also turns the last-batch-id slot from zero to non-zero; every later
-        # batch is the steady state that the gas-per-reading target is about.
-        "ReadingLedger.anchor (first batch)": ledger.functions.anchor(
+    token = deployment.settlement_token
+    market = deployment.energy_market
+    measured: dict[str, int] = {}
+
+    def run(name: str | None, call: ContractFunction, sender: LocalAccount | None = None) -> None:
+        receipt = chain.transact(call, sender=sender)
+        if name is not None:
+            measured[name] = int(receipt["gasUsed"])
+
+    run(
+        "MeterRegistry.registerMeter",
+        registry.functions.registerMeter(METER, seller.address, P256, FIRST_KEY, FIRST_VALID_FROM),
+    )
+    run(
+        "MeterRegistry.rotateKey",
+        registry.functions.rotateKey(METER, P256, SECOND_KEY, ROTATION_VALID_FROM),
+    )
+    run("MeterRegistry.revokeKey", registry.functions.revokeKey(METER))
+    # The first batch also turns the last-batch-id slot from zero to non-zero; every later batch
+    # is the steady state that the gas-per-reading target is about.
+    run(
+        "ReadingLedger.anchor (first batch)",
+        ledger.functions.anchor(
             1, keccak(text="batch 1"), 96, FIRST_VALID_FROM, FIRST_VALID_FROM + 86_399
         ),
-        "ReadingLedger.anchor": ledger.functions.anchor(
+    )
+    run(
+        "ReadingLedger.anchor",
+        ledger.functions.anchor(
             2, keccak(text="batch 2"), 1000, FIRST_VALID_FROM + 86_400, FIRST_VALID_FROM + 172_799
         ),
+    )
+
+    # The market: alice offers, bob takes three times, by signature first.
+    for meter, owner in ((SELLER_METER, seller), (BUYER_METER, buyer)):
+        run(None, registry.functions.registerMeter(meter, owner.address, P256, FIRST_KEY, 0))
+    run(None, token.functions.mint(buyer.address, 1_000_000))
+    run(None, token.functions.approve(market.address, 1_000_000), sender=buyer)
+    domain = MarketDomain("EnergyMarket", "1", chain.chain_id, market.address)
+    offer_signature = sign_typed_data(
+        seller.key, offer_typed_data(domain, OFFER, seller.address, 0, DEADLINE)
+    )
+    run(
+        "EnergyMarket.createOfferBySig",
+        market.functions.createOfferBySig(
+            OFFER.as_tuple(), seller.address, DEADLINE, offer_signature
+        ),
+    )
+    take_signature = sign_typed_data(
+        buyer.key, take_typed_data(domain, 1, BUYER_METER, TAKE_WH, buyer.address, 0, DEADLINE)
+    )
+    run(
+        "EnergyMarket.takeOfferBySig",
+        market.functions.takeOfferBySig(
+            1, BUYER_METER, TAKE_WH, buyer.address, DEADLINE, take_signature
+        ),
+    )
+    for _ in range(2):
+        run(None, market.functions.takeOffer(1, BUYER_METER, TAKE_WH), sender=buyer)
+
+    readings, tree = slot_batch()
+    run(None, ledger.functions.anchor(3, tree.root, len(readings), *time_range(readings)))
+    advance_time(chain, SLOT_START + SLOT + 60 - latest_time(chain))
+    run(
+        "EnergyMarket.settle (4 boundaries with proofs)",
+        market.functions.settle(1, slot_evidence(readings, tree)),
+    )
+    run("EnergyMarket.settle (boundaries already pinned)", market.functions.settle(2, []))
+    advance_time(chain, SLOT_START + SLOT + SETTLEMENT_WINDOW - latest_time(chain))
+    run("EnergyMarket.refund", market.functions.refund(3))
+    return measured
+
+
+@contextmanager
+def reverted_afterwards(chain: Chain) -> Iterator[None]:
+    """Reverts the chain (state and clock) to where it was when the block was entered."""
+    snapshot = chain.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        chain.w3.provider.make_request("evm_revert", [snapshot])  # type: ignore[arg-type]
+
+
+def fund_deployer(chain: Chain) -> Chain:
+    """Sends DEPLOYER ether for its deployments; returns the chain with DEPLOYER as operator."""
+    w3 = chain.w3
+    operator = chain.operator
+    transfer = {
+        "to": DEPLOYER.address,
+        "value": w3.to_wei(10, "ether"),
+        "gas": 21_000,
+        "gasPrice": w3.eth.gas_price,
+        "nonce": w3.eth.get_transaction_count(operator.address, "pending"),
+        "chainId": chain.chain_id,
     }
-    return {name: int(chain.transact(call)["gasUsed"]) for name, call in calls.items()}
+    signed = operator.sign_transaction(transfer)
+    w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction))
+    assert w3.eth.get_transaction_count(DEPLOYER.address) == 0, "DEPLOYER must be fresh"
+    return connect(chain.rpc_url, "0x" + bytes(DEPLOYER.key).hex())
+
+
+def slot_batch() -> tuple[list[Reading], MerkleTree]:
+    """The seller's and the buyer's readings around the slot (before it, a minute after its start,
+    a minute after its end), padded with another meter's to BATCH_SIZE readings."""
+    readings = []
+    for meter, registers in (
+        (SELLER_METER, ((1_000, 50_000), (1_010, 50_400), (1_020, 56_400))),
+        (BUYER_METER, ((70_000, 10), (70_300, 10), (77_300, 10))),
+    ):
+        times = (SLOT_START - 600, SLOT_START + 60, SLOT_START + SLOT + 60)
+        for seq, (time, (import_wh, export_wh)) in enumerate(zip(times, registers, strict=True)):
+            readings.append(gas_reading(meter, seq, time, import_wh, export_wh))
+    for seq in range(BATCH_SIZE - len(readings)):
+        readings.append(gas_reading(FILLER_METER, seq, SLOT_START + seq, seq, 0))
+    return readings, MerkleTree([reading_leaf(r.encode()) for r in readings])
+
+
+def gas_reading(meter: bytes, seq: int, time: int, import_wh: int, export_wh: int) -> Reading:
+    return Reading(
+        chain_id=1337,
+        meter_id=meter,
+        seq=seq,
+        timestamp=time,
+        import_wh=import_wh,
+        export_wh=export_wh,
+        status=0,
+    )
+
+
+def time_range(readings: list[Reading]) -> tuple[int, int]:
+    times = [r.timestamp for r in readings]
+    return min(times), max(times)
+
+
+def slot_evidence(readings: list[Reading], tree: MerkleTree) -> list[tuple[Any, ...]]:
+    """Seller start and end, buyer start and end: each boundary reading with its predecessor."""
+
+    def anchored(index: int) -> tuple[Any, ...]:
+        r = readings[index]
+        fields = (r.meter_id, r.seq, r.timestamp, r.import_wh, r.export_wh, r.status)
+        return (fields, 3, tree.proof(index))
+
+    return [
+        (SLOT_START + k * SLOT, anchored(first + k + 1), anchored(first + k))
+        for first in (0, 3)
+        for k in (0, 1)
+    ]
 
 
 def differences(snapshot: dict[str, int], measured: dict[str, int]) -> list[str]:
@@ -87,9 +266,9 @@ def test_anchoring_a_batch_of_1000_costs_at_most_60_gas_per_reading(
 
 
 def test_gas_used_matches_the_committed_snapshot(
-    chain: Chain, deployment: Deployment, alice: LocalAccount
+    chain: Chain, tmp_path: Path, alice: LocalAccount, bob: LocalAccount
 ) -> None:
-    measured = measure(chain, deployment, alice.address)
+    measured = measure(chain, tmp_path, alice, bob)
 
     if os.environ.get("UPDATE_GAS_SNAPSHOT") == "1":
         write_snapshot(SNAPSHOT, measured)
