@@ -46,6 +46,8 @@ _INVALID_INPUT_REVERTS = {
     "EnergyMarketZeroPrice",
     "EnergyMarketUnalignedTime",
     "EnergyMarketInvalidExpiry",
+    "EnergyMarketDeliveryTooLate",
+    "SafeCastOverflowedUintDowncast",
     "EnergyMarketSignatureExpired",
     "EnergyMarketInvalidSignature",
     "EnergyMarketSameMeter",

@@ -7,6 +7,8 @@
     ledger simulate           register a simulated meter fleet and post its readings
     ledger market ...         P2P trades through the gateway: info, offers, offer, take, trade,
                               settle, refund, trades; mint (operator: settlement units)
+    ledger market-day         a simulated market day on its own Ganache and gateway: offers,
+                              takes, settlement from anchored readings; prints a JSON summary
 
 Settings come from `LEDGER_*` environment variables (see ledger/settings.py and the README).
 Errors print one line with their code and exit non-zero; no stack traces for expected failures.
@@ -364,7 +366,40 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--id-prefix", default="SIM-", help="meter ids are PREFIX000001, ...")
     sim.set_defaults(handler=_cmd_simulate)
     _market_parser(commands)
+    _market_day_parser(commands)
     return parser
+
+
+def _cmd_market_day(_: Settings, args: argparse.Namespace) -> int:
+    from ledger import market_day
+
+    summary = market_day.run_local_day(
+        day=args.day or market_day.yesterday(),
+        households=args.households,
+        pv=args.pv,
+        seed=args.seed,
+        data_dir=Path(args.data_dir) if args.data_dir else None,
+        progress=market_day.say_on_stderr,
+    )
+    _print(summary)
+    return 0
+
+
+def _market_day_parser(commands: Any) -> None:
+    day = commands.add_parser(
+        "market-day",
+        help="simulate a market day of households on a new Ganache and gateway",
+        description="Starts a Ganache whose clock begins before the day and a gateway in this "
+        "process, registers the households' meters, trades the day ahead, then walks through the "
+        "day posting signed readings and settling each slot's trades from the anchored readings. "
+        "Prints a JSON summary; stops the chain and gateway at the end.",
+    )
+    day.add_argument("--households", type=int, default=20, help="households in all (20)")
+    day.add_argument("--pv", type=int, default=5, help="of which with PV, the sellers (5)")
+    day.add_argument("--day", help="the UTC day, YYYY-MM-DD, already over (default: yesterday)")
+    day.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    day.add_argument("--data-dir", help="keep chain and database here (new or empty directory)")
+    day.set_defaults(handler=_cmd_market_day)
 
 
 def main(argv: list[str] | None = None) -> int:
