@@ -277,6 +277,7 @@ class Market:
         self._store = store
         self._proofs = proofs
         self._domain: MarketDomain | None = None
+        self._token_domain: MarketDomain | None = None
         self._params: tuple[int, int, int] | None = None
 
     @property
@@ -291,10 +292,12 @@ class Market:
     @property
     def token_domain(self) -> MarketDomain:
         """The settlement token's EIP-712 domain (for ERC-2612 permits)."""
-        _, name, version, chain_id, verifying, _, _ = self.chain.call(
-            self.token.functions.eip712Domain()
-        )
-        return MarketDomain(name, version, int(chain_id), str(verifying))
+        if self._token_domain is None:
+            _, name, version, chain_id, verifying, _, _ = self.chain.call(
+                self.token.functions.eip712Domain()
+            )
+            self._token_domain = MarketDomain(name, version, int(chain_id), str(verifying))
+        return self._token_domain
 
     def permit_nonce(self, account: str) -> int:
         return int(self.chain.call(self.token.functions.nonces(to_checksum_address(account))))
