@@ -284,8 +284,8 @@ class Chain:
         """Replays a mined-but-reverted transaction as a call to learn its custom error.
 
         The pre-check call runs against the pending block, whose time a node only guesses, so a
-        transaction can pass it and still revert when mined (for example on a time check). The replay runs on the state before the
-        block that mined it.
+        transaction can pass it and still revert when mined (for example on a time check). The
+        replay runs on the state before the block that mined it.
         """
         replay = cast(TxParams, {k: tx[k] for k in ("from", "to", "data", "value") if k in tx})
         try:
