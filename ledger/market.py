@@ -133,6 +133,17 @@ class OfferTerms:
         )
 
 
+def read_eip712_domain(chain: Chain, contract: Contract) -> MarketDomain:
+    """The EIP-712 domain a contract reports (ERC-5267 `eip712Domain()`)."""
+    _, name, version, chain_id, verifying, _, _ = chain.call(contract.functions.eip712Domain())
+    return MarketDomain(name, version, int(chain_id), str(verifying))
+
+
+def tx_hash_hex(receipt: TxReceipt) -> str:
+    """A receipt's transaction hash as 0x-hex."""
+    return "0x" + bytes(receipt["transactionHash"]).hex()
+
+
 def offer_typed_data(
     domain: MarketDomain, terms: OfferTerms, seller: str, nonce: int, deadline: int
 ) -> dict[str, Any]:
@@ -283,20 +294,14 @@ class Market:
     @property
     def domain(self) -> MarketDomain:
         if self._domain is None:
-            _, name, version, chain_id, verifying, _, _ = self.chain.call(
-                self.contract.functions.eip712Domain()
-            )
-            self._domain = MarketDomain(name, version, int(chain_id), str(verifying))
+            self._domain = read_eip712_domain(self.chain, self.contract)
         return self._domain
 
     @property
     def token_domain(self) -> MarketDomain:
         """The settlement token's EIP-712 domain (for ERC-2612 permits)."""
         if self._token_domain is None:
-            _, name, version, chain_id, verifying, _, _ = self.chain.call(
-                self.token.functions.eip712Domain()
-            )
-            self._token_domain = MarketDomain(name, version, int(chain_id), str(verifying))
+            self._token_domain = read_eip712_domain(self.chain, self.token)
         return self._token_domain
 
     def permit_nonce(self, account: str) -> int:
@@ -512,7 +517,7 @@ class Market:
             delivered_wh=int(args["deliveredWh"]),
             paid=int(args["paid"]),
             refunded=int(args["refunded"]),
-            tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+            tx_hash=tx_hash_hex(receipt),
             block_number=int(receipt["blockNumber"]),
         )
 
@@ -525,7 +530,7 @@ class Market:
             delivered_wh=0,
             paid=0,
             refunded=int(event["args"]["refunded"]),
-            tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+            tx_hash=tx_hash_hex(receipt),
             block_number=int(receipt["blockNumber"]),
         )
 

@@ -37,6 +37,7 @@ from ledger.market import (
     OfferView,
     Settlement,
     TradeView,
+    tx_hash_hex,
 )
 from ledger.meters import meter_id_bytes, meter_id_text
 
@@ -131,7 +132,7 @@ def create_offer(body: OfferIn, node: NodeDep) -> dict[str, Any]:
         terms, _account(body.seller), body.deadline, _hex_bytes(body.signature)
     )
     offer = _offer(market, market.offer(offer_id), market.chain_time())
-    return {**offer, "tx_hash": _tx_hash(receipt)}
+    return {**offer, "tx_hash": tx_hash_hex(receipt)}
 
 
 @router.post(
@@ -157,7 +158,7 @@ def take_offer(offer_id: IdPath, body: TakeIn, node: NodeDep) -> dict[str, Any]:
         body.deadline,
         _hex_bytes(body.signature),
     )
-    return {**_trade(market, market.trade(trade_id)), "tx_hash": _tx_hash(receipt)}
+    return {**_trade(market, market.trade(trade_id)), "tx_hash": tx_hash_hex(receipt)}
 
 
 @router.get("/v1/trades/{trade_id}", response_model=TradePublic, responses=_READ_ERRORS)
@@ -201,10 +202,6 @@ def _account(address: str) -> str:
 
 def _hex_bytes(text: str) -> bytes:
     return bytes.fromhex(text[2:])  # the schema's pattern already checked the hex
-
-
-def _tx_hash(receipt: Any) -> str:
-    return "0x" + bytes(receipt["transactionHash"]).hex()
 
 
 def _offer(market: Market, offer: OfferView, now: int) -> dict[str, Any]:

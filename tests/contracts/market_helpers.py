@@ -21,6 +21,7 @@ from ledger.market import (
     MarketDomain,
     OfferTerms,
     offer_typed_data,
+    read_eip712_domain,
     sign_typed_data,
     take_typed_data,
 )
@@ -53,8 +54,7 @@ def fund(chain: Chain, deployment: Deployment, account: LocalAccount, amount: in
 
 
 def market_domain(chain: Chain, market: Contract) -> MarketDomain:
-    _, name, version, chain_id, verifying, _, _ = chain.call(market.functions.eip712Domain())
-    return MarketDomain(name, version, int(chain_id), str(verifying))
+    return read_eip712_domain(chain, market)
 
 
 def balance(deployment: Deployment, account: str) -> int:
