@@ -1,5 +1,5 @@
 """OCMF records through POST /v1/readings over real HTTP, on Ganache and Anvil: real records of
-the interop corpus (../shared/interop/ocmf) and one signed here, beside a native reading."""
+the interop corpus (tests/data/interop/ocmf) and one signed here, beside a native reading."""
 
 from __future__ import annotations
 

@@ -1,13 +1,15 @@
-"""Every record of the shared OCMF interop corpus, checked against the table in its README.
+"""Every record of the OCMF interop corpus, checked against the table in its README.
 
 The corpus (real records from KEBA, DZG, Isabellenhuette, eBZ, ebee, VW ... taken from the
-S.A.F.E. Transparenzsoftware's test resources) lives beside the repository in
-`../shared/interop/ocmf/`. A missing corpus fails these tests; it never skips them.
+S.A.F.E. Transparenzsoftware's test resources) is carried in the repository under
+`tests/data/interop/ocmf/` (tests/data/README.md says where it comes from), so a plain clone
+runs these tests. A missing corpus fails them; it never skips them.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from decimal import Decimal
@@ -28,7 +30,7 @@ from ledger.ocmf import (
     verify_ocmf,
 )
 
-CORPUS_DIR = Path(PROJECT_ROOT).parent / "shared" / "interop" / "ocmf"
+CORPUS_DIR = Path(PROJECT_ROOT) / "tests" / "data" / "interop" / "ocmf"
 OK = "ok"
 BAD_SIGNATURE = "ocmf_bad_signature"
 
@@ -78,8 +80,8 @@ class ReadmeRow:
 def corpus_dir() -> Path:
     if not CORPUS_DIR.is_dir():
         pytest.fail(
-            f"OCMF interop corpus not found at {CORPUS_DIR}: these tests need the shared "
-            "folder beside the repository (shared/interop/ocmf with its README.md and XML files)",
+            f"OCMF interop corpus not found at {CORPUS_DIR}: the repository carries it in "
+            "tests/data/interop/ocmf (its README.md and XML files); restore it from git",
             pytrace=False,
         )
     return CORPUS_DIR
@@ -153,6 +155,19 @@ def parsed(name: str) -> list[OcmfRecord]:
 
 def test_corpus_folder_is_present() -> None:
     assert corpus_dir().is_dir()
+
+
+def test_the_corpus_is_carried_inside_the_repository_so_a_plain_clone_runs_it() -> None:
+    # A clone with nothing beside it must pass: the corpus may not be read from ../shared.
+    assert corpus_dir().resolve().is_relative_to(Path(PROJECT_ROOT).resolve())
+    tracked = subprocess.run(
+        ["git", "ls-files", "--", str(corpus_dir())],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert {Path(name).name for name in tracked} >= set(EXPECTED) | {"README.md"}
 
 
 def test_a_missing_corpus_fails_instead_of_skipping(
