@@ -27,7 +27,7 @@ ARTIFACTS_FILE = BUILD_DIR / "ledger-artifacts.json"
 # The contracts the ledger deploys; interfaces and OpenZeppelin bases are compiled but not kept.
 # In deployment order: EnergyMarket's constructor takes the addresses of the three before it.
 # Bumped when the cached artifact fields change, so an older cache is rebuilt rather than read.
-_ARTIFACT_FORMAT = 2
+_ARTIFACT_FORMAT = 3
 DEPLOYABLE_CONTRACTS = ("MeterRegistry", "ReadingLedger", "SettlementToken", "EnergyMarket")
 
 
@@ -53,6 +53,10 @@ class ContractArtifact:
     # (byte offset, length) of each immutable in the runtime code: the compiler leaves zeros there
     # and the constructor fills them in, so on-chain code differs from `deployed_bytecode` there.
     immutable_ranges: tuple[tuple[int, int], ...] = ()
+    # NatSpec `@notice` per ABI signature ("batchRoot(uint256)", "ReadingBatchAnchored(...)",
+    # and "" for the contract itself), as the compiler's userdoc gives it: docs/contracts.md is
+    # generated from the ABI and these.
+    notices: tuple[tuple[str, str], ...] = ()
 
     def runtime_code_matches(self, code: bytes) -> bool:
         """Whether on-chain runtime `code` is this artifact's, its immutables' values aside."""
@@ -154,6 +158,7 @@ def compile_contracts(*, use_cache: bool = True) -> dict[str, ContractArtifact]:
                     "abi": contract["abi"],
                     "bytecode": contract["evm"]["bytecode"]["object"],
                     "deployedBytecode": contract["evm"]["deployedBytecode"]["object"],
+                    "notices": _notices(contract.get("userdoc", {})),
                     "immutableRanges": sorted(
                         [ref["start"], ref["length"]]
                         for refs in contract["evm"]["deployedBytecode"]
@@ -180,6 +185,22 @@ def _artifacts_from_json(contracts: dict[str, Any]) -> dict[str, ContractArtifac
             immutable_ranges=tuple(
                 (int(start), int(length)) for start, length in entry.get("immutableRanges", ())
             ),
+            notices=tuple((str(k), str(v)) for k, v in entry.get("notices", ())),
         )
         for name, entry in contracts.items()
     }
+
+
+def _notices(userdoc: dict[str, Any]) -> list[tuple[str, str]]:
+    """(signature, notice) pairs from a solc userdoc (functions, events, errors, the contract)."""
+    found: list[tuple[str, str]] = []
+    if isinstance(userdoc.get("notice"), str):
+        found.append(("", userdoc["notice"]))
+    for section in ("methods", "events", "errors"):
+        for signature, doc in userdoc.get(section, {}).items():
+            # errors map to a list (one per declaration site); the first one is enough.
+            entries = doc if isinstance(doc, list) else [doc]
+            notice = next((e["notice"] for e in entries if isinstance(e.get("notice"), str)), None)
+            if notice is not None:
+                found.append((signature, notice))
+    return sorted(found)
