@@ -65,17 +65,21 @@ contract MeterRegistry is IMeterRegistry, AccessControl {
 
     /// @inheritdoc IMeterRegistry
     function revokeKey(bytes32 meterId) external onlyRole(REGISTRAR_ROLE) returns (uint256 epoch) {
-        KeyEpoch[] storage epochs = _existingEpochs(meterId);
-        uint64 revokedAt = uint64(block.timestamp);
-        // The key valid now, not the last one: a rotation may be scheduled but not started yet,
-        // and revoking only that would leave the key in use valid until the rotation starts.
-        uint256 started = _startedEpochs(epochs, revokedAt);
-        epoch = started == 0 ? 0 : started - 1;
-        KeyEpoch storage current = epochs[epoch];
-        if (current.revokedAt != 0) revert MeterRegistryKeyAlreadyRevoked(meterId, epoch);
-        // Revocation takes effect now, never earlier: readings signed before it stay valid.
-        current.revokedAt = revokedAt;
-        emit MeterKeyRevoked(meterId, epoch, revokedAt);
+        // Without a known compromise, revocation takes effect now: readings signed before it
+        // stay valid.
+        return _revoke(meterId, uint64(block.timestamp));
+    }
+
+    /// @inheritdoc IMeterRegistry
+    function revokeKeyCompromisedSince(bytes32 meterId, uint64 compromisedSince)
+        external
+        onlyRole(REGISTRAR_ROLE)
+        returns (uint256 epoch)
+    {
+        if (compromisedSince > block.timestamp) {
+            revert MeterRegistryCompromiseInFuture(meterId, compromisedSince, uint64(block.timestamp));
+        }
+        return _revoke(meterId, compromisedSince);
     }
 
     /// @inheritdoc IMeterRegistry
@@ -127,14 +131,55 @@ contract MeterRegistry is IMeterRegistry, AccessControl {
         }
     }
 
+    /// @dev Revokes the key valid now from `revokedAt` (<= now) on. An already revoked key may
+    /// only have its revocation moved earlier (a compromise found to predate it), never later.
+    function _revoke(bytes32 meterId, uint64 revokedAt) private returns (uint256 epoch) {
+        KeyEpoch[] storage epochs = _existingEpochs(meterId);
+        // The key valid now, not the last one: a rotation may be scheduled but not started yet,
+        // and revoking only that would leave the key in use valid until the rotation starts.
+        uint256 started = _startedEpochs(epochs, uint64(block.timestamp));
+        epoch = started == 0 ? 0 : started - 1;
+        KeyEpoch storage current = epochs[epoch];
+        if (current.revokedAt != 0 && revokedAt >= current.revokedAt) {
+            revert MeterRegistryKeyAlreadyRevoked(meterId, epoch);
+        }
+        // A compromise before the key's start is another key's: revoking this one from then
+        // would not be what happened.
+        if (revokedAt < current.validFrom) {
+            revert MeterRegistryCompromiseBeforeKey(meterId, epoch, revokedAt, current.validFrom);
+        }
+        current.revokedAt = revokedAt;
+        emit MeterKeyRevoked(meterId, epoch, revokedAt);
+    }
+
     function _existingEpochs(bytes32 meterId) private view returns (KeyEpoch[] storage epochs) {
         if (_owners[meterId] == address(0)) revert MeterRegistryUnknownMeter(meterId);
         return _epochs[meterId];
     }
 
+    /// @dev Whether a 32-byte Ed25519 key is one of the encodings any signature scheme check
+    /// must refuse: y >= p (non-canonical), or y of one of the 8 small-order points (identity,
+    /// order 2, 4 and 8), whose keys let forged signatures verify. The encoding is y little-endian
+    /// with x's sign in the top bit; held in a bytes32, byte 0 is y's lowest byte. Points off the
+    /// curve and mixed-order points need curve arithmetic: the gateway refuses those.
+    function _isWeakEd25519(bytes32 key) private pure returns (bool) {
+        bytes32 y = key & ~bytes32(uint256(0x80)); // drop the sign bit of x
+        // p = 2^255 - 19 little-endian is ed ff .. ff 7f: y >= p means all of bytes 1..31 equal
+        // p's and byte 0 is at least 0xed.
+        if (uint256(y) & type(uint248).max == type(uint248).max - 0x80 && uint8(y[0]) >= 0xed) {
+            return true;
+        }
+        return y == bytes32(0) // y = 0: the two points of order 4
+            || y == bytes32(uint256(1) << 248) // y = 1: the identity
+            || y == 0xecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f // y = -1: order 2
+            || y == 0x26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05 // order 8
+            || y == 0xc7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a; // order 8
+    }
+
     function _checkPublicKey(uint8 algorithm, bytes calldata publicKey) private pure {
         if (algorithm == _ALGORITHM_ED25519) {
             if (publicKey.length != 32) revert MeterRegistryInvalidPublicKey(algorithm, publicKey.length);
+            if (_isWeakEd25519(bytes32(publicKey))) revert MeterRegistryWeakPublicKey(algorithm, publicKey);
         } else if (algorithm == _ALGORITHM_P256 || algorithm == _ALGORITHM_SECP256K1) {
             // SEC1 uncompressed point: 0x04 || x || y. One fixed encoding per algorithm keeps the
             // off-chain verifier free of point decompression.

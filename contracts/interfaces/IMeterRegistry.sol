@@ -12,6 +12,7 @@ interface IMeterRegistry {
     /// @param algorithm 0 = ECDSA P-256 (secp256r1), 1 = Ed25519, 2 = ECDSA secp256k1.
     /// @param validFrom Unix time (s) from which the key signs readings.
     /// @param revokedAt Unix time (s) from which the key no longer signs readings; 0 = not revoked.
+    /// The revocation's block time, or the earlier compromise time the registrar gave.
     /// @param publicKey SEC1 uncompressed point (65 bytes, 0x04 || x || y) for the ECDSA curves,
     /// the 32-byte public key for Ed25519.
     struct KeyEpoch {
@@ -31,12 +32,21 @@ interface IMeterRegistry {
     error MeterRegistryUnsupportedAlgorithm(uint8 algorithm);
     /// @notice The public key has the wrong length or prefix for its algorithm.
     error MeterRegistryInvalidPublicKey(uint8 algorithm, uint256 length);
+    /// @notice The public key has the right length but is unusable: an Ed25519 key that is a
+    /// small-order point (with such a key forged signatures verify) or not canonically encoded.
+    error MeterRegistryWeakPublicKey(uint8 algorithm, bytes publicKey);
     /// @notice A rotation must start after the current key's start.
     error MeterRegistryKeyNotAfterPrevious(bytes32 meterId, uint64 validFrom, uint64 previousValidFrom);
     /// @notice A rotation cannot take effect in the past: that would invalidate readings already signed.
     error MeterRegistryValidFromInPast(bytes32 meterId, uint64 validFrom, uint64 currentTime);
-    /// @notice The meter's current key is revoked already.
+    /// @notice The meter's current key is revoked already (at or before the time given).
     error MeterRegistryKeyAlreadyRevoked(bytes32 meterId, uint256 epoch);
+    /// @notice A compromise time cannot lie in the future.
+    error MeterRegistryCompromiseInFuture(bytes32 meterId, uint64 compromisedSince, uint64 currentTime);
+    /// @notice A compromise time before the current key's start concerns another key.
+    error MeterRegistryCompromiseBeforeKey(
+        bytes32 meterId, uint256 epoch, uint64 compromisedSince, uint64 validFrom
+    );
     /// @notice The meter had no valid key at that time (before its first key, or inside a revocation).
     error MeterRegistryNoKeyAt(bytes32 meterId, uint64 timestamp);
     /// @notice The key epoch index is out of range.
@@ -63,7 +73,9 @@ interface IMeterRegistry {
     /// @notice A meter's current key was revoked.
     /// @param meterId The meter.
     /// @param epoch Index of the revoked epoch.
-    /// @param revokedAt When the key stopped being valid (the block time of the revocation).
+    /// @param revokedAt When the key stopped being valid: the block time of the revocation, or the
+    /// compromise time given to `revokeKeyCompromisedSince` (earlier; readings of the key
+    /// timestamped from then on no longer verify, so any already accepted are suspect).
     event MeterKeyRevoked(bytes32 indexed meterId, uint256 epoch, uint64 revokedAt);
 
     /// @notice Registers a meter with its owner and first key. Registrar role only.
@@ -86,6 +98,17 @@ interface IMeterRegistry {
     /// @notice Revokes the key valid now (not a scheduled one) from now on. Registrar only.
     /// @return epoch Index of the revoked epoch.
     function revokeKey(bytes32 meterId) external returns (uint256 epoch);
+
+    /// @notice Revokes the key valid now from `compromisedSince` on: a key found stolen is
+    /// refused for readings dated after the theft, not only after its discovery. Registrar only.
+    /// @dev `compromisedSince` must lie between the key's `validFrom` and the block time
+    /// (`MeterRegistryCompromiseBeforeKey`, `MeterRegistryCompromiseInFuture`). A key revoked
+    /// already may have its `revokedAt` moved earlier this way, never later
+    /// (`MeterRegistryKeyAlreadyRevoked`). Emits `MeterKeyRevoked` with `revokedAt = compromisedSince`.
+    /// @return epoch Index of the revoked epoch.
+    function revokeKeyCompromisedSince(bytes32 meterId, uint64 compromisedSince)
+        external
+        returns (uint256 epoch);
 
     /// @notice Whether a meter with this id is registered.
     function isRegistered(bytes32 meterId) external view returns (bool);

@@ -18,6 +18,7 @@ from web3.types import TxReceipt
 from ledger.chain import Chain
 from ledger.deployment import Deployment
 from tests.fixtures.chain import advance_time, latest_time, reverts
+from tests.fixtures.ed25519_vectors import NON_CANONICAL_KEYS, SMALL_ORDER_KEYS
 
 P256, ED25519, SECP256K1 = 0, 1, 2
 ECDSA_ALGORITHMS = (P256, SECP256K1)
@@ -224,6 +225,30 @@ def test_register_reverts_if_ecdsa_public_key_lacks_0x04_prefix(
     with reverts("MeterRegistryInvalidPublicKey") as caught:
         register(chain, registry, alice, algorithm=algorithm, key=key)
     assert caught.value.args_decoded == (algorithm, 65)
+
+
+@pytest.mark.parametrize(
+    "encoded", [h for _, h in SMALL_ORDER_KEYS + NON_CANONICAL_KEYS], ids=lambda h: h[:8] + h[-2:]
+)
+def test_register_reverts_if_ed25519_key_is_small_order_or_non_canonical(
+    chain: Chain, registry: Contract, alice: LocalAccount, encoded: str
+) -> None:
+    key = bytes.fromhex(encoded)
+
+    with reverts("MeterRegistryWeakPublicKey") as caught:
+        register(chain, registry, alice, algorithm=ED25519, key=key)
+    assert caught.value.args_decoded == (ED25519, key)
+    assert chain.call(registry.functions.isRegistered(METER)) is False
+
+
+def test_rotate_reverts_if_ed25519_key_is_the_identity(
+    chain: Chain, registry: Contract, alice: LocalAccount
+) -> None:
+    register(chain, registry, alice)
+    identity = bytes.fromhex(SMALL_ORDER_KEYS[0][1])
+
+    with reverts("MeterRegistryWeakPublicKey"):
+        rotate(chain, registry, latest_time(chain) + FUTURE, algorithm=ED25519, key=identity)
 
 
 def test_register_reverts_if_caller_lacks_registrar_role(
@@ -469,6 +494,121 @@ def test_revoke_with_a_pending_rotation_revokes_the_key_valid_now(
 
     with reverts("MeterRegistryNoKeyAt"):
         chain.call(registry.functions.keyAt(METER, revoked_at + 1))
+
+
+# revokeKeyCompromisedSince
+
+
+def revoke_since(
+    chain: Chain,
+    registry: Contract,
+    compromised_since: int,
+    *,
+    meter: bytes = METER,
+    sender: LocalAccount | None = None,
+) -> TxReceipt:
+    call = registry.functions.revokeKeyCompromisedSince(meter, compromised_since)
+    return chain.transact(call, sender=sender)
+
+
+def test_revoke_compromised_since_sets_revoked_at_to_the_compromise_time(
+    chain: Chain, registry: Contract, alice: LocalAccount
+) -> None:
+    register(chain, registry, alice, key=ecdsa_key(1), valid_from=1_000)
+    compromised = latest_time(chain) - 500
+
+    revoke_since(chain, registry, compromised)
+
+    assert chain.call(registry.functions.keyEpoch(METER, 0)) == (
+        P256,
+        1_000,
+        compromised,
+        ecdsa_key(1),
+    )
+
+
+def test_revoke_compromised_since_emits_meter_key_revoked_with_the_compromise_time(
+    chain: Chain, registry: Contract, alice: LocalAccount
+) -> None:
+    register(chain, registry, alice, valid_from=1_000)
+
+    receipt = revoke_since(chain, registry, 5_000)
+
+    event = only_event(registry.events.MeterKeyRevoked(), receipt)
+    assert (event["meterId"], event["epoch"], event["revokedAt"]) == (METER, 0, 5_000)
+
+
+def test_key_at_reverts_for_a_time_after_the_compromise_but_before_the_revocation(
+    chain: Chain, registry: Contract, alice: LocalAccount
+) -> None:
+    register(chain, registry, alice, valid_from=1_000)
+    revoke_since(chain, registry, 5_000)
+
+    assert epoch_at(chain, registry, 4_999) == 0
+    with reverts("MeterRegistryNoKeyAt"):
+        chain.call(registry.functions.keyAt(METER, 5_000))
+
+
+def test_revoke_compromised_since_reverts_if_the_time_is_in_the_future(
+    chain: Chain, registry: Contract, alice: LocalAccount
+) -> None:
+    register(chain, registry, alice, valid_from=1_000)
+    future = latest_time(chain) + FUTURE
+
+    with reverts("MeterRegistryCompromiseInFuture") as caught:
+        revoke_since(chain, registry, future)
+    assert caught.value.args_decoded[:2] == (METER, future)
+    assert chain.call(registry.functions.keyEpoch(METER, 0))[2] == 0
+
+
+def test_revoke_compromised_since_reverts_if_the_time_is_before_the_key_start(
+    chain: Chain, registry: Contract, alice: LocalAccount
+) -> None:
+    register(chain, registry, alice, valid_from=1_000)
+
+    with reverts("MeterRegistryCompromiseBeforeKey") as caught:
+        revoke_since(chain, registry, 999)
+    assert caught.value.args_decoded == (METER, 0, 999, 1_000)
+
+
+def test_revoke_compromised_since_moves_an_earlier_revocation_back(
+    chain: Chain, registry: Contract, alice: LocalAccount
+) -> None:
+    register(chain, registry, alice, valid_from=1_000)
+    revoke(chain, registry)
+
+    revoke_since(chain, registry, 2_000)
+
+    assert chain.call(registry.functions.keyEpoch(METER, 0))[2] == 2_000
+
+
+def test_revoke_compromised_since_reverts_if_the_key_is_revoked_earlier_already(
+    chain: Chain, registry: Contract, alice: LocalAccount
+) -> None:
+    register(chain, registry, alice, valid_from=1_000)
+    revoke_since(chain, registry, 2_000)
+
+    with reverts("MeterRegistryKeyAlreadyRevoked") as caught:
+        revoke_since(chain, registry, 3_000)
+    assert caught.value.args_decoded == (METER, 0)
+    assert chain.call(registry.functions.keyEpoch(METER, 0))[2] == 2_000
+
+
+def test_revoke_compromised_since_reverts_if_caller_lacks_registrar_role(
+    chain: Chain, registry: Contract, alice: LocalAccount, stranger: LocalAccount
+) -> None:
+    register(chain, registry, alice, valid_from=1_000)
+
+    with reverts("AccessControlUnauthorizedAccount") as caught:
+        revoke_since(chain, registry, 2_000, sender=stranger)
+    assert_unauthorized(caught, stranger)
+
+
+def test_revoke_compromised_since_reverts_if_meter_unknown(
+    chain: Chain, registry: Contract
+) -> None:
+    with reverts("MeterRegistryUnknownMeter"):
+        revoke_since(chain, registry, 2_000, meter=OTHER_METER)
 
 
 # Views
