@@ -33,7 +33,14 @@ from eth_abi.abi import encode as abi_encode
 
 from ledger.errors import LedgerError
 from ledger.merkle import keccak256, leaf_hash
-from ledger.meters import KeyAlgorithm, MeterPrivateKey, MeterPublicKey, decode_public_key
+from ledger.meters import (
+    ED25519_ORDER,
+    ED25519_SMALL_ORDER_ENCODINGS,
+    KeyAlgorithm,
+    MeterPrivateKey,
+    MeterPublicKey,
+    decode_public_key,
+)
 
 DOMAIN_TAG = keccak256(b"EnergyLedger.Reading.v1")
 """`keccak256("EnergyLedger.Reading.v1")`, the first word of every canonical reading."""
@@ -318,6 +325,13 @@ def verify_signature(
             raise ReadingSignatureError(
                 f"an Ed25519 signature is {SIGNATURE_LENGTH} bytes, not {len(signature)}"
             )
+        # Checked here rather than left to OpenSSL, so no library version decides: S >= L is a
+        # second encoding of a valid signature (RFC 8032 requires S < L), and a small-order R
+        # is what signatures forged for a small-order key look like.
+        if int.from_bytes(signature[32:], "little") >= ED25519_ORDER:
+            raise ReadingSignatureError("Ed25519 signature is not canonical: S >= L")
+        if signature[:32] in ED25519_SMALL_ORDER_ENCODINGS:
+            raise ReadingSignatureError("Ed25519 signature's R is a point of small order")
         try:
             key.verify(signature, signed)
         except InvalidSignature:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Body, Path, Query
 from web3 import Web3
+from web3.exceptions import ProviderConnectionError, TimeExhausted, Web3RPCError
 
 from api.auth import RegistrarDep
 from api.deps import NodeDep
@@ -21,18 +21,22 @@ from api.schemas import (
     MeterChangePublic,
     MeterPublic,
     MeterRegisterIn,
+    MeterRevokeIn,
+    MeterRevokePublic,
     MeterRotateIn,
+    SuspectReadingsPublic,
 )
-from ledger.errors import ChainUnavailable, LedgerError, MeterError
+from ledger.errors import ChainUnavailable, MeterError
+from ledger.ingest import stored_reading_dict
 from ledger.meters import (
-    KeyAlgorithm,
     MeterAdmin,
-    MeterPublicKey,
-    algorithm_of,
-    decode_public_key,
-    load_public_key,
+    MeterView,
+    meter_id_bytes,
+    parse_public_key,
+    suspect_readings,
 )
 from ledger.node import LedgerNode
+from ledger.store import StoredReading
 
 router = APIRouter(prefix="/v1/meters", tags=["meters"])
 
@@ -80,8 +84,10 @@ _WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     },
     422: {
         "model": ErrorPublic,
-        "description": "`invalid_request` (fields), `invalid_meter` (id, owner or key), "
-        "`meter_registry_valid_from_in_past`, `meter_registry_zero_owner`",
+        "description": "`invalid_request` (fields), `invalid_meter` (id, owner, key, or a "
+        "valid_from more than about ten years ahead), `meter_registry_valid_from_in_past`, "
+        "`meter_registry_zero_owner`, `meter_registry_weak_public_key`, "
+        "`meter_registry_compromise_in_future`, `meter_registry_compromise_before_key`",
     },
     503: {"model": ErrorPublic, "description": "chain unreachable"},
 }
@@ -101,7 +107,7 @@ def register_meter(body: MeterRegisterIn, node: NodeDep) -> dict[str, Any]:
     mixed_case = owner_hex != owner_hex.lower() and owner_hex != owner_hex.upper()
     if mixed_case and not Web3.is_checksum_address(body.owner):
         raise MeterError(f"owner {body.owner} has a broken EIP-55 checksum")
-    key = _public_key(body.public_key, body.algorithm)
+    key = parse_public_key(body.public_key, body.algorithm)
     return _change(
         node,
         body.meter_id,
@@ -117,28 +123,89 @@ def register_meter(body: MeterRegisterIn, node: NodeDep) -> dict[str, Any]:
 )
 def rotate_meter_key(meter_id: MeterIdPath, body: MeterRotateIn, node: NodeDep) -> dict[str, Any]:
     """Appends a key epoch from `valid_from` on (registrar only); earlier keys stay on record."""
-    key = _public_key(body.public_key, body.algorithm)
+    key = parse_public_key(body.public_key, body.algorithm)
     return _change(node, meter_id, lambda meters: meters.rotate(meter_id, key, body.valid_from))
 
 
 @router.post(
     "/{meter_id}/revoke",
-    response_model=MeterChangePublic,
+    response_model=MeterRevokePublic,
     responses=_WRITE_ERRORS,
     dependencies=[RegistrarDep],
 )
-def revoke_meter_key(meter_id: MeterIdPath, node: NodeDep) -> dict[str, Any]:
-    """Revokes the key valid now, from this block's time on (registrar only).
+def revoke_meter_key(
+    meter_id: MeterIdPath, node: NodeDep, body: Annotated[MeterRevokeIn | None, Body()] = None
+) -> dict[str, Any]:
+    """Revokes the key valid now (registrar only): from this block's time on, or from
+    `compromised_since`, the time since which the key is known or feared stolen.
 
-    Readings signed before the revocation still verify against it.
+    Readings of the key timestamped before that still verify. Those timestamped at or after it
+    are refused from now on (`key_revoked`) by this gateway process at once, by its other
+    workers and other gateways within `LEDGER_KEY_REVOCATION_POLL_S`; the ones already accepted
+    are counted in `suspect_readings` and listed by GET .../suspect-readings.
     """
-    return _change(node, meter_id, lambda meters: meters.revoke(meter_id))
+    compromised_since = None if body is None else body.compromised_since
+    meter, receipt = _send(node, meter_id, lambda m: m.revoke(meter_id, compromised_since))
+    # Before answering: a reading checked after this answer must see the revocation.
+    node.keys.forget(meter_id_bytes(meter_id))
+    suspects = suspect_readings(node.store, meter, limit=0)
+    return {**_answer(meter, receipt), "suspect_readings": suspects.count}
+
+
+@router.get(
+    "/{meter_id}/suspect-readings",
+    response_model=SuspectReadingsPublic,
+    responses=_WRITE_ERRORS,
+    dependencies=[RegistrarDep],
+)
+def get_suspect_readings(
+    meter_id: MeterIdPath,
+    node: NodeDep,
+    after_seq: Annotated[
+        int, Query(ge=0, lt=2**64, description="page on: only readings with a higher seq")
+    ]
+    | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000, description="most readings listed")] = 1000,
+) -> dict[str, Any]:
+    """Stored readings signed under a key of the meter and timestamped at or after that key's
+    revocation (registrar only): accepted before a revocation from a compromise time was made,
+    they may be the thief's. By seq, with their receipts; `suspect_count` counts all of them."""
+    found = suspect_readings(
+        node.store,
+        node.meters.show(meter_id),
+        after_seq=-1 if after_seq is None else after_seq,
+        limit=limit,
+    )
+    return {
+        "meter_id": found.meter_id,
+        "suspect_count": found.count,
+        "readings": [
+            {**stored_reading_dict(r), "anchor": _anchor(node, r)} for r in found.readings
+        ],
+    }
+
+
+def _anchor(node: LedgerNode, stored: StoredReading) -> dict[str, Any] | None:
+    proof = node.proofs.anchoring(stored)
+    return None if proof is None else proof.as_dict()
+
+
+# What a chain that did not answer raises (requests' errors are OSErrors); anything else, such as
+# a ValueError while rendering what the chain holds, is a bug to see, not an outage to report.
+_UNREACHABLE = (OSError, ProviderConnectionError, TimeExhausted, Web3RPCError)
 
 
 def _change(
     node: LedgerNode, meter_id: str, transact: Callable[[MeterAdmin], dict[str, Any]]
 ) -> dict[str, Any]:
-    """Sends one registrar transaction; the meter as it stands after it, with the transaction.
+    """Sends one registrar transaction; the meter as it stands after it, with the transaction."""
+    return _answer(*_send(node, meter_id, transact))
+
+
+def _send(
+    node: LedgerNode, meter_id: str, transact: Callable[[MeterAdmin], dict[str, Any]]
+) -> tuple[MeterView, dict[str, Any]]:
+    """Sends one registrar transaction; the meter read after it, and the receipt.
 
     Raises:
         ChainUnavailable: the chain failed to answer, before or after the transaction was sent
@@ -147,32 +214,14 @@ def _change(
     meters = node.meters
     try:
         receipt = transact(meters)
-        history = meters.show(meter_id).as_dict()
-    except LedgerError:
-        raise
-    except Exception as error:  # noqa: BLE001 - any transport failure means unreachable
+        return meters.show(meter_id), receipt
+    except _UNREACHABLE as error:
         raise ChainUnavailable(rpc_url=node.chain.rpc_url, reason=str(error)) from error
+
+
+def _answer(meter: MeterView, receipt: dict[str, Any]) -> dict[str, Any]:
     return {
-        **history,
+        **meter.as_dict(),
         "transaction_hash": "0x" + bytes(receipt["transactionHash"]).hex(),
         "block_number": receipt["blockNumber"],
     }
-
-
-def _public_key(text: str, algorithm: str | None) -> MeterPublicKey:
-    """Reads a key as `ledger meter` does: PEM (algorithm from the key) or hex (as `algorithm`)."""
-    if text.lstrip().startswith("-----BEGIN"):
-        if "PRIVATE KEY" in text:
-            raise MeterError("send the meter's public key: its private key never leaves the meter")
-        try:
-            key = load_public_key(text.encode())
-        except UnsupportedAlgorithm as error:  # a curve `cryptography` does not know at all
-            raise MeterError(f"unsupported public key: {error}") from error
-        if algorithm is not None and algorithm_of(key).label != algorithm:
-            raise MeterError(f"the PEM key is {algorithm_of(key).label}, not {algorithm}")
-        return key
-    try:
-        raw = bytes.fromhex(text.removeprefix("0x"))
-    except ValueError as error:
-        raise MeterError("public_key must be PEM or 0x-hex") from error
-    return decode_public_key(KeyAlgorithm.from_label(algorithm or "p256"), raw)

@@ -8,14 +8,19 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ledger.errors import MeterError
 from ledger.meters import (
+    LATEST_UTC_TIME,
+    MAX_VALID_FROM_AHEAD_S,
     KeyAlgorithm,
+    KeyEpochView,
     algorithm_of,
+    check_valid_from,
     decode_public_key,
     encode_public_key,
     generate_key,
     load_public_key,
     meter_id_bytes,
     meter_id_text,
+    utc_text,
 )
 
 
@@ -91,3 +96,32 @@ def test_algorithm_labels_round_trip_and_unknown_is_refused() -> None:
     assert all(KeyAlgorithm.from_label(a.label) is a for a in KeyAlgorithm)
     with pytest.raises(MeterError, match="unknown key algorithm"):
         KeyAlgorithm.from_label("rsa")
+
+
+# Times: bounded where they enter, rendered without overflow where they leave
+
+
+def test_an_epoch_past_year_9999_is_shown_in_unix_seconds_with_a_null_utc_string() -> None:
+    epoch = KeyEpochView(0, KeyAlgorithm.P256, b"\x04" + b"\x01" * 64, 2**64 - 1, 2**64 - 2)
+
+    shown = epoch.as_dict()
+
+    assert (shown["valid_from"], shown["valid_from_utc"]) == (2**64 - 1, None)
+    assert (shown["revoked_at"], shown["revoked_at_utc"]) == (2**64 - 2, None)
+
+
+def test_the_last_second_of_year_9999_is_still_shown_in_utc() -> None:
+    assert utc_text(LATEST_UTC_TIME) == "9999-12-31T23:59:59Z"
+    assert utc_text(LATEST_UTC_TIME + 1) is None
+
+
+def test_valid_from_more_than_ten_years_ahead_is_refused() -> None:
+    now = 1_700_000_000
+
+    with pytest.raises(MeterError, match="ahead of now"):
+        check_valid_from(now + MAX_VALID_FROM_AHEAD_S + 1, now)
+
+
+@pytest.mark.parametrize("valid_from", [0, 1_600_000_000, 1_700_000_000 + MAX_VALID_FROM_AHEAD_S])
+def test_valid_from_far_back_or_up_to_ten_years_ahead_is_allowed(valid_from: int) -> None:
+    check_valid_from(valid_from, 1_700_000_000)

@@ -17,7 +17,13 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from ledger.errors import LedgerError, MeterError
-from ledger.meters import KeyAlgorithm, MeterPrivateKey, encode_public_key, generate_key
+from ledger.meters import (
+    ED25519_ORDER,
+    KeyAlgorithm,
+    MeterPrivateKey,
+    encode_public_key,
+    generate_key,
+)
 from ledger.readings import (
     ABI_TYPES,
     CANONICAL_LENGTH,
@@ -36,6 +42,12 @@ from ledger.readings import (
     sign_canonical,
     sign_reading,
     verify_reading_signature,
+    verify_signature,
+)
+from tests.fixtures.ed25519_vectors import (
+    IDENTITY_FORGERY_SIGNATURE,
+    IDENTITY_KEY,
+    SMALL_ORDER_KEYS,
 )
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "reading-format.md"
@@ -384,6 +396,64 @@ def test_a_signed_reading_verifies_under_its_key(algorithm: KeyAlgorithm) -> Non
     signature = sign_reading(key, r)
     assert len(signature) == 64
     verify_reading_signature(algorithm, public_bytes(key), r.encode(), signature)
+
+
+def test_the_identity_key_forgery_is_refused() -> None:
+    # With the identity point as key, R = identity and S = 0 verify for any message in a
+    # cofactorless verifier (OpenSSL's): the key is refused before any signature is looked at.
+    forged = bytes.fromhex(IDENTITY_FORGERY_SIGNATURE)
+
+    with pytest.raises(MeterError, match="small order"):
+        verify_reading_signature(
+            KeyAlgorithm.ED25519, bytes.fromhex(IDENTITY_KEY), reading().encode(), forged
+        )
+
+
+def test_a_small_order_r_is_refused_even_under_a_key_that_got_past_registration() -> None:
+    # A key object made without the registry's checks (as an old registry entry could be).
+    identity = ed25519.Ed25519PublicKey.from_public_bytes(bytes.fromhex(IDENTITY_KEY))
+    forged = bytes.fromhex(IDENTITY_FORGERY_SIGNATURE)
+
+    with pytest.raises(ReadingSignatureError, match="small order"):
+        verify_signature(KeyAlgorithm.ED25519, identity, reading().encode(), forged)
+
+
+@pytest.mark.parametrize("encoded", [h for _, h in SMALL_ORDER_KEYS], ids=lambda h: h[:8] + h[-2:])
+def test_an_ed25519_signature_whose_r_has_small_order_is_refused(encoded: str) -> None:
+    key = generate_key(KeyAlgorithm.ED25519)
+    signature = bytes.fromhex(encoded) + sign_reading(key, reading())[32:]
+
+    with pytest.raises(ReadingSignatureError, match="small order"):
+        verify_reading_signature(
+            KeyAlgorithm.ED25519, public_bytes(key), reading().encode(), signature
+        )
+
+
+def test_an_ed25519_signature_with_s_not_below_l_is_refused() -> None:
+    key = generate_key(KeyAlgorithm.ED25519)
+    signature = sign_reading(key, reading())
+    s = int.from_bytes(signature[32:], "little")
+    # S + L is the same signature in a second encoding, valid modulo L.
+    malleated = signature[:32] + (s + ED25519_ORDER).to_bytes(32, "little")
+
+    with pytest.raises(ReadingSignatureError, match="S >= L"):
+        verify_reading_signature(
+            KeyAlgorithm.ED25519, public_bytes(key), reading().encode(), malleated
+        )
+
+
+@pytest.mark.parametrize("algorithm", ECDSA_ALGORITHMS, ids=lambda a: a.label)
+def test_a_ber_but_not_der_ecdsa_signature_is_refused(algorithm: KeyAlgorithm) -> None:
+    key = generate_key(algorithm)
+    raw = sign_reading(key, reading())
+    der = utils.encode_dss_signature(
+        int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+    )
+    # The same SEQUENCE with a long-form length: valid BER, not DER.
+    ber = b"\x30\x81" + der[1:]
+
+    with pytest.raises(ReadingSignatureError):
+        verify_reading_signature(algorithm, public_bytes(key), reading().encode(), ber)
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS, ids=lambda a: a.label)
