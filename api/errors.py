@@ -26,6 +26,7 @@ from ledger.errors import (
 )
 from ledger.ingest import BatchTooLarge, ReadingNotFound
 from ledger.market import EvidenceUnavailable, InvalidOrderSignature
+from ledger.store import StoreUnavailable
 
 # Custom errors that mean "no such thing", so they are 404 rather than 409.
 _NOT_FOUND_REVERTS = {
@@ -62,6 +63,7 @@ _STATUS = {
     BatchTooLarge: 413,
     ReadingNotFound: 404,
     ChainUnavailable: 503,
+    StoreUnavailable: 503,
     DeploymentError: 503,
     ToolchainError: 503,
     ConfigError: 500,
@@ -93,7 +95,11 @@ def _ledger_error(_: Request, error: Exception) -> JSONResponse:
         code = _snake(error.error_name)
         return JSONResponse(error_body(code, str(error)), status_code=status)
     status = next((s for cls, s in _STATUS.items() if isinstance(error, cls)), 500)
-    return JSONResponse(error_body(error.code, str(error)), status_code=status)
+    headers = None
+    if isinstance(error, StoreUnavailable):
+        # The next request reconnects; a client should send the same readings again.
+        headers = {"Retry-After": str(error.retry_after_s)}
+    return JSONResponse(error_body(error.code, str(error)), status_code=status, headers=headers)
 
 
 def _validation_error(_: Request, error: Exception) -> JSONResponse:

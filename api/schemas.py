@@ -23,6 +23,9 @@ class DatabaseHealth(BaseModel):
     url: str | None = Field(default=None, description="PostgreSQL: the URL, password hidden")
     synchronous_commit: str | None = Field(default=None, description="PostgreSQL: on")
     fsync: str | None = Field(default=None, description="PostgreSQL: on")
+    reconnects: int | None = Field(
+        default=None, description="PostgreSQL: connections replaced since start (server restarts)"
+    )
     schema_version: int
 
 
@@ -30,14 +33,18 @@ class AnchoringHealth(BaseModel):
     enabled: bool
     state: str = Field(
         description="starting, idle, anchoring, standby (another gateway holds the anchoring "
-        "lease), chain_unavailable, stuck (needs an operator) or disabled"
+        "lease), chain_unavailable, store_unavailable, stuck (needs an operator) or disabled"
     )
     last_error: str | None
     pending_readings: int = Field(description="stored readings in no batch yet")
     unanchored_batches: int = Field(
         description="batch intents committed but not yet seen anchored on chain"
     )
+    unfinal_batches: int = Field(
+        description="batches anchored but not yet LEDGER_CONFIRMATIONS deep (proofs not final)"
+    )
     last_anchored_batch: int | None
+    confirmations: int = Field(description="LEDGER_CONFIRMATIONS: blocks on top before final")
 
 
 class HealthPublic(BaseModel):
@@ -197,6 +204,14 @@ class ReadingAnchorPublic(BaseModel):
     tx_hash: str | None = Field(description="the anchoring transaction")
     block_number: int | None
     anchored_at: str | None = Field(description="when the gateway saw the batch anchored (UTC)")
+    confirmations: int | None = Field(
+        description="blocks on top of the anchoring block now; null if the chain did not answer"
+    )
+    final: bool = Field(
+        description="true once the batch was seen LEDGER_CONFIRMATIONS deep on the canonical "
+        "chain; until then a reorganisation may drop it and the gateway anchors it again"
+    )
+    final_at: str | None = Field(description="when the gateway saw the batch final (UTC)")
 
 
 class StoredReadingPublic(BaseModel):

@@ -17,7 +17,21 @@ One anchoring cycle (`Anchorer.run_once`), run by a background thread every `int
 3. With no intent left, take up to `max_readings` pending readings, build the tree, commit the
    intent, send `anchor(batchId, root, count, fromTs, toTs)` and mark the batch anchored.
 
+Finality (`LEDGER_CONFIRMATIONS`, `confirmations` here): a batch is `anchored` from its receipt,
+and final once its block has that many blocks on top. Until then every cycle first re-checks it
+against the chain (before step 2): the ReadingLedger still holds its root under its id, and its
+transaction's receipt names a block that is still the canonical block at that height. When the
+block was reorganised away, the batch becomes an intent again (same id, root and readings) and
+step 2 settles it: sent again under its id if the chain's last batch id allows, otherwise its
+readings are released to a later batch. Proofs are served as final only once the batch is final
+(`ProofService.proof`). With 0 confirmations a batch is final at its receipt and a
+reorganisation is not watched for: right for the managed chain and instant-finality networks.
+
+The lease is asked again right before each anchoring transaction: a PostgreSQL restart ends the
+session that held it, and another gateway may hold it by then; this one then stands by.
+
 While the chain is unreachable the cycle fails and is retried; ingestion does not depend on it.
+While the database is unreachable the cycle fails too (`store_unavailable`) and is retried.
 """
 
 from __future__ import annotations
@@ -32,6 +46,7 @@ from enum import StrEnum
 from typing import Any
 
 from eth_utils.crypto import keccak
+from web3.exceptions import TransactionNotFound
 
 from ledger.chain import Chain
 from ledger.deployment import Deployment
@@ -43,6 +58,7 @@ from ledger.store import (
     Store,
     StoredReading,
     StoreError,
+    StoreUnavailable,
     utc_now_iso,
 )
 
@@ -50,6 +66,8 @@ log = logging.getLogger(__name__)
 
 _BATCH_ANCHORED_TOPIC = keccak(text="ReadingBatchAnchored(uint256,bytes32,uint32,uint64,uint64)")
 _TREE_CACHE_SIZE = 16
+# Most not-yet-final batches re-checked against the chain in one cycle (three calls each).
+_RECHECK_LIMIT = 256
 
 
 class AnchorState(StrEnum):
@@ -60,6 +78,7 @@ class AnchorState(StrEnum):
     ANCHORING = "anchoring"
     STANDBY = "standby"  # another gateway holds the lease
     CHAIN_UNAVAILABLE = "chain_unavailable"  # the last cycle could not reach the chain
+    STORE_UNAVAILABLE = "store_unavailable"  # the last cycle could not reach the database
     STUCK = "stuck"  # the chain and the database disagree in a way that needs an operator
     DISABLED = "disabled"
 
@@ -70,6 +89,10 @@ class AnchorStuck(LedgerError):
     code = "anchoring_stuck"
 
 
+class _LeaseLost(Exception):
+    """The lease was gone when this anchorer was about to send (another one may hold it)."""
+
+
 @dataclass(frozen=True)
 class CycleResult:
     """What one anchoring cycle did."""
@@ -77,6 +100,7 @@ class CycleResult:
     state: AnchorState
     anchored: tuple[int, ...] = ()  # batch ids marked anchored in this cycle
     released: int = 0  # readings released from foreign batch ids
+    dropped: tuple[int, ...] = ()  # batch ids whose anchoring block a reorganisation removed
 
 
 class Anchorer:
@@ -90,6 +114,7 @@ class Anchorer:
         *,
         interval_s: float,
         max_readings: int,
+        confirmations: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
@@ -97,6 +122,7 @@ class Anchorer:
         self._ledger = deployment.reading_ledger
         self._interval_s = interval_s
         self._max_readings = max_readings
+        self._confirmations = confirmations
         self._clock = clock
         self._lease = store.anchor_lease()
         self._stop = threading.Event()
@@ -126,6 +152,9 @@ class Anchorer:
             except AnchorStuck as error:
                 self.state, self.last_error = AnchorState.STUCK, str(error)
                 log.error("anchoring stopped: %s", error)
+            except StoreUnavailable as error:
+                self.state, self.last_error = AnchorState.STORE_UNAVAILABLE, str(error)
+                log.warning("anchoring cycle failed, retrying: %s", error)
             except Exception as error:  # noqa: BLE001 - chain outages take many forms; retry
                 self.state, self.last_error = AnchorState.CHAIN_UNAVAILABLE, str(error)
                 log.warning("anchoring cycle failed, retrying: %s", error)
@@ -140,22 +169,31 @@ class Anchorer:
 
         Raises:
             AnchorStuck: The chain is behind the database's intents (e.g. a reset chain).
+            StoreUnavailable: The database does not answer.
             Exception: Whatever the chain transport raises while it is unreachable.
         """
         if not self._lease.try_acquire():
             return CycleResult(AnchorState.STANDBY)
+        try:
+            return self._cycle()
+        except _LeaseLost:
+            log.warning("the anchoring lease was lost (database session ended); standing by")
+            return CycleResult(AnchorState.STANDBY)
+
+    def _cycle(self) -> CycleResult:
         anchored: list[int] = []
+        dropped = self._recheck_unfinal()
         released = 0
         for intent in self._store.batches(status=BatchStatus.INTENT):
             released += self._reconcile(intent)
         if self._store.count_batches(BatchStatus.INTENT):
             # A send reverted because the id was taken meanwhile: look at the chain again first.
-            return CycleResult(AnchorState.ANCHORING, (), released)
+            return CycleResult(AnchorState.ANCHORING, (), released, dropped)
         chain_last = self._chain_last_batch_id()
         self._record_foreign_batches(chain_last)
         pending = self._store.pending_leaves(self._max_readings)
         if not pending:
-            return CycleResult(AnchorState.IDLE, tuple(anchored), released)
+            return CycleResult(AnchorState.IDLE, tuple(anchored), released, dropped)
         tree = MerkleTree([p.leaf for p in pending])
         timestamps = [p.timestamp for p in pending]
         intent = BatchRecord(
@@ -175,13 +213,66 @@ class Anchorer:
         except StoreError as error:
             # Another anchorer took these readings or this id (its lease overlapped ours).
             log.warning("batch intent not created: %s", error)
-            return CycleResult(AnchorState.ANCHORING, tuple(anchored), released)
+            return CycleResult(AnchorState.ANCHORING, tuple(anchored), released, dropped)
         if not self._send(intent):
-            return CycleResult(AnchorState.ANCHORING, tuple(anchored), released)
+            return CycleResult(AnchorState.ANCHORING, tuple(anchored), released, dropped)
         anchored.append(intent.batch_id)
         more = len(pending) == self._max_readings
         state = AnchorState.ANCHORING if more else AnchorState.IDLE
-        return CycleResult(state, tuple(anchored), released)
+        return CycleResult(state, tuple(anchored), released, dropped)
+
+    def _recheck_unfinal(self) -> tuple[int, ...]:
+        """Re-checks anchored batches that are not final yet (see the module docstring): marks
+        them final when deep enough, and makes intents again of those a reorganisation dropped.
+        Returns the ids of the dropped ones."""
+        batches = self._store.unfinal_batches(_RECHECK_LIMIT)
+        if not batches:
+            return ()
+        head = int(self._chain.w3.eth.block_number)
+        dropped = []
+        for batch in batches:
+            block = self._canonical_block(batch)
+            if block is None:
+                log.warning(
+                    "batch %d: its anchoring block %s is no longer on the chain; anchoring again",
+                    batch.batch_id,
+                    batch.block_number,
+                )
+                self._store.mark_dropped(batch.batch_id)
+                dropped.append(batch.batch_id)
+                continue
+            final = head - block >= self._confirmations
+            if final or block != batch.block_number:
+                self._store.update_anchor_block(
+                    batch.batch_id, block, final_at=utc_now_iso(self._clock) if final else None
+                )
+        return tuple(dropped)
+
+    def _canonical_block(self, batch: BatchRecord) -> int | None:
+        """The number of the canonical block that anchored `batch`, or None when the chain no
+        longer holds the batch's root under its id from a canonical block."""
+        if self._chain_last_batch_id() < batch.batch_id:
+            return None
+        chain_root = bytes(self._chain.call(self._ledger.functions.batchRoot(batch.batch_id)))
+        if chain_root != batch.root:
+            return None
+        tx_hash = batch.tx_hash or self._anchoring_event_tx(batch.batch_id)[0]
+        if tx_hash is None:
+            return None
+        try:
+            receipt = self._chain.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            # Not mined on the canonical chain (any more). The root is there, so some other
+            # transaction anchored it; the event names that one.
+            tx_hash = self._anchoring_event_tx(batch.batch_id)[0]
+            if tx_hash is None or tx_hash == batch.tx_hash:
+                return None
+            receipt = self._chain.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        if receipt["status"] != 1:
+            return None
+        number = int(receipt["blockNumber"])
+        canonical = self._chain.w3.eth.get_block(number)
+        return number if bytes(canonical["hash"]) == bytes(receipt["blockHash"]) else None
 
     def _reconcile(self, intent: BatchRecord) -> int:
         """Settles one intent with the chain; returns how many readings were released."""
@@ -208,7 +299,13 @@ class Anchorer:
 
     def _send(self, intent: BatchRecord) -> bool:
         """Sends the intent's anchor transaction and marks it anchored; False if the chain
-        refused the id (it is reconciled in the next cycle)."""
+        refused the id (it is reconciled in the next cycle).
+
+        Raises:
+            _LeaseLost: This anchorer no longer holds the lease; nothing was sent.
+        """
+        if not self._lease.held():
+            raise _LeaseLost
         call = self._ledger.functions.anchor(
             intent.batch_id, intent.root, intent.count, intent.from_ts, intent.to_ts
         )
@@ -221,16 +318,25 @@ class Anchorer:
             # next cycle's reconciliation looks at what the chain holds.
             log.info("batch %d: %s; reconciling next cycle", intent.batch_id, error)
             return False
-        self._store.mark_anchored(
-            intent.batch_id,
-            bytes(receipt["transactionHash"]),
-            int(receipt["blockNumber"]),
-            utc_now_iso(self._clock),
+        self._mark_anchored(
+            intent.batch_id, bytes(receipt["transactionHash"]), int(receipt["blockNumber"])
         )
         return True
 
+    def _mark_anchored(self, batch_id: int, tx_hash: bytes | None, block: int | None) -> None:
+        now = utc_now_iso(self._clock)
+        # Without confirmations asked for, the receipt is final; otherwise the re-check of the
+        # following cycles makes it final (or finds it dropped).
+        final_at = now if self._confirmations == 0 else None
+        self._store.mark_anchored(batch_id, tx_hash, block, now, final_at=final_at)
+
     def _mark_from_event(self, batch_id: int) -> None:
         """Marks an anchored intent with the transaction that the chain's event names."""
+        tx_hash, block = self._anchoring_event_tx(batch_id)
+        self._mark_anchored(batch_id, tx_hash, block)
+
+    def _anchoring_event_tx(self, batch_id: int) -> tuple[bytes | None, int | None]:
+        """The transaction and block of the chain's `ReadingBatchAnchored` event of `batch_id`."""
         logs = self._chain.w3.eth.get_logs(
             {
                 "address": self._ledger.address,
@@ -242,9 +348,9 @@ class Anchorer:
                 ],
             }
         )
-        tx_hash = bytes(logs[0]["transactionHash"]) if logs else None
-        block = int(logs[0]["blockNumber"]) if logs else None
-        self._store.mark_anchored(batch_id, tx_hash, block, utc_now_iso(self._clock))
+        if not logs:
+            return None, None
+        return bytes(logs[0]["transactionHash"]), int(logs[0]["blockNumber"])
 
     def _record_foreign_batches(self, chain_last: int) -> None:
         """Batch ids the chain has and the database never created are recorded as foreign, so
@@ -277,7 +383,9 @@ class Anchorer:
             "last_error": self.last_error,
             "pending_readings": self._store.count_pending(),
             "unanchored_batches": self._store.count_batches(BatchStatus.INTENT),
+            "unfinal_batches": self._store.count_unfinal_batches(),
             "last_anchored_batch": last_anchored or None,
+            "confirmations": self._confirmations,
         }
 
 
@@ -286,11 +394,21 @@ class Anchorer:
 
 @dataclass(frozen=True)
 class ReadingProof:
-    """Where a stored reading is anchored and the Merkle proof that shows it."""
+    """Where a stored reading is anchored and the Merkle proof that shows it.
+
+    `confirmations` is how many blocks are on top of the anchoring block (None when the chain
+    did not answer); the proof is final once the anchorer has seen the batch as deep as
+    `LEDGER_CONFIRMATIONS` on the canonical chain.
+    """
 
     batch: BatchRecord
     leaf_index: int
     proof: tuple[bytes, ...]
+    confirmations: int | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.batch.final
 
     def as_dict(self) -> dict[str, Any]:
         batch = self.batch
@@ -303,34 +421,64 @@ class ReadingProof:
             "tx_hash": None if batch.tx_hash is None else "0x" + batch.tx_hash.hex(),
             "block_number": batch.block_number,
             "anchored_at": batch.anchored_at,
+            "confirmations": self.confirmations,
+            "final": batch.final,
+            "final_at": batch.final_at,
         }
 
 
 class ProofService:
-    """Builds proofs from the stored leaves of a batch; trees of recent batches are cached."""
+    """Builds proofs from the stored leaves of a batch; trees of recent batches are cached.
 
-    def __init__(self, store: Store) -> None:
+    `head` gives the chain's latest block number (for `confirmations`); without it, or when it
+    fails, confirmations are not shown.
+    """
+
+    def __init__(self, store: Store, *, head: Callable[[], int] | None = None) -> None:
         self._store = store
+        self._head = head
         self._lock = threading.Lock()
         self._trees: OrderedDict[int, MerkleTree] = OrderedDict()
 
     def proof(self, reading: StoredReading) -> ReadingProof | None:
-        """The reading's proof, or None while it is pending or its batch is not yet anchored."""
+        """The reading's final proof, or None while it is pending or its batch is not final
+        (what settlement evidence may rely on)."""
+        found = self.anchoring(reading)
+        return found if found is not None and found.final else None
+
+    def anchoring(self, reading: StoredReading) -> ReadingProof | None:
+        """The reading's proof once its batch is mined, final or not yet (see `final`); None
+        while it is pending or its batch's transaction has not been seen mined."""
         if reading.batch_id is None or reading.leaf_index is None:
             return None
         batch = self._store.batch(reading.batch_id)
         if batch is None or batch.status != BatchStatus.ANCHORED:
             return None
         tree = self._tree(batch)
-        return ReadingProof(batch, reading.leaf_index, tuple(tree.proof(reading.leaf_index)))
+        return ReadingProof(
+            batch,
+            reading.leaf_index,
+            tuple(tree.proof(reading.leaf_index)),
+            self._confirmations(batch),
+        )
+
+    def _confirmations(self, batch: BatchRecord) -> int | None:
+        if self._head is None or batch.block_number is None:
+            return None
+        try:
+            head = self._head()
+        except Exception:  # noqa: BLE001 - a proof is still served while the chain is away
+            return None
+        return max(0, head - batch.block_number)
 
     def _tree(self, batch: BatchRecord) -> MerkleTree:
         with self._lock:
             tree = self._trees.get(batch.batch_id)
-            if tree is not None:
+            # A batch's readings change only when a reorganisation released them (the id then
+            # holds another root): the root check keeps such a tree from being served.
+            if tree is not None and tree.root == batch.root:
                 self._trees.move_to_end(batch.batch_id)
                 return tree
-        # An anchored batch never changes, so a cached tree never goes stale.
         tree = MerkleTree(self._store.batch_leaves(batch.batch_id))
         if tree.root != batch.root:
             raise StoreError(f"batch {batch.batch_id}: stored leaves do not give its root")

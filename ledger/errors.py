@@ -12,6 +12,8 @@
      +-- MerkleError          a tree cannot be built or queried        (ledger/merkle.py)
      +-- BatchTooLarge        a submission holds more readings than allowed (ledger/ingest.py)
      +-- ReadingNotFound      no stored reading with that meter and seq (ledger/ingest.py)
+     +-- StoreError           the database refused an operation       (ledger/store.py)
+     |    +-- StoreUnavailable  the database does not answer (503, Retry-After)
      +-- OcmfError            OCMF input: malformed, bad value, unsupported curve or algorithm,
                               bad key, bad signature                   (ledger/ocmf.py)
 

@@ -51,8 +51,9 @@ class LedgerNode:
             self.deployment,
             interval_s=self.settings.anchor_interval_s,
             max_readings=self.settings.anchor_max_readings,
+            confirmations=self.settings.confirmations,
         )
-        self.proofs = ProofService(self.store)
+        self.proofs = ProofService(self.store, head=lambda: int(self.chain.w3.eth.block_number))
         self.market = Market(self.chain, self.deployment, self.store, self.proofs)
         if not self.settings.anchor_enabled:
             self.anchorer.state = AnchorState.DISABLED

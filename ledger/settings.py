@@ -62,6 +62,15 @@ class Settings(BaseModel):
     anchor_max_readings: int = Field(
         default=10000, ge=1, le=2**32 - 1, description="Most readings in one anchored batch."
     )
+    # Durability of anchoring (issue 9, item 10).
+    confirmations: int = Field(
+        default=0,
+        ge=0,
+        le=10_000,
+        description="Blocks on top of a batch's anchoring block before its proofs are final "
+        "(and before a reorganisation is no longer watched for). 0 suits the managed local "
+        "chain and instant-finality networks (QBFT/IBFT); see the README for real networks.",
+    )
     market_slot_s: int = Field(
         default=3600, ge=60, description="Delivery slot of a newly deployed EnergyMarket (s)."
     )

@@ -6,6 +6,12 @@ across a power cut, which is what "acknowledged means durable" needs. PostgreSQL
 
 One SQL text serves both (written with `?` placeholders; the PostgreSQL backend rewrites them to
 `%s`). The schema is versioned in the database itself so later releases can migrate it in place.
+
+A PostgreSQL server may restart under a running gateway. The backend then reconnects on the next
+use: a statement outside a transaction (every read) is retried once on a new connection, and so
+is the start of a write transaction; a write transaction that was already under way when the
+connection broke is lost with it, and fails as `StoreUnavailable` so that nothing it held is
+acknowledged (the client sends it again; readings are idempotent on (meter, seq)).
 """
 
 from __future__ import annotations
@@ -20,12 +26,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from ledger.errors import ConfigError, LedgerError
 from ledger.settings import Settings
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # uint64 values (seq, timestamp, registers) do not fit SQLite's signed 64-bit INTEGER, so they are
 # stored as 8-byte big-endian BLOBs: BLOBs compare with memcmp, so they sort like the numbers and
 # `ORDER BY seq` / `seq < ?` work. Meter ids are the raw bytes32.
@@ -60,7 +66,9 @@ CREATE INDEX IF NOT EXISTS readings_by_batch ON readings(batch_id, leaf_index);
 -- readings.batch_id / leaf_index of its members) BEFORE the anchoring transaction is sent, and
 -- marked 'anchored' from the transaction receipt or the chain's event. 'foreign': the chain holds
 -- another root under this id (anchored by something that is not this database); its readings
--- were released to a later batch.
+-- were released to a later batch. An anchored batch is final (`final_at`) once the anchorer saw
+-- its block LEDGER_CONFIRMATIONS deep on the canonical chain with its root; until then a
+-- reorganisation may drop it, and it becomes an intent again.
 CREATE TABLE IF NOT EXISTS batches (
     batch_id     BIGINT PRIMARY KEY,
     root         {blob} NOT NULL,
@@ -71,7 +79,8 @@ CREATE TABLE IF NOT EXISTS batches (
     tx_hash      {blob},
     block_number BIGINT,
     created_at   TEXT NOT NULL,     -- ISO 8601 UTC
-    anchored_at  TEXT               -- ISO 8601 UTC, when this gateway saw it mined
+    anchored_at  TEXT,              -- ISO 8601 UTC, when this gateway saw it mined
+    final_at     TEXT               -- ISO 8601 UTC, seen final (NULL: a reorg may still drop it)
 );
 -- A meter signed two different readings with the same seq: evidence for auditors.
 CREATE TABLE IF NOT EXISTS meter_integrity_events (
@@ -112,6 +121,9 @@ _V3_COLUMNS = {
     },
     "meter_integrity_events": {"received_raw": "received_raw BLOB"},
 }
+# Columns added by schema version 4, on SQLite and PostgreSQL. Batches anchored under version 3
+# get no `final_at`: the anchorer checks them against the chain once and then marks them final.
+_V4_COLUMNS = {"batches": {"final_at": "final_at TEXT"}}
 
 _READING_COLUMNS = (
     "meter_id, seq, timestamp, import_wh, export_wh, status, canonical, signature, key_epoch, "
@@ -120,11 +132,16 @@ _READING_COLUMNS = (
 # What the sequence checks read of a stored reading (`Neighbour`).
 _NEIGHBOUR_COLUMNS = "seq, timestamp, import_wh, export_wh"
 _BATCH_COLUMNS = (
-    "batch_id, root, count, from_ts, to_ts, status, tx_hash, block_number, created_at, anchored_at"
+    "batch_id, root, count, from_ts, to_ts, status, tx_hash, block_number, created_at, "
+    "anchored_at, final_at"
 )
 # Keys of PostgreSQL advisory locks (any fixed 64-bit numbers; "EL" + purpose).
 _PG_WRITE_LOCK = 0x454C_0001
 _PG_ANCHOR_LOCK = 0x454C_0002
+# How long a (re)connection to PostgreSQL may take before the request answers 503.
+_PG_CONNECT_TIMEOUT_S = 5
+
+_T = TypeVar("_T")
 
 
 def utc_now_iso(clock: Callable[[], float] = time.time) -> str:
@@ -251,6 +268,11 @@ class BatchRecord:
     block_number: int | None
     created_at: str
     anchored_at: str | None
+    final_at: str | None = None  # None while its block may still be reorganised away
+
+    @property
+    def final(self) -> bool:
+        return self.final_at is not None
 
 
 def _batch(row: Sequence[Any]) -> BatchRecord:
@@ -265,6 +287,7 @@ def _batch(row: Sequence[Any]) -> BatchRecord:
         block_number=None if row[7] is None else int(row[7]),
         created_at=str(row[8]),
         anchored_at=None if row[9] is None else str(row[9]),
+        final_at=None if row[10] is None else str(row[10]),
     )
 
 
@@ -282,6 +305,20 @@ class StoreError(LedgerError):
     """The database refused an operation the ledger relies on."""
 
     code = "store_error"
+
+
+class StoreUnavailable(StoreError):
+    """The database does not answer (PostgreSQL down or restarting); nothing was acknowledged.
+
+    The gateway answers 503 with `Retry-After`: the next use of the store reconnects.
+    """
+
+    code = "store_unavailable"
+    retry_after_s = 2
+
+    def __init__(self, *, location: str, reason: str) -> None:
+        self.location = location
+        super().__init__(f"the database at {location} is unavailable: {reason}")
 
 
 class _Cursor(Protocol):
@@ -479,7 +516,7 @@ class _SQLiteBackend:
     def create_schema(self) -> None:
         # A version-2 file: add the columns version 3 introduced before the new indexes (which
         # name them) are created. A new file has no tables yet, so nothing is added here.
-        for table, columns in _V3_COLUMNS.items():
+        for table, columns in (*_V3_COLUMNS.items(), *_V4_COLUMNS.items()):
             present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
             for column, definition in columns.items():
                 if present and column not in present:
@@ -502,7 +539,8 @@ class _SQLiteBackend:
 
 
 class _PostgresBackend:
-    """One psycopg connection in autocommit mode (transactions are explicit)."""
+    """One psycopg connection in autocommit mode (transactions are explicit), replaced by a new
+    one on the next use after it broke (see the module docstring)."""
 
     name = "postgresql"
 
@@ -511,12 +549,14 @@ class _PostgresBackend:
 
         self.url = url
         try:
-            self._db = psycopg.connect(url, autocommit=True, connect_timeout=10)
+            self._db = psycopg.connect(url, autocommit=True, connect_timeout=_PG_CONNECT_TIMEOUT_S)
         except psycopg.Error as error:
             raise ConfigError(
                 f"cannot connect to PostgreSQL at {_redacted(url)}: {error}"
             ) from error
         self._sql: dict[str, str] = {}
+        self._in_write = False
+        self.reconnects = 0  # connections replaced since start (for /healthz)
 
     def _translate(self, sql: str) -> str:
         translated = self._sql.get(sql)
@@ -524,45 +564,110 @@ class _PostgresBackend:
             translated = self._sql[sql] = sql.replace("%", "%%").replace("?", "%s")
         return translated
 
+    def _unavailable(self, error: Exception) -> StoreUnavailable:
+        return StoreUnavailable(location=_redacted(self.url), reason=str(error).strip())
+
+    def _connection(self) -> Any:
+        """The connection, replaced by a new one if the last one broke or was closed."""
+        import psycopg
+
+        if self._db.closed or self._db.broken:
+            try:
+                self._db.close()
+            except psycopg.Error:
+                pass  # it is gone either way
+            try:
+                self._db = psycopg.connect(
+                    self.url, autocommit=True, connect_timeout=_PG_CONNECT_TIMEOUT_S
+                )
+            except psycopg.Error as error:
+                raise self._unavailable(error) from error
+            self.reconnects += 1
+        return self._db
+
+    def _run(self, action: Callable[[Any], _T]) -> _T:
+        """Runs `action` on the connection: outside a write transaction, once more on a new
+        connection if the first one broke (a read is safe to repeat); inside one, never again,
+        because the transaction died with the connection."""
+        import psycopg
+
+        attempts = 1 if self._in_write else 2
+        for attempt in range(1, attempts + 1):
+            db = self._db if self._in_write else self._connection()
+            try:
+                return action(db)
+            except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+                if attempt < attempts and (db.closed or db.broken):
+                    continue
+                raise self._unavailable(error) from error
+        raise AssertionError("unreachable")  # the loop returns or raises
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
-        return self._db.execute(self._translate(sql), params)
+        # Without parameters the text goes as it is, by the simple query protocol, which also
+        # takes several statements at once (the schema).
+        if params:
+            translated, bound = self._translate(sql), params
+        else:
+            translated, bound = sql, None
+        cursor: _Cursor = self._run(lambda db: db.execute(translated, bound))
+        return cursor
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        with self._db.cursor() as cursor:
-            cursor.executemany(self._translate(sql), rows)
+        translated = self._translate(sql)
+
+        def run(db: Any) -> None:
+            with db.cursor() as cursor:
+                cursor.executemany(translated, rows)
+
+        self._run(run)
 
     def begin_write(self) -> None:
-        self._db.execute("BEGIN")
-        # One writer at a time across every gateway on this database, like SQLite's write lock:
-        # the sequence checks of a request read a meter's neighbours and must not race another
-        # gateway's insert. Released by COMMIT or ROLLBACK.
-        self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_WRITE_LOCK,))
+        def begin(db: Any) -> None:
+            db.execute("BEGIN")
+            # One writer at a time across every gateway on this database, like SQLite's write
+            # lock: the sequence checks of a request read a meter's neighbours and must not race
+            # another gateway's insert. Released by COMMIT or ROLLBACK.
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_WRITE_LOCK,))
+
+        # Nothing is written yet, so a connection found broken here is replaced and BEGIN
+        # tried again (`_in_write` is still False).
+        self._run(begin)
+        self._in_write = True
 
     def end_write(self) -> None:
-        pass  # the advisory lock ends with the transaction
+        self._in_write = False  # the advisory lock ends with the transaction
 
     def in_transaction(self) -> bool:
         from psycopg.pq import TransactionStatus
 
+        if self._db.closed or self._db.broken:
+            return False  # the server ended the transaction with the connection
         return self._db.info.transaction_status != TransactionStatus.IDLE
 
     def create_schema(self) -> None:
         self.begin_write()  # two gateways starting at once must not both create tables
         try:
-            self._db.execute(_SCHEMA.format(**_POSTGRES_TYPES))
-            self._db.execute("COMMIT")
+            self.execute(_SCHEMA.format(**_POSTGRES_TYPES))
+            for table, columns in _V4_COLUMNS.items():
+                for definition in columns.values():
+                    self.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {definition}")
+            self.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self.in_transaction():
+                self.execute("ROLLBACK")
             raise
+        finally:
+            self.end_write()
 
     def status(self) -> dict[str, Any]:
-        synchronous = self._db.execute("SHOW synchronous_commit").fetchone()
-        fsync = self._db.execute("SHOW fsync").fetchone()
+        synchronous = self.execute("SHOW synchronous_commit").fetchone()
+        fsync = self.execute("SHOW fsync").fetchone()
         return {
             "backend": self.name,
             "url": _redacted(self.url),
             "synchronous_commit": None if synchronous is None else synchronous[0],
             "fsync": None if fsync is None else fsync[0],
+            "reconnects": self.reconnects,
         }
 
     def close(self) -> None:
@@ -585,6 +690,10 @@ class AnchorLease:
     advisory lock on a connection of its own. Either way the operating system or the database
     server drops the lease when the holder's process or connection ends, so a killed gateway
     never blocks anchoring.
+
+    A PostgreSQL restart ends the session and so the lease, while another gateway may take it
+    on the new server: `held()` asks the server whether this session still holds the lock, and
+    the anchorer asks before every anchoring transaction, never assuming it kept the lease.
     """
 
     def __init__(self, location: Path | str) -> None:
@@ -609,11 +718,19 @@ class AnchorLease:
         import psycopg
 
         try:
-            connection = psycopg.connect(self._location, autocommit=True, connect_timeout=10)
+            connection = psycopg.connect(
+                self._location, autocommit=True, connect_timeout=_PG_CONNECT_TIMEOUT_S
+            )
+        except psycopg.Error as error:
+            raise StoreUnavailable(
+                location=_redacted(self._location), reason=str(error).strip()
+            ) from error
+        try:
             row = connection.execute(
                 "SELECT pg_try_advisory_lock(%s)", (_PG_ANCHOR_LOCK,)
             ).fetchone()
         except psycopg.Error:
+            connection.close()
             return False
         if row is None or not row[0]:
             connection.close()
@@ -628,10 +745,16 @@ class AnchorLease:
         if self._pg is None:
             return False
         try:
-            self._pg.execute("SELECT 1")
+            # The server's lock table, not just a live socket: a connection proxy could hand
+            # out a session that never took the lock.
+            row = self._pg.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND pid = pg_backend_pid() AND ((classid::bigint << 32) | objid::bigint) = %s",
+                (_PG_ANCHOR_LOCK,),
+            ).fetchone()
         except Exception:  # noqa: BLE001 - any failure means the session, and the lock, are gone
             return False
-        return True
+        return row is not None and int(row[0]) > 0
 
     def release(self) -> None:
         if self._fd is not None:
@@ -829,7 +952,7 @@ class Store:
             if taken is not None:
                 raise StoreError(f"batch {batch.batch_id} already exists")
             db.execute(
-                f"INSERT INTO batches ({_BATCH_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO batches ({_BATCH_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 _batch_row(batch),
             )
             db.executemany(
@@ -847,21 +970,62 @@ class Store:
                 )
 
     def mark_anchored(
-        self, batch_id: int, tx_hash: bytes | None, block_number: int | None, anchored_at: str
+        self,
+        batch_id: int,
+        tx_hash: bytes | None,
+        block_number: int | None,
+        anchored_at: str,
+        *,
+        final_at: str | None = None,
     ) -> None:
-        """Marks an intent anchored (idempotent: an anchored batch is left as it is)."""
+        """Marks an intent anchored (idempotent: an anchored batch is left as it is); final at
+        once when `final_at` is given (no confirmations are asked for)."""
         with self._write() as db:
             db.execute(
-                "UPDATE batches SET status = ?, tx_hash = ?, block_number = ?, anchored_at = ? "
-                "WHERE batch_id = ? AND status = ?",
+                "UPDATE batches SET status = ?, tx_hash = ?, block_number = ?, anchored_at = ?, "
+                "final_at = ? WHERE batch_id = ? AND status = ?",
                 (
                     BatchStatus.ANCHORED,
                     tx_hash,
                     block_number,
                     anchored_at,
+                    final_at,
                     batch_id,
                     BatchStatus.INTENT,
                 ),
+            )
+
+    def unfinal_batches(self, limit: int) -> list[BatchRecord]:
+        """Up to `limit` anchored batches not yet final, oldest first."""
+        with self._lock:
+            rows = self._backend.execute(
+                f"SELECT {_BATCH_COLUMNS} FROM batches WHERE status = ? AND final_at IS NULL "
+                "ORDER BY batch_id LIMIT ?",
+                (BatchStatus.ANCHORED, limit),
+            ).fetchall()
+        return [_batch(r) for r in rows]
+
+    def update_anchor_block(
+        self, batch_id: int, block_number: int, *, final_at: str | None = None
+    ) -> None:
+        """Records the block an anchored, not yet final batch is in now (a reorganisation may
+        have mined its transaction again elsewhere); final from `final_at` if given."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE batches SET block_number = ?, final_at = ? "
+                "WHERE batch_id = ? AND status = ? AND final_at IS NULL",
+                (block_number, final_at, batch_id, BatchStatus.ANCHORED),
+            )
+
+    def mark_dropped(self, batch_id: int) -> None:
+        """An anchored, not yet final batch is no longer on the chain (its block was
+        reorganised away): it becomes an intent again, with the same root and readings, so the
+        anchorer's reconciliation sends it again under its id or releases its readings."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE batches SET status = ?, tx_hash = NULL, block_number = NULL, "
+                "anchored_at = NULL WHERE batch_id = ? AND status = ? AND final_at IS NULL",
+                (BatchStatus.INTENT, batch_id, BatchStatus.ANCHORED),
             )
 
     def mark_foreign(self, batch_id: int, chain_root: bytes) -> int:
@@ -916,6 +1080,15 @@ class Store:
             ).fetchone()
         return int(row[0])
 
+    def count_unfinal_batches(self) -> int:
+        """How many anchored batches are not final yet."""
+        with self._lock:
+            row = self._backend.execute(
+                "SELECT COUNT(*) FROM batches WHERE status = ? AND final_at IS NULL",
+                (BatchStatus.ANCHORED,),
+            ).fetchone()
+        return int(row[0])
+
     def batch_leaves(self, batch_id: int) -> list[bytes]:
         """The leaves of a batch in tree order."""
         with self._lock:
@@ -941,4 +1114,5 @@ def _batch_row(batch: BatchRecord) -> tuple[Any, ...]:
         batch.block_number,
         batch.created_at,
         batch.anchored_at,
+        batch.final_at,
     )

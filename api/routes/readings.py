@@ -73,9 +73,14 @@ def get_reading(
 ) -> dict[str, Any]:
     """A stored reading: its fields, the exact bytes and signature received, its receipt, and
     where it is anchored: batch id, leaf, Merkle proof, root and transaction (null until
-    anchored). The proof verifies with `ReadingLedger.verifyReading(batch_id, leaf, proof)`."""
+    anchored). The proof verifies with `ReadingLedger.verifyReading(batch_id, leaf, proof)`.
+
+    The proof is shown as soon as its batch is mined, with `confirmations` (blocks on top of the
+    anchoring block) and `final`: true once the batch was seen `LEDGER_CONFIRMATIONS` deep on
+    the canonical chain. Until then a reorganisation may drop the batch (the gateway then
+    anchors it again and the proof may change)."""
     stored = node.ingestor.reading(meter_id, seq)
-    proof = node.proofs.proof(stored)
+    proof = node.proofs.anchoring(stored)
     return {
         **stored_reading_dict(stored),
         "anchor": None if proof is None else proof.as_dict(),

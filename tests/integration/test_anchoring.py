@@ -7,19 +7,23 @@ mined whose intent was never marked (the process died between the two).
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
 
+import psycopg
 import pytest
 from eth_utils.crypto import keccak
 
-from ledger.anchor import Anchorer, AnchorState, AnchorStuck, ProofService, utc_now_iso
+from ledger.anchor import Anchorer, AnchorState, AnchorStuck, ProofService
 from ledger.chain import Chain
 from ledger.deployment import Deployment
 from ledger.merkle import MerkleTree
 from ledger.merkle import verify as verify_proof
 from ledger.readings import Reading, reading_leaf
-from ledger.store import BatchRecord, BatchStatus, Store, StoredReading
+from ledger.store import BatchRecord, BatchStatus, Store, StoredReading, utc_now_iso
 from tests.fixtures.postgres import store_location
 
 METER = b"METER-ANCHOR-01".ljust(32, b"\x00")
@@ -280,3 +284,108 @@ def test_only_one_anchorer_holds_the_lease(
 
     assert taken_over.anchored == (2,)
     assert chain_last(chain, deployment) == 2
+
+
+# --- schema version 4: batches.final_at ------------------------------------------------------
+
+
+# `batches` as schema version 3 created it in SQLite (SQLite cannot drop a column whose
+# definition is followed by a comment, so the table is rebuilt from this text instead).
+_SQLITE_BATCHES_V3 = """
+CREATE TABLE batches_v3 (
+    batch_id     BIGINT PRIMARY KEY,
+    root         BLOB NOT NULL,
+    count        INTEGER NOT NULL,
+    from_ts      BLOB NOT NULL,
+    to_ts        BLOB NOT NULL,
+    status       TEXT NOT NULL,
+    tx_hash      BLOB,
+    block_number BIGINT,
+    created_at   TEXT NOT NULL,
+    anchored_at  TEXT
+);
+INSERT INTO batches_v3 SELECT batch_id, root, count, from_ts, to_ts, status, tx_hash,
+    block_number, created_at, anchored_at FROM batches;
+DROP TABLE batches;
+ALTER TABLE batches_v3 RENAME TO batches;
+UPDATE schema_info SET value = '3' WHERE key = 'version';
+"""
+
+
+def downgrade_to_version_3(database_url: str) -> None:
+    """Makes the database what schema version 3 wrote: batches without `final_at`."""
+    location = store_location(database_url)
+    if isinstance(location, Path):
+        with closing(sqlite3.connect(location)) as db:
+            db.executescript(_SQLITE_BATCHES_V3)
+        return
+    with psycopg.connect(location, autocommit=True) as db:
+        db.execute("ALTER TABLE batches DROP COLUMN final_at")
+        db.execute("UPDATE schema_info SET value = '3' WHERE key = 'version'")
+
+
+def anchored_then_downgraded(
+    database_url: str, chain: Chain, deployment: Deployment
+) -> list[StoredReading]:
+    """Five readings anchored in batch 1 by a version-3 database (closed again)."""
+    store = Store(store_location(database_url))
+    try:
+        readings = add_readings(store, chain, 5)
+        make_anchorer(store, chain, deployment).run_once()
+    finally:
+        _started.pop().stop()
+        store.close()
+    downgrade_to_version_3(database_url)
+    return readings
+
+
+def test_a_version_3_database_is_upgraded_in_place_and_keeps_its_rows(
+    database_url: str, chain: Chain, deployment: Deployment
+) -> None:
+    readings = anchored_then_downgraded(database_url, chain, deployment)
+
+    store = Store(store_location(database_url))
+    try:
+        status, batches = store.status(), store.batches()
+        stored = [store.reading(r.meter_id, r.seq) for r in readings]
+    finally:
+        store.close()
+
+    assert status["schema_version"] == 4
+    assert [(b.batch_id, b.status, b.count, b.final_at) for b in batches] == [
+        (1, BatchStatus.ANCHORED, 5, None)
+    ]
+    assert batches[0].tx_hash is not None
+    assert [(s.leaf, s.batch_id) for s in stored if s is not None] == [
+        (r.leaf, 1) for r in readings
+    ]
+
+
+def test_a_batch_anchored_before_the_upgrade_is_final_once_checked_on_chain(
+    database_url: str, chain: Chain, deployment: Deployment
+) -> None:
+    readings = anchored_then_downgraded(database_url, chain, deployment)
+    store = Store(store_location(database_url))
+    try:
+        first = store.reading(readings[0].meter_id, readings[0].seq)
+        assert first is not None
+        before = ProofService(store).proof(first)
+
+        make_anchorer(store, chain, deployment).run_once()
+
+        assert before is None  # not served as final before the anchorer looked at the chain
+        assert_every_reading_provable(store, chain, deployment, readings)
+    finally:
+        store.close()
+
+
+def test_without_confirmations_a_batch_is_final_at_its_receipt(
+    store: Store, chain: Chain, deployment: Deployment
+) -> None:
+    add_readings(store, chain, 2)
+
+    make_anchorer(store, chain, deployment).run_once()
+
+    (batch,) = store.batches()
+    assert batch.final_at is not None
+    assert store.count_unfinal_batches() == 0

@@ -71,6 +71,10 @@ class RetryingSender:
         self._give_up_s = give_up_s
         self.acknowledged: dict[tuple[str, int], str] = {}  # (meter, seq) -> receipt leaf
         self.retries = 0
+        self.refusals: list[str] = []  # why each failed attempt failed
+        self.first_acknowledged: dict[str, Any] | None = None  # a request body answered 202
+        self.some_acknowledged = threading.Event()
+        self.some_refused = threading.Event()
 
     def __call__(self, batch: Sequence[Planned]) -> list[dict[str, Any]]:
         deadline = time.monotonic() + self._give_up_s
@@ -79,10 +83,12 @@ class RetryingSender:
             try:
                 results = sender(batch)
                 break
-            except SimulationError:
+            except SimulationError as error:
                 if time.monotonic() > deadline:
                     raise
                 self.retries += 1
+                self.refusals.append(str(error))
+                self.some_refused.set()
                 time.sleep(0.2)
             finally:
                 sender.close()
@@ -90,6 +96,9 @@ class RetryingSender:
             if result["status"] in ("accepted", "duplicate"):
                 key = (planned.meter_id, planned.reading.seq)
                 self.acknowledged[key] = result["receipt"]["leaf"]
+                if self.first_acknowledged is None:
+                    self.first_acknowledged = {"readings": [planned.body()]}
+        self.some_acknowledged.set()
         return results
 
 
@@ -101,9 +110,10 @@ def ingest_while(
     meters: int,
     duration: str,
     speed: float,
+    sender: RetryingSender | None = None,
 ) -> tuple[RetryingSender, dict[str, Any]]:
     """Runs the simulator (no faults) against the gateway while `disturb` runs in a thread."""
-    sender = RetryingSender(gateway)
+    sender = sender or RetryingSender(gateway)
     config = SimulationConfig(
         meters=meters,
         interval_s=900,
