@@ -45,6 +45,7 @@ _INVALID_INPUT_REVERTS = {
     "MeterRegistryValidFromInPast",
     "EnergyMarketZeroQuantity",
     "EnergyMarketZeroPrice",
+    "EnergyMarketTradeTooSmall",
     "EnergyMarketUnalignedTime",
     "EnergyMarketInvalidExpiry",
     "EnergyMarketDeliveryTooLate",

@@ -337,10 +337,16 @@ class MarketPublic(BaseModel):
     market: str = Field(description="EnergyMarket address")
     token: str = Field(description="SettlementToken address (ERC-20, minor units)")
     token_symbol: str
-    token_decimals: int
+    token_decimals: int = Field(description="6: a minor unit is a millionth of the currency")
     slot_s: int = Field(description="delivery slot length; an offer is for exactly one slot")
     boundary_window_s: int
     settlement_window_s: int
+    min_trade_value: int = Field(
+        description="least value, floor(quantity * price / 1000) minor units, of an offer or take"
+    )
+    relay_quota_per_hour: int = Field(
+        description="most offers and takes the gateway relays per signer in any hour"
+    )
     chain_time: int = Field(description="latest block time: offers expire and slots end by it")
     eip712: Eip712Public
 
@@ -359,7 +365,9 @@ class OfferIn(BaseModel):
     seller: str = _address("seller")
     seller_meter: str = _market_meter_id("seller")
     quantity_wh: int = Field(ge=1, lt=2**64)
-    price_per_kwh: int = Field(ge=1, lt=2**128, description="minor units per kWh")
+    price_per_kwh: int = Field(
+        ge=1, lt=2**128, description="minor units (millionths) of the currency per kWh"
+    )
     delivery_start: int = Field(ge=0, lt=2**64, description="a multiple of slot_s")
     expiry: int = Field(ge=0, lt=2**64, description="takeable until (excluding); <= start")
     deadline: int = Field(ge=0, lt=2**256, description="the signature is valid until then")
@@ -387,7 +395,9 @@ class TakeIn(BaseModel):
     deadline: int = Field(ge=0, lt=2**256)
     signature: str = _signature("Take")
     permit: PermitIn | None = Field(
-        default=None, description="optional: relayed before the take, instead of an approve"
+        default=None,
+        description="optional, instead of an approve: used in the same call as the take, and "
+        "only if the take goes through",
     )
 
 

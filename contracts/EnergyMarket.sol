@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
@@ -42,6 +43,8 @@ contract EnergyMarket is IEnergyMarket, EIP712, Nonces, ReentrancyGuard {
     uint64 public immutable boundaryWindow;
     /// @notice How long after its slot a trade can be settled; after that it can only be refunded.
     uint64 public immutable settlementWindow;
+    /// @inheritdoc IEnergyMarket
+    uint256 public immutable minTradeValue;
 
     uint256 private _offerCount;
     uint256 private _tradeCount;
@@ -57,12 +60,17 @@ contract EnergyMarket is IEnergyMarket, EIP712, Nonces, ReentrancyGuard {
         IERC20 token,
         uint64 slotSeconds_,
         uint64 boundaryWindow_,
-        uint64 settlementWindow_
+        uint64 settlementWindow_,
+        uint256 minTradeValue_
     ) EIP712("EnergyMarket", "1") {
         // A boundary reading must fall inside the slot it starts, or one reading could be the
-        // boundary of two different times.
-        if (slotSeconds_ == 0 || boundaryWindow_ == 0 || boundaryWindow_ > slotSeconds_ || settlementWindow_ == 0) {
-            revert EnergyMarketInvalidConfiguration(slotSeconds_, boundaryWindow_, settlementWindow_);
+        // boundary of two different times. A minimum of zero would let a take worth less than a
+        // unit escrow one unit and pay nothing for the energy delivered.
+        if (
+            slotSeconds_ == 0 || boundaryWindow_ == 0 || boundaryWindow_ > slotSeconds_ || settlementWindow_ == 0
+                || minTradeValue_ == 0
+        ) {
+            revert EnergyMarketInvalidConfiguration(slotSeconds_, boundaryWindow_, settlementWindow_, minTradeValue_);
         }
         meterRegistry = registry;
         readingLedger = ledger;
@@ -70,6 +78,7 @@ contract EnergyMarket is IEnergyMarket, EIP712, Nonces, ReentrancyGuard {
         slotSeconds = slotSeconds_;
         boundaryWindow = boundaryWindow_;
         settlementWindow = settlementWindow_;
+        minTradeValue = minTradeValue_;
     }
 
     /// @inheritdoc IEnergyMarket
@@ -115,7 +124,9 @@ contract EnergyMarket is IEnergyMarket, EIP712, Nonces, ReentrancyGuard {
         nonReentrant
         returns (uint256 tradeId)
     {
-        return _takeOffer(offerId, buyerMeter, quantityWh, msg.sender);
+        uint128 escrow;
+        (tradeId, escrow) = _recordTake(offerId, buyerMeter, quantityWh, msg.sender);
+        settlementToken.safeTransferFrom(msg.sender, address(this), escrow);
     }
 
     /// @inheritdoc IEnergyMarket
@@ -127,11 +138,27 @@ contract EnergyMarket is IEnergyMarket, EIP712, Nonces, ReentrancyGuard {
         uint256 deadline,
         bytes calldata signature
     ) external nonReentrant returns (uint256 tradeId) {
-        bytes32 structHash = keccak256(
-            abi.encode(TAKE_TYPEHASH, offerId, buyerMeter, quantityWh, buyer, _useNonce(buyer), deadline)
-        );
-        _checkSignature(buyer, structHash, deadline, signature);
-        return _takeOffer(offerId, buyerMeter, quantityWh, buyer);
+        _checkTakeSignature(offerId, buyerMeter, quantityWh, buyer, deadline, signature);
+        uint128 escrow;
+        (tradeId, escrow) = _recordTake(offerId, buyerMeter, quantityWh, buyer);
+        settlementToken.safeTransferFrom(buyer, address(this), escrow);
+    }
+
+    /// @inheritdoc IEnergyMarket
+    function takeOfferBySigWithPermit(
+        uint256 offerId,
+        bytes32 buyerMeter,
+        uint64 quantityWh,
+        address buyer,
+        uint256 deadline,
+        bytes calldata signature,
+        PermitSignature calldata permit
+    ) external nonReentrant returns (uint256 tradeId) {
+        _checkTakeSignature(offerId, buyerMeter, quantityWh, buyer, deadline, signature);
+        uint128 escrow;
+        (tradeId, escrow) = _recordTake(offerId, buyerMeter, quantityWh, buyer);
+        _usePermit(buyer, permit, escrow);
+        settlementToken.safeTransferFrom(buyer, address(this), escrow);
     }
 
     /// @inheritdoc IEnergyMarket
@@ -226,6 +253,8 @@ contract EnergyMarket is IEnergyMarket, EIP712, Nonces, ReentrancyGuard {
         if (owner != seller) revert EnergyMarketNotMeterOwner(terms.sellerMeter, seller);
         if (terms.quantityWh == 0) revert EnergyMarketZeroQuantity();
         if (terms.pricePerKWh == 0) revert EnergyMarketZeroPrice();
+        // An offer that no take could reach the minimum with would only cost its relayer gas.
+        _requireMinTradeValue(terms.quantityWh, terms.pricePerKWh);
         if (terms.deliveryStart % slotSeconds != 0) {
             revert EnergyMarketUnalignedTime(terms.deliveryStart, slotSeconds);
         }
@@ -260,9 +289,25 @@ contract EnergyMarket is IEnergyMarket, EIP712, Nonces, ReentrancyGuard {
         );
     }
 
-    function _takeOffer(uint256 offerId, bytes32 buyerMeter, uint64 quantityWh, address buyer)
+    function _checkTakeSignature(
+        uint256 offerId,
+        bytes32 buyerMeter,
+        uint64 quantityWh,
+        address buyer,
+        uint256 deadline,
+        bytes calldata signature
+    ) private {
+        bytes32 structHash = keccak256(
+            abi.encode(TAKE_TYPEHASH, offerId, buyerMeter, quantityWh, buyer, _useNonce(buyer), deadline)
+        );
+        _checkSignature(buyer, structHash, deadline, signature);
+    }
+
+    /// @dev Books a take and returns its escrow; the caller moves the escrow in (last, as the
+    /// only external call that moves tokens).
+    function _recordTake(uint256 offerId, bytes32 buyerMeter, uint64 quantityWh, address buyer)
         private
-        returns (uint256 tradeId)
+        returns (uint256 tradeId, uint128 escrow)
     {
         Offer storage offer_ = _openOffer(offerId);
         // slither-disable-next-line timestamp
@@ -270,6 +315,7 @@ contract EnergyMarket is IEnergyMarket, EIP712, Nonces, ReentrancyGuard {
         if (quantityWh == 0) revert EnergyMarketZeroQuantity();
         uint64 remaining = offer_.remainingWh;
         if (quantityWh > remaining) revert EnergyMarketQuantityExceedsOffer(offerId, quantityWh, remaining);
+        _requireMinTradeValue(quantityWh, offer_.pricePerKWh);
         bytes32 sellerMeter = offer_.sellerMeter;
         if (buyerMeter == sellerMeter) revert EnergyMarketSameMeter(buyerMeter);
         if (meterRegistry.ownerOf(buyerMeter) != buyer) revert EnergyMarketNotMeterOwner(buyerMeter, buyer);
@@ -277,8 +323,7 @@ contract EnergyMarket is IEnergyMarket, EIP712, Nonces, ReentrancyGuard {
         // Rounded up: escrow covers the exact price of the whole quantity; any leftover unit is
         // refunded at settlement. quantity < 2^64 and price < 2^128, so the product fits 256 bits,
         // but the escrow need not fit 128: a plain cast would escrow it modulo 2^128.
-        uint128 escrow =
-            SafeCast.toUint128(Math.mulDiv(quantityWh, offer_.pricePerKWh, _WH_PER_KWH, Math.Rounding.Ceil));
+        escrow = SafeCast.toUint128(Math.mulDiv(quantityWh, offer_.pricePerKWh, _WH_PER_KWH, Math.Rounding.Ceil));
         offer_.remainingWh = remaining - quantityWh;
         tradeId = ++_tradeCount;
         _trades[tradeId] = Trade({
@@ -296,7 +341,29 @@ contract EnergyMarket is IEnergyMarket, EIP712, Nonces, ReentrancyGuard {
             paid: 0
         });
         emit OfferTaken(tradeId, offerId, buyer, buyerMeter, quantityWh, escrow);
-        settlementToken.safeTransferFrom(buyer, address(this), escrow);
+    }
+
+    /// @dev Rounding moves less than one unit per trade, so a trade worth at least the minimum
+    /// loses at most 1 / minTradeValue of its value to it.
+    function _requireMinTradeValue(uint64 quantityWh, uint128 pricePerKWh) private view {
+        uint256 value = Math.mulDiv(quantityWh, pricePerKWh, _WH_PER_KWH);
+        if (value < minTradeValue) revert EnergyMarketTradeTooSmall(value, minTradeValue);
+    }
+
+    /// @dev Uses the buyer's permit for the take being made. Its failure is ignored if the
+    /// allowance covers the escrow anyway: the permit travels in public calldata, and whoever sent
+    /// it first (a front-runner) set exactly the allowance the buyer signed, so refusing the take
+    /// would let anyone block it. Otherwise the token's own error says why the permit failed.
+    function _usePermit(address buyer, PermitSignature calldata permit, uint256 escrow) private {
+        try IERC20Permit(address(settlementToken)).permit(
+            buyer, address(this), permit.value, permit.deadline, permit.v, permit.r, permit.s
+        ) {} catch (bytes memory reason) {
+            if (settlementToken.allowance(buyer, address(this)) < escrow) {
+                assembly ("memory-safe") {
+                    revert(add(reason, 0x20), mload(reason))
+                }
+            }
+        }
     }
 
     function _pinBoundary(BoundaryEvidence calldata evidence) private {

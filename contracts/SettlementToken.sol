@@ -6,8 +6,9 @@ import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
 import {ERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/ERC20Permit.sol";
 
 /// @title SettlementToken
-/// @notice The settlement currency of the energy market, counted in minor units: one token unit
-/// is one cent, so `decimals()` is 2 and wallets show amounts in whole currency units.
+/// @notice The settlement currency of the energy market, counted in minor units of a millionth
+/// (`decimals()` is 6, as stablecoins use): fine enough that rounding a trade to a unit is
+/// negligible (a cent would take up to half of a small trade), and wallets show whole currency.
 /// @dev ERC-2612 `permit` lets a customer approve the market with a signature, so the gateway can
 /// relay a purchase for a customer who holds no ether. In the demo and the tests the operator
 /// mints balances to customers; a production deployment would mint against deposits.
@@ -16,14 +17,15 @@ contract SettlementToken is ERC20, ERC20Permit, AccessControl {
     bytes32 public constant MINTER_ROLE = keccak256("MINTER_ROLE");
 
     /// @param admin Receives the admin and minter roles.
-    constructor(address admin) ERC20("Energy Ledger Settlement Cent", "ELC") ERC20Permit("Energy Ledger Settlement Cent") {
+    /// @dev The name is also the ERC-2612 permit domain's name.
+    constructor(address admin) ERC20("Energy Ledger Currency", "ELC") ERC20Permit("Energy Ledger Currency") {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(MINTER_ROLE, admin);
     }
 
-    /// @notice Minor units: 1 token unit = 0.01 of the currency.
+    /// @notice Minor units: 1 token unit = 0.000001 of the currency.
     function decimals() public pure override returns (uint8) {
-        return 2;
+        return 6;
     }
 
     /// @notice Mints `amount` minor units to `to`. Minter role only.

@@ -267,7 +267,10 @@ def _market_parser(commands: Any) -> None:
     offer.add_argument("--key-file", required=True, help="file with the seller's hex private key")
     offer.add_argument("--meter", required=True, help="the seller's meter id")
     offer.add_argument("--quantity-wh", type=int, required=True)
-    offer.add_argument("--price", type=int, required=True, help="minor units per kWh")
+    offer.add_argument(
+        "--price", type=int, required=True,
+        help="minor units (millionths of the currency) per kWh, e.g. 250000 = 0.25",
+    )  # fmt: skip
     offer.add_argument("--start", required=True, help="slot start (Unix s or ISO 8601)")
     offer.add_argument("--expiry", help="takeable until (default: the slot start)")
     take = sub("take", "sign and post a take of (part of) an offer, escrowing its price")
@@ -277,7 +280,8 @@ def _market_parser(commands: Any) -> None:
     take.add_argument("--quantity-wh", type=int, required=True)
     take.add_argument(
         "--permit", type=int, metavar="UNITS",
-        help="also sign a token permit for UNITS (no ether needed for an approve)",
+        help="also sign a token permit for UNITS minor units, used only if the take goes "
+        "through (no ether needed for an approve)",
     )  # fmt: skip
     for name, help_text in (
         ("trade", "a trade's state"),
@@ -290,7 +294,7 @@ def _market_parser(commands: Any) -> None:
         "mint", help="operator: mint settlement units (minor units) to an account"
     )
     mint.add_argument("address")
-    mint.add_argument("amount", type=int, help="minor units, e.g. 10000 = 100.00")
+    mint.add_argument("amount", type=int, help="minor units (millionths), e.g. 100000000 = 100.00")
     mint.set_defaults(handler=_cmd_market)
 
 

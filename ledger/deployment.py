@@ -36,11 +36,15 @@ class MarketParameters:
             boundary (at most `slot_s`).
         settlement_window_s: How long after its slot a trade can be settled before it can only
             be refunded.
+        min_trade_value: The least value of an offer or take, floor(quantity * price / 1000)
+            minor units of the settlement token (6 decimals: 10,000 is 0.01). Rounding moves
+            less than one unit per trade, so it costs at most 1 / min_trade_value of a trade.
     """
 
     slot_s: int = 3600
     boundary_window_s: int = 900
     settlement_window_s: int = 7 * 86_400
+    min_trade_value: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,7 @@ def _constructor_args(
             market.slot_s,
             market.boundary_window_s,
             market.settlement_window_s,
+            market.min_trade_value,
         )
     return (admin,)
 

@@ -8,14 +8,23 @@ meter's boundary readings (the first reading at or after each slot boundary, and
 it, see contracts/interfaces/IEnergyMarket.sol); `Market.boundary_evidence` finds them in the
 store with their Merkle proofs, and `Market.settle` sends only the boundaries not yet pinned.
 
-Money is integer minor units and energy integer Wh throughout; `escrow_for` and `payment_for`
-are the contract's rounding rules in Python, for clients, tests and auditors.
+Nothing is mined for a refused order: every relay is one contract call pre-checked with
+`eth_call` (`Chain.transact`), and a buyer's token permit travels inside its take
+(`takeOfferBySigWithPermit`), never as a transaction of its own. Each signer may have at most
+`relay_quota_per_hour` orders relayed in any hour (`RelayQuota`, counted in the database).
+
+Money is integer minor units (the settlement token has 6 decimals) and energy integer Wh
+throughout; `escrow_for` and `payment_for` are the contract's rounding rules in Python, for
+clients, tests and auditors.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from enum import IntEnum
+from time import time as wall_clock
 from typing import Any
 
 from eth_account import Account
@@ -28,7 +37,7 @@ from web3.types import TxReceipt
 from ledger.anchor import ProofService
 from ledger.chain import Chain
 from ledger.deployment import Deployment
-from ledger.errors import LedgerError
+from ledger.errors import ContractRevert, LedgerError
 from ledger.store import Store, StoredReading
 
 WH_PER_KWH = 1000
@@ -78,6 +87,61 @@ class EvidenceUnavailable(LedgerError):
     code = "evidence_unavailable"
 
 
+class RelayQuotaExceeded(LedgerError):
+    """The signer has had as many orders relayed in the last hour as the quota allows."""
+
+    code = "relay_quota_exceeded"
+
+    def __init__(self, *, signer: str, limit: int, retry_after_s: int) -> None:
+        self.signer = signer
+        self.retry_after_s = retry_after_s
+        super().__init__(
+            f"{signer} has had {limit} orders relayed in the last hour, the most allowed: "
+            f"retry in {retry_after_s} s"
+        )
+
+
+RELAY_WINDOW_S = 3600
+
+
+class RelayQuota:
+    """At most `per_hour` relayed orders per signer address in any `RELAY_WINDOW_S` seconds.
+
+    The count is kept in the store, so every worker and gateway on one database shares it. Only
+    orders that pass every check are counted: a reservation is made after the local signature
+    checks and given back when the contract call's pre-check refuses it (nothing was mined).
+    """
+
+    def __init__(
+        self, store: Store, *, per_hour: int, clock: Callable[[], float] = wall_clock
+    ) -> None:
+        self._store = store
+        self.per_hour = per_hour
+        self._clock = clock
+
+    @contextmanager
+    def relay(self, signer: str) -> Iterator[None]:
+        """Reserves one of `signer`'s relays for the block, which sends the order.
+
+        Raises:
+            RelayQuotaExceeded: the signer's quota is used up (nothing is reserved).
+        """
+        slot = self._store.reserve_relay(
+            signer, now=int(self._clock()), window_s=RELAY_WINDOW_S, limit=self.per_hour
+        )
+        if slot.row_id is None:
+            raise RelayQuotaExceeded(
+                signer=signer, limit=self.per_hour, retry_after_s=slot.retry_after_s
+            )
+        try:
+            yield
+        except ContractRevert:
+            # Refused by the eth_call pre-check, so nothing was mined (a transaction that passed
+            # it and reverted when mined, a rare timing race, is forgiven too).
+            self._store.release_relay(slot.row_id)
+            raise
+
+
 def escrow_for(quantity_wh: int, price_per_kwh: int) -> int:
     """What a buyer escrows for `quantity_wh`: the exact price rounded UP to a minor unit."""
     return -(-quantity_wh * price_per_kwh // WH_PER_KWH)
@@ -111,6 +175,23 @@ class MarketDomain:
             "chainId": self.chain_id,
             "verifyingContract": self.verifying_contract,
         }
+
+
+@dataclass(frozen=True)
+class PermitSignature:
+    """A buyer's ERC-2612 permit letting the market spend `value` units until `deadline`."""
+
+    value: int
+    deadline: int
+    signature: bytes  # 65 bytes r || s || v
+
+    def as_tuple(self) -> tuple[int, int, int, bytes, bytes]:
+        """The `IEnergyMarket.PermitSignature` tuple (value, deadline, v, r, s)."""
+        if len(self.signature) != 65:
+            raise InvalidOrderSignature("a permit signature must be 65 bytes (r, s, v)")
+        v = self.signature[64]
+        v = v if v >= 27 else v + 27
+        return (self.value, self.deadline, v, self.signature[:32], self.signature[32:64])
 
 
 @dataclass(frozen=True)
@@ -290,6 +371,7 @@ class Market:
         self._domain: MarketDomain | None = None
         self._token_domain: MarketDomain | None = None
         self._params: tuple[int, int, int] | None = None
+        self._min_trade_value: int | None = None
 
     @property
     def domain(self) -> MarketDomain:
@@ -307,31 +389,25 @@ class Market:
     def permit_nonce(self, account: str) -> int:
         return int(self.chain.call(self.token.functions.nonces(to_checksum_address(account))))
 
-    def relay_permit(self, owner: str, value: int, deadline: int, signature: bytes) -> TxReceipt:
-        """Sends the owner's ERC-2612 permit letting the market spend `value` of their units."""
+    def check_permit(self, owner: str, permit: PermitSignature) -> None:
+        """Refuses a permit that is not `owner`'s over the token's current permit nonce."""
         typed = permit_typed_data(
             self.token_domain,
             owner,
             self.contract.address,
-            value,
+            permit.value,
             self.permit_nonce(owner),
-            deadline,
+            permit.deadline,
         )
-        self._check_signature(typed, signature, owner)
-        if len(signature) != 65:
-            raise InvalidOrderSignature("a permit signature must be 65 bytes (r, s, v)")
-        v = signature[64] if signature[64] >= 27 else signature[64] + 27
-        return self.chain.transact(
-            self.token.functions.permit(
-                to_checksum_address(owner),
-                self.contract.address,
-                value,
-                deadline,
-                v,
-                signature[:32],
-                signature[32:64],
-            )
-        )
+        self._check_signature(typed, permit.signature, owner)
+        permit.as_tuple()  # refuses a signature that is not 65 bytes
+
+    @property
+    def min_trade_value(self) -> int:
+        """The least value of an offer or take in this deployment, minor units."""
+        if self._min_trade_value is None:
+            self._min_trade_value = int(self.chain.call(self.contract.functions.minTradeValue()))
+        return self._min_trade_value
 
     @property
     def parameters(self) -> tuple[int, int, int]:
@@ -352,16 +428,26 @@ class Market:
         return int(self.chain.w3.eth.get_block("latest")["timestamp"])
 
     def relay_offer(
-        self, terms: OfferTerms, seller: str, deadline: int, signature: bytes
+        self,
+        terms: OfferTerms,
+        seller: str,
+        deadline: int,
+        signature: bytes,
+        *,
+        quota: RelayQuota | None = None,
     ) -> tuple[int, TxReceipt]:
-        """Checks the seller's signature and sends `createOfferBySig`; returns the offer id."""
+        """Checks the seller's signature and sends `createOfferBySig`; returns the offer id.
+
+        A call the contract would refuse is not sent (its eth_call pre-check raises
+        ContractRevert); with a `quota`, the relay counts against the seller's.
+        """
         typed = offer_typed_data(self.domain, terms, seller, self.nonce(seller), deadline)
         self._check_signature(typed, signature, seller)
-        receipt = self.chain.transact(
-            self.contract.functions.createOfferBySig(
-                terms.as_tuple(), to_checksum_address(seller), deadline, signature
-            )
+        call = self.contract.functions.createOfferBySig(
+            terms.as_tuple(), to_checksum_address(seller), deadline, signature
         )
+        with quota.relay(seller) if quota is not None else nullcontext():
+            receipt = self.chain.transact(call)
         (event,) = self.contract.events.OfferCreated().process_receipt(receipt, errors=DISCARD)
         return int(event["args"]["offerId"]), receipt
 
@@ -373,17 +459,31 @@ class Market:
         buyer: str,
         deadline: int,
         signature: bytes,
+        *,
+        permit: PermitSignature | None = None,
+        quota: RelayQuota | None = None,
     ) -> tuple[int, TxReceipt]:
-        """Checks the buyer's signature and sends `takeOfferBySig`; returns the trade id."""
+        """Checks the buyer's signatures and sends the take (`takeOfferBySig`, or with a permit
+        `takeOfferBySigWithPermit`, which uses the permit only if the take goes through); returns
+        the trade id.
+
+        One contract call, pre-checked with eth_call before it is sent: a refused take (with or
+        without a permit) raises ContractRevert and mines nothing. With a `quota`, the relay
+        counts against the buyer's.
+        """
         typed = take_typed_data(
             self.domain, offer_id, buyer_meter, quantity_wh, buyer, self.nonce(buyer), deadline
         )
         self._check_signature(typed, signature, buyer)
-        receipt = self.chain.transact(
-            self.contract.functions.takeOfferBySig(
-                offer_id, buyer_meter, quantity_wh, to_checksum_address(buyer), deadline, signature
-            )
-        )
+        args = (offer_id, buyer_meter, quantity_wh, to_checksum_address(buyer), deadline, signature)
+        functions = self.contract.functions
+        if permit is None:
+            call = functions.takeOfferBySig(*args)
+        else:
+            self.check_permit(buyer, permit)
+            call = functions.takeOfferBySigWithPermit(*args, permit.as_tuple())
+        with quota.relay(buyer) if quota is not None else nullcontext():
+            receipt = self.chain.transact(call)
         (event,) = self.contract.events.OfferTaken().process_receipt(receipt, errors=DISCARD)
         return int(event["args"]["tradeId"]), receipt
 

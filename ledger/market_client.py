@@ -31,12 +31,16 @@ DEFAULT_SIGNATURE_TTL_S = 600
 
 
 class GatewayError(LedgerError):
-    """The gateway refused a request; `code` is its machine-readable error code."""
+    """The gateway refused a request; `code` is its machine-readable error code, and
+    `retry_after_s` its Retry-After (for 429 `relay_quota_exceeded`), if it sent one."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, retry_after_s: int | None = None
+    ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
+        self.retry_after_s = retry_after_s
 
 
 class MarketClient:
@@ -65,7 +69,13 @@ class MarketClient:
                 code, message = str(detail["code"]), str(detail["message"])
             except (ValueError, KeyError, TypeError):
                 code, message = "http_error", str(error)
-            raise GatewayError(error.code, code, message) from error
+            retry_after = error.headers.get("Retry-After")
+            raise GatewayError(
+                error.code,
+                code,
+                message,
+                retry_after_s=int(retry_after) if retry_after and retry_after.isdigit() else None,
+            ) from error
 
     def info(self) -> dict[str, Any]:
         """GET /v1/market (fetched once: domains and slot length never change)."""
@@ -126,7 +136,8 @@ class MarketClient:
         deadline: int | None = None,
     ) -> dict[str, Any]:
         """Signs and posts a take; with `permit_value`, also a token permit for that allowance
-        (so the buyer needs no ether for an approve transaction). Returns the trade."""
+        (so the buyer needs no ether for an approve transaction), which the gateway relays inside
+        the take's own call: it is used only if the take goes through. Returns the trade."""
         deadline = deadline if deadline is not None else self._default_deadline()
         nonces = self.nonces(buyer.address)
         typed = take_typed_data(

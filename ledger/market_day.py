@@ -17,7 +17,9 @@ one UTC day of the P2P market end to end, through the gateway's HTTP API only:
 Forecasts assume average sunshine and load (`FORECAST_SUN_PCT`, 100 % load); the meters then
 measure the weather the simulator draws, so some slots deliver less than was contracted (the
 buyer is refunded the difference) and a seller whose export falls short serves the trades of a
-slot in settlement order. Energy and money are integers throughout (Wh, minor units).
+slot in settlement order. Energy and money are integers throughout (Wh, minor units: millionths
+of the currency, the settlement token's 6 decimals). A take worth less than the market's minimum
+trade value is not made (the contract would refuse it).
 
 Time: the gateway refuses readings from the future of its wall clock, so the day must be over
 (yesterday by default) and the chain's clock must start before it. `ledger market-day` starts its
@@ -51,8 +53,8 @@ from eth_utils.crypto import keccak
 from web3.types import RPCEndpoint
 
 from ledger.chain import Chain, LocalChain, free_port
-from ledger.deployment import Deployment
-from ledger.market import escrow_for
+from ledger.deployment import Deployment, MarketParameters
+from ledger.market import escrow_for, payment_for
 from ledger.market_client import MarketClient
 from ledger.meters import MeterAdmin
 from ledger.node import LedgerNode
@@ -80,9 +82,11 @@ MIN_OFFER_WH = 100
 """Slots where a household's offer would be smaller than this are not offered."""
 BUYERS_PER_SLOT_DIVISOR = 4
 """A quarter of the buyers (at least one) trade in each slot with offers."""
-PRICE_RANGE = (18, 32)
-"""A seller's base price, minor units per kWh; each offer varies it by up to 3."""
-MINT_PER_BUYER = 5_000
+PRICE_RANGE = (180_000, 320_000)
+"""A seller's base price, minor units per kWh (0.18 to 0.32); each offer varies it by up to
+PRICE_STEP."""
+PRICE_STEP = 30_000
+MINT_PER_BUYER = 50_000_000
 """Settlement units minted to each buyer (50.00), more if its takes would escrow more."""
 READINGS_BEGIN_S = -2 * READING_INTERVAL_S
 """The meters' first interval begins this long before the day: the first reading (seq 0) is
@@ -210,9 +214,17 @@ def forecast_wh(meter: FleetMeter, begin: int, end: int) -> tuple[int, int]:
     return imported // J_PER_WH, exported // J_PER_WH
 
 
-def plan_day(households: list[Household], *, day_start: int, slot_s: int, seed: int) -> DayPlan:
+def plan_day(
+    households: list[Household],
+    *,
+    day_start: int,
+    slot_s: int,
+    seed: int,
+    min_trade_value: int = MarketParameters.min_trade_value,
+) -> DayPlan:
     """Offers of every PV household for each slot it forecasts a surplus in, and the takes of
-    the buyers drawn for that slot, cheapest offer first (deterministic under the seed)."""
+    the buyers drawn for that slot, cheapest offer first (deterministic under the seed); a take
+    worth less than `min_trade_value` is left out."""
     rng = random.Random(f"{seed}:market-day")
     sellers = [h for h in households if h.has_pv]
     buyers = [h for h in households if not h.has_pv]
@@ -226,8 +238,9 @@ def plan_day(households: list[Household], *, day_start: int, slot_s: int, seed: 
             _, surplus = forecast_wh(seller.meter, slot_start, slot_start + slot_s)
             quantity = surplus * OFFER_SHARE_PCT // 100
             if quantity >= MIN_OFFER_WH:
-                price = base_price[seller.index] + rng.randint(-3, 3)
-                slot_offers.append(PlannedOffer(seller, slot_start, quantity, price))
+                price = base_price[seller.index] + rng.randint(-PRICE_STEP, PRICE_STEP)
+                if payment_for(quantity, price) >= min_trade_value:
+                    slot_offers.append(PlannedOffer(seller, slot_start, quantity, price))
         if not slot_offers:
             continue
         offers.extend(slot_offers)
@@ -237,7 +250,7 @@ def plan_day(households: list[Household], *, day_start: int, slot_s: int, seed: 
             want, _ = forecast_wh(buyer.meter, slot_start, slot_start + slot_s)
             for offer in cheapest_first:
                 quantity = min(want, remaining[offer])
-                if quantity > 0:
+                if quantity > 0 and payment_for(quantity, offer.price_per_kwh) >= min_trade_value:
                     takes.append(PlannedTake(buyer, offer, quantity))
                     remaining[offer] -= quantity
                     want -= quantity
@@ -309,7 +322,13 @@ def run_market_day(
     client = MarketClient(gateway_url)
     slot_s = _check_market(client, chain, deployment, day_start)
     homes = make_households(households, pv, seed=seed, prefix=prefix)
-    plan = plan_day(homes, day_start=day_start, slot_s=slot_s, seed=seed)
+    plan = plan_day(
+        homes,
+        day_start=day_start,
+        slot_s=slot_s,
+        seed=seed,
+        min_trade_value=int(client.info()["min_trade_value"]),
+    )
     if not plan.takes:
         raise MarketDayError("nobody trades on this day (no PV surplus forecast)")
     first_slot = min(o.slot_start for o in plan.offers)

@@ -99,6 +99,7 @@ class LedgerNode:
                     slot_s=settings.market_slot_s,
                     boundary_window_s=settings.market_boundary_window_s,
                     settlement_window_s=settings.market_settlement_window_s,
+                    min_trade_value=settings.market_min_trade_value,
                 ),
             )
             store = Store.open(settings)

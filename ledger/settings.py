@@ -82,6 +82,21 @@ class Settings(BaseModel):
     market_settlement_window_s: int = Field(
         default=7 * 86_400, ge=1, description="How long after its slot a trade can be settled (s)."
     )
+    # Market hardening (issue 9, items 2 and 9): a floor under trade values, and how many
+    # relayed writes each signer may have the operator pay for.
+    market_min_trade_value: int = Field(
+        default=10_000,
+        ge=1,
+        lt=2**256,
+        description="Least value of an offer or take of a newly deployed EnergyMarket, in minor "
+        "units of the 6-decimal settlement token (10,000 = 0.01).",
+    )
+    relay_quota_per_hour: int = Field(
+        default=60,
+        ge=1,
+        description="Most relayed offers and takes per signer address in any 3,600 s, counted "
+        "in the database across workers and gateways; more answer 429 relay_quota_exceeded.",
+    )
     registrar_token: str | None = Field(
         default=None,
         description="Bearer token of the registrar API routes; unset: those routes answer 403.",

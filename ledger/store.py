@@ -108,6 +108,16 @@ CREATE TABLE IF NOT EXISTS reading_gaps (
 );
 CREATE INDEX IF NOT EXISTS reading_gaps_open ON reading_gaps(meter_id, from_seq)
     WHERE resolved_at IS NULL;
+-- Market orders the operator relayed (and paid the gas of), one row per order, for the per-signer
+-- quota (LEDGER_RELAY_QUOTA_PER_HOUR) that every worker and gateway on this database shares.
+-- Rows older than the quota's window are deleted as new relays are recorded.
+CREATE TABLE IF NOT EXISTS relay_usage (
+    id         {serial},
+    signer     TEXT NOT NULL,       -- checksummed address of the order's signer
+    relayed_at BIGINT NOT NULL      -- Unix seconds, the gateway's clock
+);
+CREATE INDEX IF NOT EXISTS relay_usage_by_signer ON relay_usage(signer, relayed_at);
+CREATE INDEX IF NOT EXISTS relay_usage_by_time ON relay_usage(relayed_at);
 """
 
 _SQLITE_TYPES = {"blob": "BLOB", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT"}
@@ -768,6 +778,13 @@ class AnchorLease:
             self._pg = None
 
 
+class RelaySlot(NamedTuple):
+    """The answer to a relay reservation: the recorded row, or how long until one frees up."""
+
+    row_id: int | None  # None: the signer's quota is used up
+    retry_after_s: int  # when refused: seconds until the oldest relay leaves the window
+
+
 class Store:
     """The ledger's database: a SQLite file (a `Path`) or PostgreSQL (a `postgresql://` URL)."""
 
@@ -1096,6 +1113,28 @@ class Store:
                 "SELECT leaf FROM readings WHERE batch_id = ? ORDER BY leaf_index", (batch_id,)
             ).fetchall()
         return [bytes(r[0]) for r in rows]
+
+    def reserve_relay(self, signer: str, *, now: int, window_s: int, limit: int) -> RelaySlot:
+        """Records a relay for `signer` at `now` if fewer than `limit` were recorded in the
+        `window_s` seconds before; in one write transaction, so concurrent workers and gateways
+        never let a signer past the limit. Older rows (of every signer) are deleted first."""
+        with self._write() as db:
+            db.execute("DELETE FROM relay_usage WHERE relayed_at <= ?", (now - window_s,))
+            count, oldest = db.execute(
+                "SELECT COUNT(*), MIN(relayed_at) FROM relay_usage WHERE signer = ?", (signer,)
+            ).fetchone()
+            if int(count) >= limit:
+                return RelaySlot(row_id=None, retry_after_s=max(1, int(oldest) + window_s - now))
+            (row_id,) = db.execute(
+                "INSERT INTO relay_usage(signer, relayed_at) VALUES (?, ?) RETURNING id",
+                (signer, now),
+            ).fetchone()
+        return RelaySlot(row_id=int(row_id), retry_after_s=0)
+
+    def release_relay(self, row_id: int) -> None:
+        """Forgets a reserved relay that was not sent after all (refused by its pre-check)."""
+        with self._write() as db:
+            db.execute("DELETE FROM relay_usage WHERE id = ?", (row_id,))
 
     def close(self) -> None:
         with self._lock:

@@ -5,10 +5,17 @@ Sellers and buyers sign EIP-712 messages (`GET /v1/market` gives the domains and
 relaying it with its operator account, so customers need no ether. Settlement and refunds may be
 asked for by anyone: the contract decides from anchored readings, the gateway only supplies the
 evidence from its store and pays the gas.
+
+The operator pays for relayed orders only: each relay is one contract call, pre-checked with
+eth_call, so a refused order mines nothing (a take's permit goes inside the take's own call), and
+each signer gets at most `LEDGER_RELAY_QUOTA_PER_HOUR` relayed orders in any hour (429
+`relay_quota_exceeded` with `Retry-After` after that).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from eth_utils.address import is_checksum_address, to_checksum_address
@@ -35,11 +42,15 @@ from ledger.market import (
     Market,
     OfferTerms,
     OfferView,
+    PermitSignature,
+    RelayQuota,
+    RelayQuotaExceeded,
     Settlement,
     TradeView,
     tx_hash_hex,
 )
 from ledger.meters import meter_id_bytes, meter_id_text
+from ledger.node import LedgerNode
 
 router = APIRouter(tags=["market"])
 
@@ -61,9 +72,18 @@ _RELAY_ERRORS: dict[int | str, dict[str, Any]] = {
     422: {
         "model": ErrorPublic,
         "description": "bad input: `invalid_request`, `invalid_signature`, `invalid_meter`, "
-        "`invalid_address`, `energy_market_unaligned_time`, `energy_market_invalid_expiry`",
+        "`invalid_address`, `energy_market_unaligned_time`, `energy_market_invalid_expiry`, "
+        "`energy_market_trade_too_small`",
     },
     503: {"model": ErrorPublic, "description": "`chain_unavailable`"},
+}
+_ORDER_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_RELAY_ERRORS,
+    429: {
+        "model": ErrorPublic,
+        "description": "`relay_quota_exceeded`: the signer had LEDGER_RELAY_QUOTA_PER_HOUR "
+        "orders relayed in the last hour; `Retry-After` says when the next one is possible",
+    },
 }
 
 
@@ -82,6 +102,8 @@ def get_market(node: NodeDep) -> dict[str, Any]:
         "slot_s": slot,
         "boundary_window_s": window,
         "settlement_window_s": settlement,
+        "min_trade_value": market.min_trade_value,
+        "relay_quota_per_hour": node.settings.relay_quota_per_hour,
         "chain_time": market.chain_time(),
         "eip712": {
             "market_domain": market.domain.as_dict(),
@@ -117,7 +139,7 @@ def get_offer(offer_id: IdPath, node: NodeDep) -> dict[str, Any]:
     return _offer(market, market.offer(offer_id), market.chain_time())
 
 
-@router.post("/v1/offers", status_code=201, response_model=OfferPublic, responses=_RELAY_ERRORS)
+@router.post("/v1/offers", status_code=201, response_model=OfferPublic, responses=_ORDER_ERRORS)
 def create_offer(body: OfferIn, node: NodeDep) -> dict[str, Any]:
     """Relays a seller-signed offer (`createOfferBySig`); the seller must own the meter."""
     market = node.market
@@ -128,9 +150,14 @@ def create_offer(body: OfferIn, node: NodeDep) -> dict[str, Any]:
         delivery_start=body.delivery_start,
         expiry=body.expiry,
     )
-    offer_id, receipt = market.relay_offer(
-        terms, _account(body.seller), body.deadline, _hex_bytes(body.signature)
-    )
+    with _quota_refusal():
+        offer_id, receipt = market.relay_offer(
+            terms,
+            _account(body.seller),
+            body.deadline,
+            _hex_bytes(body.signature),
+            quota=_relay_quota(node),
+        )
     offer = _offer(market, market.offer(offer_id), market.chain_time())
     return {**offer, "tx_hash": tx_hash_hex(receipt)}
 
@@ -139,25 +166,30 @@ def create_offer(body: OfferIn, node: NodeDep) -> dict[str, Any]:
     "/v1/offers/{offer_id}/take",
     status_code=201,
     response_model=TradePublic,
-    responses=_RELAY_ERRORS,
+    responses=_ORDER_ERRORS,
 )
 def take_offer(offer_id: IdPath, body: TakeIn, node: NodeDep) -> dict[str, Any]:
-    """Relays a buyer-signed take (`takeOfferBySig`), after the buyer's permit if one is given;
+    """Relays a buyer-signed take (`takeOfferBySig`, or with the buyer's permit
+    `takeOfferBySigWithPermit`, one call that uses the permit only for a take that goes through);
     the buyer's escrow moves into the market."""
     market = node.market
     buyer = _account(body.buyer)
+    permit = None
     if body.permit is not None:
-        market.relay_permit(
-            buyer, body.permit.value, body.permit.deadline, _hex_bytes(body.permit.signature)
+        permit = PermitSignature(
+            body.permit.value, body.permit.deadline, _hex_bytes(body.permit.signature)
         )
-    trade_id, receipt = market.relay_take(
-        offer_id,
-        meter_id_bytes(body.buyer_meter),
-        body.quantity_wh,
-        buyer,
-        body.deadline,
-        _hex_bytes(body.signature),
-    )
+    with _quota_refusal():
+        trade_id, receipt = market.relay_take(
+            offer_id,
+            meter_id_bytes(body.buyer_meter),
+            body.quantity_wh,
+            buyer,
+            body.deadline,
+            _hex_bytes(body.signature),
+            permit=permit,
+            quota=_relay_quota(node),
+        )
     return {**_trade(market, market.trade(trade_id)), "tx_hash": tx_hash_hex(receipt)}
 
 
@@ -189,6 +221,24 @@ def customer_trades(address: AddressPath, node: NodeDep) -> dict[str, Any]:
     account = _account(address)
     market = node.market
     return {"account": account, "trades": [_trade(market, t) for t in market.trades_of(account)]}
+
+
+def _relay_quota(node: LedgerNode) -> RelayQuota:
+    return RelayQuota(node.store, per_hour=node.settings.relay_quota_per_hour)
+
+
+@contextmanager
+def _quota_refusal() -> Iterator[None]:
+    """A used-up relay quota as 429 with Retry-After (a header the ledger error has no room for)."""
+    try:
+        yield
+    except RelayQuotaExceeded as error:
+        raise ApiError(
+            429,
+            code=error.code,
+            message=str(error),
+            headers={"Retry-After": str(error.retry_after_s)},
+        ) from error
 
 
 def _account(address: str) -> str:

@@ -18,6 +18,10 @@ pragma solidity ^0.8.24;
 /// is left. Prices are minor units per kWh: escrow = ceil(quantity * price / 1000), payment =
 /// floor(delivered * price / 1000), refund = escrow - payment, so the seller is never paid more
 /// than the exact value of what was delivered and the buyer gets every leftover unit back.
+///
+/// Rounding costs either side less than one minor unit per trade, and every offer and take is
+/// worth at least `minTradeValue` units (floor(quantity * price / 1000)), so rounding never takes
+/// more than 1 / minTradeValue of a trade's value: tiny takes cannot get energy for nothing.
 interface IEnergyMarket {
     /// @notice What a prosumer offers: energy from one meter in one slot.
     /// @param sellerMeter The meter whose export delivers the energy; the offerer must own it.
@@ -101,12 +105,29 @@ interface IEnergyMarket {
         bool pinned;
     }
 
-    /// @notice Slot and windows must be positive and the boundary window at most one slot.
-    error EnergyMarketInvalidConfiguration(uint64 slotSeconds, uint64 boundaryWindow, uint64 settlementWindow);
+    /// @notice A buyer's ERC-2612 permit of the settlement token, letting the market spend `value`.
+    /// @param value The allowance the permit sets (at least the take's escrow).
+    /// @param deadline The permit is usable while `block.timestamp <= deadline`.
+    struct PermitSignature {
+        uint256 value;
+        uint256 deadline;
+        uint8 v;
+        bytes32 r;
+        bytes32 s;
+    }
+
+    /// @notice Slot, windows and minimum trade value must be positive and the boundary window at
+    /// most one slot.
+    error EnergyMarketInvalidConfiguration(
+        uint64 slotSeconds, uint64 boundaryWindow, uint64 settlementWindow, uint256 minTradeValue
+    );
     /// @notice The account is not the registered owner of the meter.
     error EnergyMarketNotMeterOwner(bytes32 meterId, address account);
     /// @notice Quantities must be positive.
     error EnergyMarketZeroQuantity();
+    /// @notice An offer or take worth less than `minTradeValue`: `value` is
+    /// floor(quantity * price / 1000) minor units.
+    error EnergyMarketTradeTooSmall(uint256 value, uint256 minimum);
     /// @notice Prices must be positive.
     error EnergyMarketZeroPrice();
     /// @notice The time is not a slot boundary (a multiple of `slotSeconds`).
@@ -207,6 +228,23 @@ interface IEnergyMarket {
         bytes calldata signature
     ) external returns (uint256 tradeId);
 
+    /// @notice `takeOfferBySig` with the buyer's ERC-2612 permit in the same call, for a buyer
+    /// without ether: the permit is used only by a take that goes through, so a relayer never
+    /// pays for a permit whose take is refused (the whole call reverts).
+    /// @dev The permit is tried and its failure ignored when the allowance already covers the
+    /// escrow: a permit is public once sent, and anyone may use it first (front-running it), which
+    /// sets the same allowance. Otherwise the permit's own error is raised
+    /// (`ERC2612ExpiredSignature`, `ERC2612InvalidSigner`).
+    function takeOfferBySigWithPermit(
+        uint256 offerId,
+        bytes32 buyerMeter,
+        uint64 quantityWh,
+        address buyer,
+        uint256 deadline,
+        bytes calldata signature,
+        PermitSignature calldata permit
+    ) external returns (uint256 tradeId);
+
     /// @notice Proves and pins a meter's boundary reading (a no-op if already pinned).
     function pinBoundary(BoundaryEvidence calldata evidence) external;
 
@@ -217,6 +255,8 @@ interface IEnergyMarket {
     /// @notice Returns the whole escrow of a trade not settled within the settlement window.
     function refund(uint256 tradeId) external;
 
+    /// @notice The least value, floor(quantity * price / 1000) minor units, of an offer or take.
+    function minTradeValue() external view returns (uint256);
     function offer(uint256 offerId) external view returns (Offer memory);
     function trade(uint256 tradeId) external view returns (Trade memory);
     function offerCount() external view returns (uint256);

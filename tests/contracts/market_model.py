@@ -108,6 +108,7 @@ class MarketModel:
         slot_s: Slot length, seconds.
         boundary_window_s: A boundary reading is less than this long after its boundary.
         settlement_window_s: Settlement is possible until this long after the slot's end.
+        min_trade_value: The least floor(quantity * price / 1000) of an offer or take.
         owners: Meter name -> owner address.
         balances: Address -> token balance (every account the test uses).
     """
@@ -118,12 +119,14 @@ class MarketModel:
         slot_s: int,
         boundary_window_s: int,
         settlement_window_s: int,
+        min_trade_value: int,
         owners: dict[str, str],
         balances: dict[str, int],
     ) -> None:
         self.slot_s = slot_s
         self.boundary_window_s = boundary_window_s
         self.settlement_window_s = settlement_window_s
+        self.min_trade_value = min_trade_value
         self.owners = dict(owners)
         self.balances = dict(balances)
         self.held = 0  # the market's own token balance
@@ -195,6 +198,8 @@ class MarketModel:
             raise ModelRevert("EnergyMarketZeroQuantity")
         if price_per_kwh == 0:
             raise ModelRevert("EnergyMarketZeroPrice")
+        if payment_for(quantity_wh, price_per_kwh) < self.min_trade_value:
+            raise ModelRevert("EnergyMarketTradeTooSmall")
         if delivery_start % self.slot_s != 0:
             raise ModelRevert("EnergyMarketUnalignedTime")
         if expiry <= now or expiry > delivery_start:
@@ -228,6 +233,8 @@ class MarketModel:
             raise ModelRevert("EnergyMarketZeroQuantity")
         if quantity_wh > offer.remaining_wh:
             raise ModelRevert("EnergyMarketQuantityExceedsOffer")
+        if payment_for(quantity_wh, offer.price_per_kwh) < self.min_trade_value:
+            raise ModelRevert("EnergyMarketTradeTooSmall")
         if buyer_meter == offer.seller_meter:
             raise ModelRevert("EnergyMarketSameMeter")
         if self.owners[buyer_meter] != sender:

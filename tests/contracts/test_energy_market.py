@@ -30,7 +30,7 @@ from web3.types import TxReceipt
 
 from ledger.chain import Chain
 from ledger.compiler import ContractArtifact
-from ledger.deployment import Deployment, ensure_deployed
+from ledger.deployment import Deployment, MarketParameters, ensure_deployed
 from ledger.market import OfferTerms, escrow_for, offer_typed_data, sign_typed_data, take_typed_data
 from ledger.merkle import hash_pair
 from ledger.readings import Reading, reading_leaf
@@ -65,6 +65,9 @@ HOME_CAROL = meter_id("HOME-CAROL")
 PRICE = 250  # minor units per kWh
 QUANTITY = 5_000  # Wh; escrow 1,250
 BUDGET = 100_000  # minor units minted to each buyer
+# The module's market lets trades be worth as little as one unit, so the rounding rules show at
+# a handful of units; the minimum's own tests deploy a market with a realistic one.
+MIN_TRADE_VALUE = 1
 
 OPEN, SETTLED, REFUNDED = 1, 2, 3
 OFFER_FIELDS = (
@@ -119,7 +122,11 @@ def module_deployment(
 ) -> Deployment:
     """The contracts with PV-ALICE, PV-DAVE, HOME-BOB and HOME-CAROL registered; bob and carol
     hold BUDGET each and have approved the market."""
-    deployment = ensure_deployed(chain, tmp_path_factory.mktemp("market"))
+    deployment = ensure_deployed(
+        chain,
+        tmp_path_factory.mktemp("market"),
+        market=MarketParameters(min_trade_value=MIN_TRADE_VALUE),
+    )
     for meter, owner in (
         (PV_ALICE, alice),
         (PV_DAVE, dave),
@@ -247,6 +254,29 @@ def relay_take(
     """`takeOfferBySig`, sent by the operator."""
     call = market.functions.takeOfferBySig(
         offer_id, buyer_meter, quantity, buyer, deadline, signature
+    )
+    return chain.transact(call)
+
+
+def permit_tuple(value: int, deadline: int, signature: bytes) -> tuple[Any, ...]:
+    """The `IEnergyMarket.PermitSignature` tuple of a 65-byte permit signature."""
+    return (value, deadline, signature[64], signature[:32], signature[32:64])
+
+
+def relay_take_with_permit(
+    chain: Chain,
+    market: Contract,
+    offer_id: int,
+    buyer_meter: bytes,
+    quantity: int,
+    buyer: str,
+    deadline: int,
+    signature: bytes,
+    permit_signature: tuple[Any, ...],
+) -> TxReceipt:
+    """`takeOfferBySigWithPermit`, sent by the operator."""
+    call = market.functions.takeOfferBySigWithPermit(
+        offer_id, buyer_meter, quantity, buyer, deadline, signature, permit_signature
     )
     return chain.transact(call)
 
@@ -384,6 +414,7 @@ def test_constructor_stores_contracts_and_windows(
     assert chain.call(f.slotSeconds()) == SLOT
     assert chain.call(f.boundaryWindow()) == BOUNDARY_WINDOW
     assert chain.call(f.settlementWindow()) == SETTLEMENT_WINDOW
+    assert chain.call(f.minTradeValue()) == MIN_TRADE_VALUE
     assert (chain.call(f.offerCount()), chain.call(f.tradeCount())) == (0, 0)
 
 
@@ -394,6 +425,7 @@ def deploy_market(
     slot: int,
     window: int,
     settlement: int,
+    min_value: int = MIN_TRADE_VALUE,
 ) -> TxReceipt:
     artifact = artifacts["EnergyMarket"]
     factory = chain.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
@@ -404,6 +436,7 @@ def deploy_market(
         slot,
         window,
         settlement,
+        min_value,
     )
     return chain.transact(constructor)
 
@@ -420,9 +453,21 @@ def test_constructor_accepts_a_boundary_window_of_a_whole_slot(
 
 
 @pytest.mark.parametrize(
-    ("slot", "window", "settlement"),
-    [(0, 0, 60), (3_600, 0, 60), (3_600, 3_601, 60), (3_600, 900, 0)],
-    ids=["zero-slot", "zero-window", "window-longer-than-slot", "zero-settlement-window"],
+    ("slot", "window", "settlement", "min_value"),
+    [
+        (0, 0, 60, 1),
+        (3_600, 0, 60, 1),
+        (3_600, 3_601, 60, 1),
+        (3_600, 900, 0, 1),
+        (3_600, 900, 60, 0),
+    ],
+    ids=[
+        "zero-slot",
+        "zero-window",
+        "window-longer-than-slot",
+        "zero-settlement-window",
+        "zero-minimum-trade-value",
+    ],
 )
 def test_constructor_reverts_if_configuration_invalid(
     chain: Chain,
@@ -431,10 +476,86 @@ def test_constructor_reverts_if_configuration_invalid(
     slot: int,
     window: int,
     settlement: int,
+    min_value: int,
 ) -> None:
     with reverts("EnergyMarketInvalidConfiguration") as caught:
-        deploy_market(chain, deployment, artifacts, slot, window, settlement)
-    assert caught.value.args_decoded == (slot, window, settlement)
+        deploy_market(chain, deployment, artifacts, slot, window, settlement, min_value)
+    assert caught.value.args_decoded == (slot, window, settlement, min_value)
+
+
+# the minimum trade value
+
+
+MICRO_PRICE = 250_000  # 0.25 per kWh in the token's millionths
+CENT = 10_000  # the gateway's default minimum, 0.01
+
+
+@pytest.fixture
+def cent_market(
+    chain: Chain,
+    deployment: Deployment,
+    artifacts: dict[str, ContractArtifact],
+    bob: LocalAccount,
+) -> Contract:
+    """A market whose trades must be worth at least a cent; bob has approved it."""
+    receipt = deploy_market(
+        chain, deployment, artifacts, SLOT, BOUNDARY_WINDOW, SETTLEMENT_WINDOW, CENT
+    )
+    market = chain.w3.eth.contract(
+        address=receipt["contractAddress"], abi=artifacts["EnergyMarket"].abi
+    )
+    token = deployment.settlement_token
+    chain.transact(token.functions.approve(market.address, BUDGET), sender=bob)
+    return market
+
+
+def test_create_offer_reverts_if_worth_less_than_the_minimum_trade_value(
+    chain: Chain, cent_market: Contract, start: int, alice: LocalAccount
+) -> None:
+    # 39 Wh at 0.25 per kWh is worth 0.00975: no take of it could reach a cent.
+    small = terms(start, quantity=39, price=MICRO_PRICE)
+
+    with reverts("EnergyMarketTradeTooSmall") as caught:
+        create_offer(chain, cent_market, alice, small)
+    assert caught.value.args_decoded == (9_750, CENT)
+    assert chain.call(cent_market.functions.offerCount()) == 0
+
+
+def test_take_offer_reverts_if_worth_less_than_the_minimum_trade_value(
+    chain: Chain,
+    deployment: Deployment,
+    cent_market: Contract,
+    start: int,
+    alice: LocalAccount,
+    bob: LocalAccount,
+) -> None:
+    offer_id = create_offer(
+        chain, cent_market, alice, terms(start, quantity=4_000, price=MICRO_PRICE)
+    )
+
+    with reverts("EnergyMarketTradeTooSmall") as caught:
+        take_offer(chain, cent_market, bob, offer_id, HOME_BOB, 39)
+    assert caught.value.args_decoded == (9_750, CENT)
+    assert offer_of(chain, cent_market, offer_id)["remainingWh"] == 4_000
+    assert balance(deployment, bob.address) == BUDGET
+
+
+def test_take_offer_accepts_a_take_worth_exactly_the_minimum_trade_value(
+    chain: Chain,
+    deployment: Deployment,
+    cent_market: Contract,
+    start: int,
+    alice: LocalAccount,
+    bob: LocalAccount,
+) -> None:
+    offer_id = create_offer(
+        chain, cent_market, alice, terms(start, quantity=4_000, price=MICRO_PRICE)
+    )
+
+    trade_id = take_offer(chain, cent_market, bob, offer_id, HOME_BOB, 40)
+
+    assert trade_of(chain, cent_market, trade_id)["escrow"] == CENT
+    assert balance(deployment, bob.address) == BUDGET - CENT
 
 
 # createOffer
@@ -749,8 +870,8 @@ def test_partial_takes_reduce_the_remaining_quantity(
 
 @pytest.mark.parametrize(
     ("quantity", "price", "escrow"),
-    [(333, 7, 3), (1_000, 7, 7), (1, 1, 1), (1_001, 999, 1_000)],
-    ids=["2.331-to-3", "exact", "0.001-to-1", "999.999-to-1000"],
+    [(333, 7, 3), (1_000, 7, 7), (143, 7, 2), (1_001, 999, 1_000)],
+    ids=["2.331-to-3", "exact", "1.001-to-2", "999.999-to-1000"],
 )
 def test_take_offer_rounds_the_escrow_up_to_a_whole_minor_unit(
     chain: Chain,
@@ -1039,6 +1160,213 @@ def test_a_customer_without_ether_buys_with_a_permit_and_a_signed_take(
     assert trade_of(chain, market, 1)["buyer"] == erin.address
     assert balance(deployment, erin.address) == 1_500
     assert chain.w3.eth.get_balance(erin.address) == 0
+
+
+# takeOfferBySigWithPermit
+
+
+@dataclass(frozen=True)
+class PermitBuyer:
+    """erin: owns HOME-ERIN and 2,000 units, holds no ether and has approved nothing."""
+
+    account: LocalAccount
+    meter: bytes
+
+
+@pytest.fixture
+def erin(chain: Chain, deployment: Deployment) -> PermitBuyer:
+    account: LocalAccount = Account.from_key(keccak(text="erin, who holds no ether"))
+    register_meter(chain, deployment, meter_id("HOME-ERIN"), account.address)
+    chain.transact(deployment.settlement_token.functions.mint(account.address, 2_000))
+    return PermitBuyer(account, meter_id("HOME-ERIN"))
+
+
+def signed_take_and_permit(
+    chain: Chain,
+    deployment: Deployment,
+    market: Contract,
+    buyer: PermitBuyer,
+    offer_id: int,
+    quantity: int,
+    *,
+    permit_value: int = 500,
+    deadline: int | None = None,
+    permit_signer: LocalAccount | None = None,
+) -> tuple[int, bytes, tuple[Any, ...]]:
+    """(deadline, take signature, permit tuple) of `buyer` for a take of `quantity`."""
+    deadline = latest_time(chain) + 600 if deadline is None else deadline
+    take_signature = signed_take(
+        chain, market, buyer.account, offer_id, buyer.meter, quantity, deadline
+    )
+    permit_signature = signed_permit(
+        chain,
+        deployment.settlement_token,
+        permit_signer or buyer.account,
+        buyer.account.address,
+        market.address,
+        permit_value,
+        deadline,
+    )
+    return deadline, take_signature, permit_tuple(permit_value, deadline, permit_signature)
+
+
+def test_take_with_permit_buys_for_a_customer_without_ether_in_one_call(
+    chain: Chain,
+    deployment: Deployment,
+    market: Contract,
+    start: int,
+    alice: LocalAccount,
+    erin: PermitBuyer,
+) -> None:
+    offer_id = create_offer(chain, market, alice, terms(start))
+    deadline, signature, permit_signature = signed_take_and_permit(
+        chain, deployment, market, erin, offer_id, 2_000
+    )
+    address = erin.account.address
+
+    receipt = relay_take_with_permit(
+        chain, market, offer_id, erin.meter, 2_000, address, deadline, signature, permit_signature
+    )
+
+    assert only_event(market.events.OfferTaken(), receipt)["escrow"] == 500
+    assert trade_of(chain, market, 1)["buyer"] == address
+    assert balance(deployment, address) == 1_500
+    token = deployment.settlement_token
+    assert chain.call(token.functions.nonces(address)) == 1  # the permit was used
+    assert chain.call(token.functions.allowance(address, market.address)) == 0
+    assert chain.w3.eth.get_balance(address) == 0
+
+
+def test_take_with_permit_reverts_whole_and_leaves_the_permit_unused_if_the_take_is_refused(
+    chain: Chain,
+    deployment: Deployment,
+    market: Contract,
+    start: int,
+    alice: LocalAccount,
+    erin: PermitBuyer,
+) -> None:
+    offer_id = create_offer(chain, market, alice, terms(start))
+    address = erin.account.address
+    deadline, signature, permit_signature = signed_take_and_permit(
+        chain, deployment, market, erin, offer_id, QUANTITY + 1
+    )
+
+    with reverts("EnergyMarketQuantityExceedsOffer"):
+        relay_take_with_permit(
+            chain,
+            market,
+            offer_id,
+            erin.meter,
+            QUANTITY + 1,
+            address,
+            deadline,
+            signature,
+            permit_signature,
+        )
+    token = deployment.settlement_token
+    assert chain.call(token.functions.nonces(address)) == 0
+    assert chain.call(token.functions.allowance(address, market.address)) == 0
+    assert chain.call(market.functions.nonces(address)) == 0
+
+
+def test_take_with_permit_goes_through_if_someone_used_the_permit_first(
+    chain: Chain,
+    deployment: Deployment,
+    market: Contract,
+    start: int,
+    alice: LocalAccount,
+    erin: PermitBuyer,
+) -> None:
+    offer_id = create_offer(chain, market, alice, terms(start))
+    address = erin.account.address
+    deadline, signature, permit_signature = signed_take_and_permit(
+        chain, deployment, market, erin, offer_id, 2_000
+    )
+    # A front-runner copies the permit out of the pending call and sends it on its own.
+    value, _, v, r, s = permit_signature
+    token = deployment.settlement_token
+    chain.transact(token.functions.permit(address, market.address, value, deadline, v, r, s))
+
+    relay_take_with_permit(
+        chain, market, offer_id, erin.meter, 2_000, address, deadline, signature, permit_signature
+    )
+
+    assert trade_of(chain, market, 1)["escrow"] == 500
+    assert balance(deployment, address) == 1_500
+
+
+@pytest.mark.parametrize("fault", ["ERC2612InvalidSigner", "ERC2612ExpiredSignature"])
+def test_take_with_permit_reverts_with_the_permits_error_if_it_fails_and_nothing_covers_the_escrow(
+    chain: Chain,
+    deployment: Deployment,
+    market: Contract,
+    start: int,
+    alice: LocalAccount,
+    bob: LocalAccount,
+    erin: PermitBuyer,
+    fault: str,
+) -> None:
+    offer_id = create_offer(chain, market, alice, terms(start))
+    now = latest_time(chain)
+    # An expired permit expires before the take's own signature does.
+    deadline, signature, permit_signature = signed_take_and_permit(
+        chain,
+        deployment,
+        market,
+        erin,
+        offer_id,
+        2_000,
+        permit_signer=bob if fault == "ERC2612InvalidSigner" else None,
+    )
+    if fault == "ERC2612ExpiredSignature":
+        expired = signed_permit(
+            chain, deployment.settlement_token, erin.account, erin.account.address,
+            market.address, 500, now - 1,
+        )  # fmt: skip
+        permit_signature = permit_tuple(500, now - 1, expired)
+
+    with reverts(fault):
+        relay_take_with_permit(
+            chain,
+            market,
+            offer_id,
+            erin.meter,
+            2_000,
+            erin.account.address,
+            deadline,
+            signature,
+            permit_signature,
+        )
+    assert chain.call(market.functions.tradeCount()) == 0
+
+
+def test_take_with_permit_reverts_if_the_permitted_value_is_below_the_escrow(
+    chain: Chain,
+    deployment: Deployment,
+    market: Contract,
+    start: int,
+    alice: LocalAccount,
+    erin: PermitBuyer,
+) -> None:
+    offer_id = create_offer(chain, market, alice, terms(start))
+    deadline, signature, permit_signature = signed_take_and_permit(
+        chain, deployment, market, erin, offer_id, 2_000, permit_value=499
+    )
+
+    with reverts("ERC20InsufficientAllowance") as caught:
+        relay_take_with_permit(
+            chain,
+            market,
+            offer_id,
+            erin.meter,
+            2_000,
+            erin.account.address,
+            deadline,
+            signature,
+            permit_signature,
+        )
+    _, allowance, needed = caught.value.args_decoded
+    assert (allowance, needed) == (499, 500)
 
 
 # cancelOffer

@@ -34,7 +34,10 @@ from ledger.deployment import Deployment, ensure_deployed
 from ledger.market import (
     MarketDomain,
     OfferTerms,
+    PermitSignature,
     offer_typed_data,
+    permit_typed_data,
+    read_eip712_domain,
     sign_typed_data,
     take_typed_data,
 )
@@ -63,8 +66,9 @@ DEADLINE = SLOT_START
 SELLER_METER = b"PV-GAS-0001".ljust(32, b"\x00")
 BUYER_METER = b"HOME-GAS-0001".ljust(32, b"\x00")
 FILLER_METER = b"FILLER-GAS-0001".ljust(32, b"\x00")
-OFFER = OfferTerms(SELLER_METER, 6_000, 250, SLOT_START, OFFER_EXPIRY)
+OFFER = OfferTerms(SELLER_METER, 6_000, 250_000, SLOT_START, OFFER_EXPIRY)  # 0.25 per kWh
 TAKE_WH = 2_000  # three takes of the offer: settled with proofs, settled pinned, refunded
+BUDGET = 2_000_000  # the buyer's units, all of them permitted to the market
 BATCH_SIZE = 1_000  # readings per anchored batch, as the anchoring target assumes
 
 
@@ -119,8 +123,7 @@ def _measure(
     # The market: alice offers, bob takes three times, by signature first.
     for meter, owner in ((SELLER_METER, seller), (BUYER_METER, buyer)):
         run(None, registry.functions.registerMeter(meter, owner.address, P256, FIRST_KEY, 0))
-    run(None, token.functions.mint(buyer.address, 1_000_000))
-    run(None, token.functions.approve(market.address, 1_000_000), sender=buyer)
+    run(None, token.functions.mint(buyer.address, BUDGET))
     domain = MarketDomain("EnergyMarket", "1", chain.chain_id, market.address)
     offer_signature = sign_typed_data(
         seller.key, offer_typed_data(domain, OFFER, seller.address, 0, DEADLINE)
@@ -131,17 +134,26 @@ def _measure(
             OFFER.as_tuple(), seller.address, DEADLINE, offer_signature
         ),
     )
-    take_signature = sign_typed_data(
-        buyer.key, take_typed_data(domain, 1, BUYER_METER, TAKE_WH, buyer.address, 0, DEADLINE)
+    # The first take carries the buyer's permit for the whole budget; the second uses what is
+    # left of that allowance.
+    permit = permit_typed_data(
+        read_eip712_domain(chain, token), buyer.address, market.address, BUDGET, 0, DEADLINE
     )
-    run(
-        "EnergyMarket.takeOfferBySig",
-        market.functions.takeOfferBySig(
-            1, BUYER_METER, TAKE_WH, buyer.address, DEADLINE, take_signature
-        ),
-    )
-    for _ in range(2):
-        run(None, market.functions.takeOffer(1, BUYER_METER, TAKE_WH), sender=buyer)
+    permit_signature = PermitSignature(BUDGET, DEADLINE, sign_typed_data(buyer.key, permit))
+    for nonce, name in enumerate(
+        ("EnergyMarket.takeOfferBySigWithPermit", "EnergyMarket.takeOfferBySig")
+    ):
+        take_signature = sign_typed_data(
+            buyer.key,
+            take_typed_data(domain, 1, BUYER_METER, TAKE_WH, buyer.address, nonce, DEADLINE),
+        )
+        args = (1, BUYER_METER, TAKE_WH, buyer.address, DEADLINE, take_signature)
+        if nonce == 0:
+            call = market.functions.takeOfferBySigWithPermit(*args, permit_signature.as_tuple())
+        else:
+            call = market.functions.takeOfferBySig(*args)
+        run(name, call)
+    run(None, market.functions.takeOffer(1, BUYER_METER, TAKE_WH), sender=buyer)
 
     readings, tree = slot_batch()
     run(None, ledger.functions.anchor(3, tree.root, len(readings), *time_range(readings)))

@@ -16,6 +16,11 @@ against the chain:
   paid == floor(delivered * price / 1000), and exactly those amounts left the market for the
   seller and the buyer (the Transfer events of the settling transaction); a refund returns the
   whole escrow.
+- `rounding_bounded`: rounding costs no trade a whole unit. Every trade is worth at least the
+  market's minimum (floor(quantity * price / 1000) >= minTradeValue), its escrow exceeds the exact
+  price of its quantity by less than one unit, and a settled trade pays the seller less than one
+  unit below the exact value of what was delivered (never above it). So rounding takes at most
+  1 / minTradeValue of a trade's value, and no take gets energy for nothing.
 - `settled_once`: no trade is settled or refunded more than once (TradeSettled and
   TradeRefunded events per trade id).
 - `delivered_within_readings`: per (meter, slot), the Wh delivered over all settled trades
@@ -31,9 +36,10 @@ every 15 minutes at a random phase, and now and then skip a slot.
 
 Size of the clean run: settings of 30 examples x up to 80 steps; Hypothesis actually ran the
 machine 40 times (its first twenty-odd examples are deliberately short, 1 to 17 steps, and
-examples that run out of data do not count towards the 30) for 1420 steps in all, each followed
-by the invariant check, in about 20 s. Generation is derandomized, so the figure is the same on
-every run; the test prints it with the count of every outcome of every kind of call.
+examples that run out of data do not count towards the 30) for 1667 steps in all, each followed
+by the invariant check (about 20 s on an idle machine; 78 s with other jobs on both cores).
+Generation is derandomized, so the figure is the same on every run; the test prints it with the
+count of every outcome of every kind of call.
 
 The seeded bugs are mutated copies of contracts/EnergyMarket.sol (one line each, asserted to
 apply), compiled together in one solc run and deployed beside the real contract. The same
@@ -101,7 +107,11 @@ from tests.fixtures.chain import dev_account
 
 pytestmark = pytest.mark.chain
 
-PARAMS = MarketParameters(slot_s=3600, boundary_window_s=900, settlement_window_s=2 * 3600)
+# A minimum of 100 units against prices of up to 500 per kWh and takes of up to 4,000 Wh: about
+# one offer in five, and many partial takes, are worth less and refused.
+PARAMS = MarketParameters(
+    slot_s=3600, boundary_window_s=900, settlement_window_s=2 * 3600, min_trade_value=100
+)
 SLOT = PARAMS.slot_s
 READING_INTERVAL = 900
 OFFER_HORIZON = 2  # offers are for one of the next two slots
@@ -116,6 +126,7 @@ GAS_PRICE = 10 * GAS_PRICE_WEI
 CHECKS = (
     "escrow_held",
     "settled_accounting",
+    "rounding_bounded",
     "settled_once",
     "delivered_within_readings",
     "model_agrees",
@@ -378,6 +389,7 @@ class MarketMachine(RuleBasedStateMachine):
             slot_s=PARAMS.slot_s,
             boundary_window_s=PARAMS.boundary_window_s,
             settlement_window_s=PARAMS.settlement_window_s,
+            min_trade_value=PARAMS.min_trade_value,
             owners={name: owner.address for name, owner in self.owners.items()},
             balances=dict(run.balances),
         )
@@ -904,6 +916,35 @@ class MarketMachine(RuleBasedStateMachine):
                 )
         return problems
 
+    def _check_rounding_bounded(self, seen: Observation) -> list[str]:
+        # Exact values in thousandths of a unit (quantity * price), so no division rounds here.
+        problems = []
+        minimum = PARAMS.min_trade_value
+        for trade_id, taken in sorted(self.events.taken.items()):
+            offer, _ = self._trade_parties(trade_id)
+            price = int(offer["pricePerKWh"])
+            exact = int(taken["quantityWh"]) * price
+            escrow = int(taken["escrow"])
+            if exact < minimum * 1000:
+                problems.append(
+                    f"trade {trade_id}: {taken['quantityWh']} Wh at {price}/kWh is worth "
+                    f"{exact / 1000}, below the minimum {minimum}"
+                )
+            if not 0 <= escrow * 1000 - exact < 1000:
+                problems.append(f"trade {trade_id}: escrow {escrow} for exactly {exact / 1000}")
+        for args, _ in self.events.settled:
+            trade_id = int(args["tradeId"])
+            offer, _ = self._trade_parties(trade_id)
+            price = int(offer["pricePerKWh"])
+            delivered_value = int(args["deliveredWh"]) * price
+            paid = int(args["paid"])
+            if not 0 <= delivered_value - paid * 1000 < 1000:
+                problems.append(
+                    f"trade {trade_id}: paid {paid} for {args['deliveredWh']} Wh worth exactly "
+                    f"{delivered_value / 1000}"
+                )
+        return problems
+
     def _check_settled_once(self, seen: Observation) -> list[str]:
         closed = Counter(int(args["tradeId"]) for args, _ in self.events.settled)
         closed.update(int(args["tradeId"]) for args, _ in self.events.refunded)
@@ -1016,6 +1057,8 @@ def test_market_keeps_its_invariants_under_random_trading(world: World) -> None:
         "settle: EnergyMarketDeliveryNotOver",
         "settle: EnergyMarketSettlementClosed",
         "takeOffer: EnergyMarketOfferExpired",
+        "takeOffer: EnergyMarketTradeTooSmall",
+        "createOffer: EnergyMarketTradeTooSmall",
         "refund: ok",
         "refund: EnergyMarketSettlementStillOpen",
         "cancelOffer: ok",
@@ -1068,6 +1111,22 @@ MUTANTS = (
         "        uint128 paid = uint128(Math.mulDiv(trade_.quantityWh, trade_.pricePerKWh, "
         "_WH_PER_KWH));\n",
         "settled_accounting",
+    ),
+    Mutant(
+        "take-below-minimum",
+        "a take worth less than the minimum goes through",
+        "        _requireMinTradeValue(quantityWh, offer_.pricePerKWh);\n",
+        "",
+        "rounding_bounded",
+    ),
+    Mutant(
+        "payment-in-coarse-units",
+        "payment rounded down to 100 units (cents on a token of millionths)",
+        "        uint128 paid = uint128(Math.mulDiv(delivered, trade_.pricePerKWh, "
+        "_WH_PER_KWH));\n",
+        "        uint128 paid = uint128(Math.mulDiv(delivered, trade_.pricePerKWh, "
+        "_WH_PER_KWH * 100) * 100);\n",
+        "rounding_bounded",
     ),
     Mutant(
         "settled-trade-stays-open",
@@ -1148,6 +1207,7 @@ def deploy_market(world: World, abi: list[dict[str, Any]], bytecode: str) -> Con
             PARAMS.slot_s,
             PARAMS.boundary_window_s,
             PARAMS.settlement_window_s,
+            PARAMS.min_trade_value,
         )
     )
     return chain.w3.eth.contract(address=to_checksum_address(receipt["contractAddress"]), abi=abi)

@@ -1,4 +1,4 @@
-"""SettlementToken: two-decimal minor units, minting by MINTER_ROLE only, and ERC-2612 permits.
+"""SettlementToken: six-decimal minor units, minting by MINTER_ROLE only, and ERC-2612 permits.
 
 Permits are signed here with eth_account's EIP-712 encoder from the token's own `eip712Domain()`,
 independently of `ledger.market`, so the contract is checked against a second implementation.
@@ -6,6 +6,8 @@ independently of `ledger.market`, so the contract is checked against a second im
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +20,15 @@ from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from ledger.chain import Chain
-from ledger.deployment import Deployment
+from ledger.compiler import (
+    CONTRACTS_DIR,
+    PROJECT_ROOT,
+    read_compiler_settings,
+    standard_json_input,
+    use_bundled_solc,
+)
+from ledger.deployment import Deployment, ensure_deployed, record_path
+from ledger.errors import DeploymentError
 from tests.fixtures.chain import latest_time, reverts
 
 MINTER_ROLE = keccak(text="MINTER_ROLE")
@@ -103,10 +113,10 @@ def permit(
 # metadata and roles
 
 
-def test_token_counts_in_minor_units_with_two_decimals(chain: Chain, token: Contract) -> None:
-    assert chain.call(token.functions.decimals()) == 2
+def test_token_counts_in_minor_units_with_six_decimals(chain: Chain, token: Contract) -> None:
+    assert chain.call(token.functions.decimals()) == 6
     assert chain.call(token.functions.symbol()) == "ELC"
-    assert chain.call(token.functions.name()) == "Energy Ledger Settlement Cent"
+    assert chain.call(token.functions.name()) == "Energy Ledger Currency"
     assert chain.call(token.functions.totalSupply()) == 0
 
 
@@ -245,3 +255,49 @@ def test_permit_reverts_if_the_deadline_has_passed(
         permit(chain, token, alice.address, bob.address, 2_500, deadline, signature)
     assert caught.value.args_decoded == (deadline,)
     assert chain.call(token.functions.allowance(alice.address, bob.address)) == 0
+
+
+# deployments from before six decimals
+
+
+def two_decimal_token_artifact() -> tuple[list[dict[str, Any]], str]:
+    """(abi, bytecode) of SettlementToken as it was with two decimals (one unit = one cent)."""
+    source = (CONTRACTS_DIR / "SettlementToken.sol").read_text()
+    six = "        return 6;\n"
+    assert source.count(six) == 1, "the decimals line moved"
+    path = "contracts/old/SettlementToken.sol"
+    input_json = standard_json_input(
+        read_compiler_settings(), {path: source.replace(six, "        return 2;\n")}
+    )
+    input_json["settings"]["outputSelection"] = {
+        path: {"SettlementToken": ["abi", "evm.bytecode.object"]}
+    }
+    use_bundled_solc()
+    import solcx  # imported late: it reads SOLCX_BINARY_PATH when first used
+
+    compiler = read_compiler_settings()
+    output = solcx.compile_standard(
+        input_json,
+        solc_binary=solcx.install.get_executable(compiler.solc_version),
+        base_path=str(PROJECT_ROOT),
+        allow_paths=str(PROJECT_ROOT),
+    )
+    contract = output["contracts"][path]["SettlementToken"]
+    return contract["abi"], contract["evm"]["bytecode"]["object"]
+
+
+def test_a_recorded_two_decimal_token_is_refused_rather_than_used_with_the_new_market(
+    chain: Chain, deployment: Deployment, tmp_path: Path
+) -> None:
+    # A data directory from before six decimals: its record names a token whose code is the old
+    # build's. Re-using it would settle micro-unit prices in cents, a hundred times too dear.
+    abi, bytecode = two_decimal_token_artifact()
+    factory = chain.w3.eth.contract(abi=abi, bytecode=bytecode)
+    receipt = chain.transact(factory.constructor(chain.operator.address))
+    record = record_path(tmp_path, chain.chain_id)
+    stored = json.loads(record.read_text())
+    stored["contracts"]["SettlementToken"] = receipt["contractAddress"]
+    record.write_text(json.dumps(stored))
+
+    with pytest.raises(DeploymentError, match="different code than this build"):
+        ensure_deployed(chain, tmp_path)

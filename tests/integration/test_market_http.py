@@ -1,6 +1,8 @@
 """The market routes over real HTTP: a gateway process on a Ganache whose clock starts a day in the
 past, customers with no ether who sign orders and permits, settlement from readings the gateway
-verified and anchored itself, and the error codes a client sees on the way.
+verified and anchored itself, and the error codes a client sees on the way. A refused order
+mines nothing for the operator, and each signer's relays are limited per hour (the gateway here
+allows RELAY_QUOTA).
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from tests.fixtures.chain import advance_time, latest_time
 from tests.fixtures.gateway import Gateway, ledger_env, start_gateway
 
 SLOT = 3600
-PRICE = 250  # minor units per kWh
+PRICE = 250_000  # minor units (millionths) per kWh: 0.25
 READING_INTERVAL = 900
+RELAY_QUOTA = 3  # relayed orders per signer and hour
+OPERATOR = Account.from_key(DEV_OPERATOR_KEY).address
 
 
 @dataclass
@@ -51,6 +55,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MarketStack]:
         node.port,
         LEDGER_RPC_URL=node.rpc_url,
         LEDGER_ANCHOR_INTERVAL_S="0.2",
+        LEDGER_RELAY_QUOTA_PER_HOUR=str(RELAY_QUOTA),
     )
     gateway = start_gateway(env, tmp / "gateway.log")
     try:
@@ -127,7 +132,9 @@ def test_market_info_tells_clients_what_to_sign(stack: MarketStack) -> None:
 
     assert info["market"] == stack.deployment.energy_market.address
     assert info["token"] == stack.deployment.settlement_token.address
-    assert info["token_decimals"] == 2
+    assert info["token_decimals"] == 6
+    assert info["min_trade_value"] == 10_000  # 0.01, the default
+    assert info["relay_quota_per_hour"] == RELAY_QUOTA
     assert info["slot_s"] == SLOT
     domain = info["eip712"]["market_domain"]
     assert domain == {
@@ -151,18 +158,18 @@ def test_a_trade_is_offered_taken_and_settled_over_http_by_customers_without_eth
     seller = customer(stack, "HTTP-PV-1", first)
     buyer = customer(stack, "HTTP-HH-1", first)
     token = stack.deployment.settlement_token
-    chain.transact(token.functions.mint(buyer.account.address, 10_000))
+    chain.transact(token.functions.mint(buyer.account.address, 10_000_000))
 
     offer = client.offer(seller.account, seller.meter, 4000, PRICE, slot_start, slot_start - 60)
     assert offer["open"] and offer["remaining_wh"] == 4000 and offer["tx_hash"].startswith("0x")
     assert [o["offer_id"] for o in client.offers()].count(offer["offer_id"]) == 1
 
-    trade = client.take(buyer.account, offer["offer_id"], buyer.meter, 3000, permit_value=750)
-    assert trade["state"] == "open" and trade["escrow"] == 750
+    trade = client.take(buyer.account, offer["offer_id"], buyer.meter, 3000, permit_value=750_000)
+    assert trade["state"] == "open" and trade["escrow"] == 750_000
     left = httpx.get(f"{stack.gateway.base_url}/v1/offers/{offer['offer_id']}").json()
     assert left["remaining_wh"] == 1000 and left["open"]
     assert chain.w3.eth.get_balance(buyer.account.address) == 0  # never needed ether
-    assert token.functions.balanceOf(buyer.account.address).call() == 10_000 - 750
+    assert token.functions.balanceOf(buyer.account.address).call() == 10_000_000 - 750_000
 
     with refused("energy_market_delivery_not_over", 409):
         client.settle(trade["trade_id"])
@@ -182,7 +189,7 @@ def test_a_trade_is_offered_taken_and_settled_over_http_by_customers_without_eth
 
     assert settlement["delivered_wh"] == 1600  # readings at start and end: 4 x 400 Wh exported
     assert settlement["paid"] == 1600 * PRICE // 1000
-    assert settlement["refunded"] == 750 - settlement["paid"]
+    assert settlement["refunded"] == 750_000 - settlement["paid"]
     settled = client.trade(trade["trade_id"])
     assert settled["state"] == "settled" and settled["delivered_wh"] == 1600
     assert token.functions.balanceOf(seller.account.address).call() == settlement["paid"]
@@ -200,7 +207,9 @@ def test_orders_signed_wrongly_or_replayed_are_refused_before_any_gas_is_spent(
     seller = customer(stack, "HTTP-PV-2", slot_start - 3600)
     buyer = customer(stack, "HTTP-HH-2", slot_start - 3600)
     impostor: LocalAccount = Account.create()
-    chain.transact(stack.deployment.settlement_token.functions.mint(buyer.account.address, 5_000))
+    chain.transact(
+        stack.deployment.settlement_token.functions.mint(buyer.account.address, 5_000_000)
+    )
 
     with refused("energy_market_not_meter_owner", 409):
         client.offer(impostor, seller.meter, 1000, PRICE, slot_start, slot_start)
@@ -223,9 +232,11 @@ def test_orders_signed_wrongly_or_replayed_are_refused_before_any_gas_is_spent(
     assert client.nonces(buyer.account.address) == forged
 
     with refused("energy_market_quantity_exceeds_offer", 409):
-        client.take(buyer.account, offer["offer_id"], buyer.meter, 1001, permit_value=5_000)
+        client.take(buyer.account, offer["offer_id"], buyer.meter, 1001, permit_value=5_000_000)
+    with refused("energy_market_trade_too_small", 422):  # 39 Wh at 0.25 is under 0.01
+        client.take(buyer.account, offer["offer_id"], buyer.meter, 39, permit_value=5_000_000)
     with refused("energy_market_unknown_offer", 404):
-        client.take(buyer.account, 10_000, buyer.meter, 1, permit_value=5_000)
+        client.take(buyer.account, 10_000, buyer.meter, 40, permit_value=5_000_000)
     with refused("energy_market_unknown_trade", 404):
         client.trade(10_000)
     bad_checksum = buyer.account.address[:2] + buyer.account.address[2:].swapcase()
@@ -242,15 +253,91 @@ def test_a_trade_without_evidence_is_refunded_after_the_settlement_window(
     seller = customer(stack, "HTTP-PV-3", slot_start - 3600)
     buyer = customer(stack, "HTTP-HH-3", slot_start - 3600)
     token = stack.deployment.settlement_token
-    chain.transact(token.functions.mint(buyer.account.address, 1_000))
+    chain.transact(token.functions.mint(buyer.account.address, 1_000_000))
     offer = client.offer(seller.account, seller.meter, 1000, PRICE, slot_start, slot_start)
-    trade = client.take(buyer.account, offer["offer_id"], buyer.meter, 1000, permit_value=250)
+    trade = client.take(buyer.account, offer["offer_id"], buyer.meter, 1000, permit_value=250_000)
 
     with refused("energy_market_settlement_still_open", 409):
         client.refund(trade["trade_id"])
     advance_time(chain, trade["settlement_deadline"] - latest_time(chain) + 1)
     refund = client.refund(trade["trade_id"])
 
-    assert refund["refunded"] == trade["escrow"] == 250
+    assert refund["refunded"] == trade["escrow"] == 250_000
     assert client.trade(trade["trade_id"])["state"] == "refunded"
-    assert token.functions.balanceOf(buyer.account.address).call() == 1_000
+    assert token.functions.balanceOf(buyer.account.address).call() == 1_000_000
+
+
+# -- what a refused or excessive order costs the operator --------------------------------------
+
+
+def operator_nonce(chain: Chain) -> int:
+    """Transactions the operator has sent, pending ones included."""
+    return int(chain.w3.eth.get_transaction_count(OPERATOR, "pending"))
+
+
+def test_a_refused_take_with_a_permit_mines_nothing_for_the_operator(stack: MarketStack) -> None:
+    client, chain = stack.client, stack.chain
+    slot_start = (latest_time(chain) // SLOT + 3) * SLOT
+    seller = customer(stack, "HTTP-PV-4", slot_start - 3600)
+    neighbour = customer(stack, "HTTP-HH-4", slot_start - 3600)
+    offer = client.offer(seller.account, seller.meter, 1000, PRICE, slot_start, slot_start)
+    # A throw-away key: no ether, no tokens, no meter of its own; it names a neighbour's meter.
+    throwaway: LocalAccount = Account.create()
+    before = operator_nonce(chain)
+
+    for _ in range(3):
+        with refused("energy_market_not_meter_owner", 409):
+            client.take(throwaway, offer["offer_id"], neighbour.meter, 100, permit_value=10**9)
+
+    assert operator_nonce(chain) == before
+    assert client.nonces(throwaway.address) == {
+        "address": throwaway.address,
+        "market_nonce": 0,
+        "permit_nonce": 0,
+    }
+
+
+def test_a_refused_relayed_offer_mines_nothing_for_the_operator(stack: MarketStack) -> None:
+    client, chain = stack.client, stack.chain
+    slot_start = (latest_time(chain) // SLOT + 3) * SLOT
+    seller = customer(stack, "HTTP-PV-5", slot_start - 3600)
+    throwaway: LocalAccount = Account.create()
+    before = operator_nonce(chain)
+
+    with refused("energy_market_not_meter_owner", 409):
+        client.offer(throwaway, seller.meter, 1000, PRICE, slot_start, slot_start)
+
+    assert operator_nonce(chain) == before
+
+
+def test_relayed_orders_past_the_signers_hourly_quota_are_refused_with_429_and_retry_after(
+    stack: MarketStack,
+) -> None:
+    client, chain = stack.client, stack.chain
+    slot_start = (latest_time(chain) // SLOT + 3) * SLOT
+    seller = customer(stack, "HTTP-PV-6", slot_start - 3600)
+    for _ in range(RELAY_QUOTA):
+        client.offer(seller.account, seller.meter, 1000, PRICE, slot_start, slot_start)
+    before = operator_nonce(chain)
+
+    with refused("relay_quota_exceeded", 429) as caught:
+        client.offer(seller.account, seller.meter, 1000, PRICE, slot_start, slot_start)
+
+    assert caught.value.retry_after_s is not None and 0 < caught.value.retry_after_s <= 3600
+    assert operator_nonce(chain) == before
+
+
+def test_refused_orders_do_not_count_against_the_relay_quota(stack: MarketStack) -> None:
+    client, chain = stack.client, stack.chain
+    slot_start = (latest_time(chain) // SLOT + 3) * SLOT
+    seller = customer(stack, "HTTP-PV-7", slot_start - 3600)
+    for _ in range(RELAY_QUOTA):
+        with refused("energy_market_unaligned_time", 422):
+            client.offer(seller.account, seller.meter, 1000, PRICE, slot_start + 1, slot_start)
+
+    offers = [
+        client.offer(seller.account, seller.meter, 1000, PRICE, slot_start, slot_start)
+        for _ in range(RELAY_QUOTA)
+    ]
+
+    assert len({o["offer_id"] for o in offers}) == RELAY_QUOTA
