@@ -59,9 +59,14 @@ class KeyEpochPublic(BaseModel):
     epoch: int
     algorithm: str = Field(description="p256, ed25519 or secp256k1")
     public_key: str = Field(description="0x-hex; SEC1 uncompressed for ECDSA, raw for Ed25519")
-    valid_from: int
-    valid_from_utc: str
-    revoked_at: int | None
+    valid_from: int = Field(description="Unix time (s), any uint64 the registry holds")
+    valid_from_utc: str | None = Field(
+        description="ISO 8601 UTC; null for a time after 9999-12-31T23:59:59Z"
+    )
+    revoked_at: int | None = Field(
+        description="Unix time (s) from which the key is refused: the revocation's block time or "
+        "the compromise time given; null while not revoked"
+    )
     revoked_at_utc: str | None
 
 
@@ -240,13 +245,16 @@ class StoredReadingPublic(BaseModel):
 
 
 _PUBLIC_KEY_DESCRIPTION = (
-    "PEM SubjectPublicKeyInfo (-----BEGIN PUBLIC KEY-----), or 0x + hex in registry encoding "
-    "(SEC1 point for P-256 and secp256k1, the raw 32 bytes for Ed25519) read as `algorithm`. "
-    "Never a private key: it does not leave the meter."
+    "PEM SubjectPublicKeyInfo (-----BEGIN PUBLIC KEY-----); or hex (0x optional) or base64 of: "
+    "DER SubjectPublicKeyInfo, a SEC1 point (04 x y, or compressed 02/03 x), raw x||y (64 bytes, "
+    "with `algorithm`), or the raw 32-byte Ed25519 key. Stored as SEC1 uncompressed or raw "
+    "Ed25519. Never a private key: it does not leave the meter."
 )
 _ALGORITHM_DESCRIPTION = (
-    "the key's algorithm; a hex key is read as this (default p256), a PEM key must match it"
+    "the key's algorithm; must match the key when the key says it (PEM, DER); a SEC1 point "
+    "without it is read as p256, a 32-byte key as ed25519; raw x||y needs it"
 )
+_LATEST_UTC_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z (ledger.meters.LATEST_UTC_TIME)
 
 
 class MeterRegisterIn(BaseModel):
@@ -271,8 +279,10 @@ class MeterRegisterIn(BaseModel):
     valid_from: int | None = Field(
         default=None,
         ge=0,
-        lt=2**64,
-        description="Unix time (s) the key is valid from, may be past; default: now",
+        le=_LATEST_UTC_TIME,
+        description="Unix time (s) the key is valid from: may be far in the past (a meter, or a "
+        "record being imported, older than its registration), at most about ten years ahead "
+        "(`invalid_meter` beyond); default: now",
     )
 
 
@@ -288,9 +298,9 @@ class MeterRotateIn(BaseModel):
     valid_from: int | None = Field(
         default=None,
         ge=0,
-        lt=2**64,
-        description="Unix time (s) the new key takes over; never in the past and after the "
-        "previous key's start; default: a few seconds from now",
+        le=_LATEST_UTC_TIME,
+        description="Unix time (s) the new key takes over; never in the past, after the "
+        "previous key's start, at most about ten years ahead; default: a few seconds from now",
     )
 
 
@@ -299,6 +309,38 @@ class MeterChangePublic(MeterPublic):
 
     transaction_hash: str = Field(description="0x + hex of the MeterRegistry transaction")
     block_number: int = Field(description="the block that holds it")
+
+
+class MeterRevokeIn(BaseModel):
+    """A revocation, optionally from the time the key was compromised (registrar only)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    compromised_since: int | None = Field(
+        default=None,
+        ge=0,
+        lt=2**64,
+        description="Unix time (s) since which the key is known or feared stolen: readings of "
+        "the key timestamped from then on are refused, and those already accepted are listed "
+        "as suspect. Between the key's valid_from and now; default: now",
+    )
+
+
+class MeterRevokePublic(MeterChangePublic):
+    """The meter right after a revocation, and how many accepted readings it puts in doubt."""
+
+    suspect_readings: int = Field(
+        description="stored readings signed under a revoked key at or after its revocation "
+        "(GET /v1/meters/{meter_id}/suspect-readings lists them)"
+    )
+
+
+class SuspectReadingsPublic(BaseModel):
+    """Accepted readings of a meter timestamped at or after the revocation of their key."""
+
+    meter_id: str
+    suspect_count: int = Field(description="all of them; `readings` is one page, by seq")
+    readings: list[StoredReadingPublic]
 
 
 # --- P2P market -------------------------------------------------------------------------------

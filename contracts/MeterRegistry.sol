@@ -65,9 +65,11 @@ contract MeterRegistry is IMeterRegistry, AccessControl {
 
     /// @inheritdoc IMeterRegistry
     function revokeKey(bytes32 meterId) external onlyRole(REGISTRAR_ROLE) returns (uint256 epoch) {
+        KeyEpoch[] storage epochs = _existingEpochs(meterId);
+        epoch = _currentEpoch(epochs);
         // Without a known compromise, revocation takes effect now: readings signed before it
-        // stay valid.
-        return _revoke(meterId, uint64(block.timestamp));
+        // stay valid. A first key that has not started yet is revoked before it ever signs.
+        _revoke(meterId, epochs[epoch], epoch, uint64(block.timestamp));
     }
 
     /// @inheritdoc IMeterRegistry
@@ -79,7 +81,15 @@ contract MeterRegistry is IMeterRegistry, AccessControl {
         if (compromisedSince > block.timestamp) {
             revert MeterRegistryCompromiseInFuture(meterId, compromisedSince, uint64(block.timestamp));
         }
-        return _revoke(meterId, compromisedSince);
+        KeyEpoch[] storage epochs = _existingEpochs(meterId);
+        epoch = _currentEpoch(epochs);
+        KeyEpoch storage current = epochs[epoch];
+        // A compromise before the key's start concerns another key: revoking this one from then
+        // would not be what happened.
+        if (compromisedSince < current.validFrom) {
+            revert MeterRegistryCompromiseBeforeKey(meterId, epoch, compromisedSince, current.validFrom);
+        }
+        _revoke(meterId, current, epoch, compromisedSince);
     }
 
     /// @inheritdoc IMeterRegistry
@@ -131,24 +141,21 @@ contract MeterRegistry is IMeterRegistry, AccessControl {
         }
     }
 
-    /// @dev Revokes the key valid now from `revokedAt` (<= now) on. An already revoked key may
-    /// only have its revocation moved earlier (a compromise found to predate it), never later.
-    function _revoke(bytes32 meterId, uint64 revokedAt) private returns (uint256 epoch) {
-        KeyEpoch[] storage epochs = _existingEpochs(meterId);
-        // The key valid now, not the last one: a rotation may be scheduled but not started yet,
-        // and revoking only that would leave the key in use valid until the rotation starts.
+    /// @dev The key valid now, not the last one: a rotation may be scheduled but not started yet,
+    /// and revoking only that would leave the key in use valid until the rotation starts. Epoch 0
+    /// when even the first key has not started.
+    function _currentEpoch(KeyEpoch[] storage epochs) private view returns (uint256) {
         uint256 started = _startedEpochs(epochs, uint64(block.timestamp));
-        epoch = started == 0 ? 0 : started - 1;
-        KeyEpoch storage current = epochs[epoch];
-        if (current.revokedAt != 0 && revokedAt >= current.revokedAt) {
+        return started == 0 ? 0 : started - 1;
+    }
+
+    /// @dev Revokes `key` from `revokedAt` on. A key revoked already may only have its revocation
+    /// moved earlier (a compromise found to predate it), never later.
+    function _revoke(bytes32 meterId, KeyEpoch storage key, uint256 epoch, uint64 revokedAt) private {
+        if (key.revokedAt != 0 && revokedAt >= key.revokedAt) {
             revert MeterRegistryKeyAlreadyRevoked(meterId, epoch);
         }
-        // A compromise before the key's start is another key's: revoking this one from then
-        // would not be what happened.
-        if (revokedAt < current.validFrom) {
-            revert MeterRegistryCompromiseBeforeKey(meterId, epoch, revokedAt, current.validFrom);
-        }
-        current.revokedAt = revokedAt;
+        key.revokedAt = revokedAt;
         emit MeterKeyRevoked(meterId, epoch, revokedAt);
     }
 

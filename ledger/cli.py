@@ -3,7 +3,7 @@
     ledger serve              start (or reach) the chain, deploy if needed, serve the gateway
     ledger deploy [--force]   deploy the contracts (or check the recorded ones), print them
     ledger meter keygen       make a meter key pair (simulated meters, tests)
-    ledger meter register|rotate|revoke|show ...
+    ledger meter register|rotate|revoke|show|suspect-readings ...
     ledger simulate           register a simulated meter fleet and post its readings
     ledger market ...         P2P trades through the gateway: info, offers, offer, take, trade,
                               settle, refund, trades; mint (operator: settlement units)
@@ -26,14 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from ledger.errors import LedgerError, MeterError, ToolchainError
+from ledger.ingest import stored_reading_dict
 from ledger.meters import (
     KeyAlgorithm,
     MeterPublicKey,
-    decode_public_key,
     encode_public_key,
     generate_key,
-    load_public_key,
+    parse_public_key,
     private_key_pem,
+    suspect_readings,
 )
 from ledger.node import LedgerNode
 from ledger.settings import Settings
@@ -53,16 +54,14 @@ def parse_time(text: str) -> int:
 
 
 def _read_key(args: argparse.Namespace) -> MeterPublicKey:
+    """The key of --public-key-file (PEM, or DER/raw bytes; a private key file is read for its
+    public half) or --public-key (any text form `parse_public_key` reads)."""
     if args.public_key_file:
-        return load_public_key(Path(args.public_key_file).read_bytes())
+        data = Path(args.public_key_file).read_bytes()
+        return parse_public_key(data, args.algorithm, allow_private=True)
     if args.public_key:
-        hex_text = args.public_key.removeprefix("0x")
-        try:
-            raw = bytes.fromhex(hex_text)
-        except ValueError as error:
-            raise MeterError("--public-key must be hex") from error
-        return decode_public_key(KeyAlgorithm.from_label(args.algorithm), raw)
-    raise MeterError("give --public-key-file, or --public-key with --algorithm")
+        return parse_public_key(args.public_key, args.algorithm)
+    raise MeterError("give --public-key-file, or --public-key (with --algorithm if raw x||y)")
 
 
 def _print(data: Any) -> None:
@@ -163,9 +162,22 @@ def _cmd_meter(settings: Settings, args: argparse.Namespace) -> int:
         elif args.meter_command == "rotate":
             valid_from = parse_time(args.valid_from) if args.valid_from else None
             meters.rotate(args.meter_id, _read_key(args), valid_from)
-        elif args.meter_command == "revoke":
-            meters.revoke(args.meter_id)
-        if args.meter_command == "show" and args.at:
+        if args.meter_command == "revoke":
+            since = parse_time(args.compromised_since) if args.compromised_since else None
+            meters.revoke(args.meter_id, since)
+            meter = meters.show(args.meter_id)
+            suspects = suspect_readings(node.store, meter, limit=0)
+            _print({**meter.as_dict(), "suspect_readings": suspects.count})
+        elif args.meter_command == "suspect-readings":
+            found = suspect_readings(node.store, meters.show(args.meter_id), limit=args.limit)
+            _print(
+                {
+                    "meter_id": found.meter_id,
+                    "suspect_count": found.count,
+                    "readings": [stored_reading_dict(r) for r in found.readings],
+                }
+            )
+        elif args.meter_command == "show" and args.at:
             _print(meters.key_at(args.meter_id, parse_time(args.at)).as_dict())
         else:
             _print(meters.show(args.meter_id).as_dict())
@@ -300,9 +312,21 @@ def _market_parser(commands: Any) -> None:
 
 def _key_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--public-key-file", help="PEM or DER public (or private) key file")
-    parser.add_argument("--public-key", help="hex key in registry encoding (with --algorithm)")
-    parser.add_argument("--algorithm", default="p256", help="p256 (default), ed25519, secp256k1")
-    parser.add_argument("--valid-from", help="Unix seconds or ISO 8601; default: now")
+    parser.add_argument(
+        "--public-key",
+        help="hex (0x optional) or base64 of a SEC1 point, DER SubjectPublicKeyInfo, raw x||y "
+        "(needs --algorithm) or a raw Ed25519 key",
+    )
+    parser.add_argument(
+        "--algorithm",
+        help="p256, ed25519 or secp256k1; checked against a key that names it, required for "
+        "raw x||y; default: from the key (a bare SEC1 point is p256)",
+    )
+    parser.add_argument(
+        "--valid-from",
+        help="Unix seconds or ISO 8601; may be far back (old records), at most ~10 years ahead; "
+        "default: now",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -332,12 +356,25 @@ def build_parser() -> argparse.ArgumentParser:
     rotate = meter_commands.add_parser("rotate", help="append a new key epoch")
     rotate.add_argument("meter_id")
     _key_arguments(rotate)
-    revoke = meter_commands.add_parser("revoke", help="revoke the current key from now on")
+    revoke = meter_commands.add_parser(
+        "revoke", help="revoke the current key from now on, or since its compromise"
+    )
     revoke.add_argument("meter_id")
+    revoke.add_argument(
+        "--compromised-since",
+        help="Unix seconds or ISO 8601: refuse the key's readings dated from then on, not only "
+        "from now (between the key's start and now); prints how many accepted ones are suspect",
+    )
+    suspects = meter_commands.add_parser(
+        "suspect-readings",
+        help="stored readings signed under a revoked key at or after its revocation",
+    )
+    suspects.add_argument("meter_id")
+    suspects.add_argument("--limit", type=int, default=1000, help="most listed (default 1000)")
     show = meter_commands.add_parser("show", help="owner and full key history")
     show.add_argument("meter_id")
     show.add_argument("--at", help="instead: the key valid at this time (Unix s or ISO 8601)")
-    for sub in (register, rotate, revoke, show):
+    for sub in (register, rotate, revoke, show, suspects):
         sub.set_defaults(handler=_cmd_meter)
 
     sim = commands.add_parser(

@@ -888,6 +888,24 @@ class Store:
             ).fetchone()
         return None if row is None else _reading(row)
 
+    def readings_of_key_from(
+        self, meter_id: bytes, key_epoch: int, timestamp: int, *, after_seq: int = -1, limit: int
+    ) -> tuple[int, list[StoredReading]]:
+        """Readings of the meter accepted under key epoch `key_epoch` and timestamped at or
+        after `timestamp` (those a revocation from a compromise time makes suspect): how many
+        there are, and up to `limit` of them with seq > `after_seq`, by seq."""
+        where = "WHERE meter_id = ? AND key_epoch = ? AND timestamp >= ?"
+        params: tuple[Any, ...] = (meter_id, key_epoch, _u64(timestamp))
+        with self._lock:
+            total = self._backend.execute(
+                f"SELECT COUNT(*) FROM readings {where}", params
+            ).fetchone()
+            rows = self._backend.execute(
+                f"SELECT {_READING_COLUMNS} FROM readings {where} AND seq > ? ORDER BY seq LIMIT ?",
+                (*params, _u64(after_seq) if after_seq >= 0 else b"", limit),
+            ).fetchall()
+        return int(total[0]), [_reading(row) for row in rows]
+
     def integrity_events(self, meter_id: bytes) -> list[IntegrityEvent]:
         """The meter's integrity events, oldest first."""
         with self._lock:

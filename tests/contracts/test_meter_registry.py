@@ -496,6 +496,17 @@ def test_revoke_with_a_pending_rotation_revokes_the_key_valid_now(
         chain.call(registry.functions.keyAt(METER, revoked_at + 1))
 
 
+def test_revoke_of_a_first_key_that_has_not_started_yet_succeeds(
+    chain: Chain, registry: Contract, alice: LocalAccount
+) -> None:
+    start = 2**64 - 1  # far beyond any block time (year 10000 and later are allowed on chain)
+    register(chain, registry, alice, valid_from=start)
+
+    revoked_at = block_time(chain, revoke(chain, registry))
+
+    assert chain.call(registry.functions.keyEpoch(METER, 0))[1:3] == (start, revoked_at)
+
+
 # revokeKeyCompromisedSince
 
 

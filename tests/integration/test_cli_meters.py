@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+
 from ledger.chain import Chain, LocalChain, free_port
-from ledger.meters import KeyAlgorithm
+from ledger.meters import MAX_VALID_FROM_AHEAD_S, KeyAlgorithm, encode_public_key, generate_key
 from tests.fixtures.chain import advance_time, dev_account, latest_time
+from tests.fixtures.ed25519_vectors import IDENTITY_KEY
 from tests.fixtures.gateway import LEDGER_BIN, write_public_pem
 
 
@@ -92,3 +96,99 @@ def test_unreachable_chain_is_reported_without_a_traceback(tmp_path: Path) -> No
     assert result.returncode == 1
     assert result.stderr.startswith("error [chain_unavailable]")
     assert "Traceback" not in result.stderr
+
+
+def operator_nonce(chain: Chain) -> int:
+    return int(chain.w3.eth.get_transaction_count(chain.operator.address, "pending"))
+
+
+def test_register_with_valid_from_beyond_ten_years_is_refused_and_mines_nothing(
+    ganache: LocalChain, chain: Chain, tmp_path: Path
+) -> None:
+    env = cli_env(ganache, tmp_path / "data")
+    write_public_pem(tmp_path / "key.pem", KeyAlgorithm.P256)
+    far = latest_time(chain) + MAX_VALID_FROM_AHEAD_S + 86_400
+    ledger_json(env, "deploy")  # the first command in a data directory deploys the contracts
+    nonce = operator_nonce(chain)
+
+    result = run_ledger(env, "meter", "register", "MTR-CLI-FAR", "--owner", dev_account(1).address,
+                        "--public-key-file", str(tmp_path / "key.pem"),
+                        "--valid-from", str(far))  # fmt: skip
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("error [invalid_meter]")
+    assert operator_nonce(chain) == nonce
+
+
+def test_register_reads_an_ocmf_style_der_base64_key_and_raw_x_y(
+    ganache: LocalChain, tmp_path: Path
+) -> None:
+    env = cli_env(ganache, tmp_path / "data")
+    keys = [generate_key(KeyAlgorithm.SECP256K1).public_key() for _ in range(2)]
+    der_base64 = base64.b64encode(
+        keys[0].public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    ).decode()
+    raw_x_y = encode_public_key(keys[1])[1:].hex()
+    owner = dev_account(1).address
+
+    first = ledger_json(env, "meter", "register", "MTR-CLI-DER", "--owner", owner,
+                        "--public-key", der_base64)  # fmt: skip
+    second = ledger_json(env, "meter", "register", "MTR-CLI-RAW", "--owner", owner,
+                         "--public-key", raw_x_y, "--algorithm", "secp256k1")  # fmt: skip
+
+    assert [(k["algorithm"], k["public_key"]) for k in first["keys"]] == [
+        ("secp256k1", "0x" + encode_public_key(keys[0]).hex())
+    ]
+    assert second["keys"][0]["public_key"] == "0x" + encode_public_key(keys[1]).hex()
+
+
+def test_register_refuses_the_ed25519_identity_key(ganache: LocalChain, tmp_path: Path) -> None:
+    env = cli_env(ganache, tmp_path / "data")
+
+    result = run_ledger(env, "meter", "register", "MTR-CLI-WEAK", "--owner",
+                        dev_account(1).address, "--public-key", IDENTITY_KEY,
+                        "--algorithm", "ed25519")  # fmt: skip
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("error [invalid_meter]")
+    assert "small order" in result.stderr
+
+
+def test_revoke_with_compromised_since_backdates_the_revocation_and_counts_suspects(
+    ganache: LocalChain, chain: Chain, tmp_path: Path
+) -> None:
+    env = cli_env(ganache, tmp_path / "data")
+    write_public_pem(tmp_path / "key.pem", KeyAlgorithm.P256)
+    start = latest_time(chain) - 7_200
+    ledger_json(env, "meter", "register", "MTR-CLI-CMP", "--owner", dev_account(1).address,
+                "--public-key-file", str(tmp_path / "key.pem"),
+                "--valid-from", str(start))  # fmt: skip
+
+    revoked = ledger_json(env, "meter", "revoke", "MTR-CLI-CMP",
+                          "--compromised-since", str(start + 600))  # fmt: skip
+    suspects = ledger_json(env, "meter", "suspect-readings", "MTR-CLI-CMP")
+
+    assert revoked["keys"][0]["revoked_at"] == start + 600
+    assert revoked["suspect_readings"] == 0
+    assert (suspects["meter_id"], suspects["suspect_count"], suspects["readings"]) == (
+        "MTR-CLI-CMP",
+        0,
+        [],
+    )
+
+
+def test_revoke_with_a_compromise_time_in_the_future_is_refused_by_name(
+    ganache: LocalChain, chain: Chain, tmp_path: Path
+) -> None:
+    env = cli_env(ganache, tmp_path / "data")
+    write_public_pem(tmp_path / "key.pem", KeyAlgorithm.P256)
+    ledger_json(env, "meter", "register", "MTR-CLI-CMPF", "--owner", dev_account(1).address,
+                "--public-key-file", str(tmp_path / "key.pem"))  # fmt: skip
+
+    result = run_ledger(env, "meter", "revoke", "MTR-CLI-CMPF",
+                        "--compromised-since", str(latest_time(chain) + 86_400))  # fmt: skip
+
+    assert result.returncode == 1
+    assert "MeterRegistryCompromiseInFuture" in result.stderr
