@@ -3,11 +3,14 @@
 A managed local chain (Ganache 7.9.2 or Anvil, both from node_modules) is started with the
 development mnemonic and, for Ganache, a database under the data directory, so a restart keeps
 its blocks. Any other EVM endpoint is used by URL. Transactions are signed locally with the
-operator key, so the same code works against a node that holds no unlocked accounts.
+operator key, so the same code works against a node that holds no unlocked accounts. Every
+gateway process (and the `ledger` command beside it) sends with that key, so the nonce read and the
+send are one critical section per account across processes: see ledger/txsender.py.
 """
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import signal
@@ -32,6 +35,7 @@ from web3.types import RPCEndpoint, TxParams, TxReceipt
 from ledger.compiler import PROJECT_ROOT
 from ledger.errors import ChainUnavailable, ContractRevert, ToolchainError
 from ledger.settings import DEV_MNEMONIC
+from ledger.txsender import ProcessSenderLock, SenderLock
 
 NODE_BIN = PROJECT_ROOT / "node_modules" / ".bin"
 # Ganache's default block gas price is fine, but brownie's development network sends 0, which a
@@ -161,7 +165,9 @@ class LocalChain:
         if self.db_path is not None:
             self.db_path.mkdir(parents=True, exist_ok=True)
         if self.log_path is not None:
-            self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+            # 0600, like everything the ledger writes into its data directory.
+            log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._log = os.fdopen(log_fd, "ab")
         self.process = subprocess.Popen(
             cmd,
             stdout=self._log or subprocess.DEVNULL,
@@ -205,8 +211,21 @@ def answers_rpc(rpc_url: str) -> bool:
         return False
 
 
-def connect(rpc_url: str, operator_key: str, *, timeout_s: float = 10.0) -> Chain:
+def connect(
+    rpc_url: str,
+    operator_key: str,
+    *,
+    timeout_s: float = 10.0,
+    sender_lock: SenderLock | None = None,
+) -> Chain:
     """Connects to a JSON-RPC endpoint and prepares the operator account for signing.
+
+    Args:
+        rpc_url: The JSON-RPC endpoint.
+        operator_key: The operator's private key (hex).
+        timeout_s: How long one JSON-RPC request may take.
+        sender_lock: Orders this Chain's sends with every other sender of the same accounts
+            (other processes, other gateways); None: only this process sends from them.
 
     Raises:
         ChainUnavailable: the endpoint does not answer.
@@ -226,7 +245,13 @@ def connect(rpc_url: str, operator_key: str, *, timeout_s: float = 10.0) -> Chai
     except Exception as error:  # noqa: BLE001 - requests/aiohttp/JSON errors all mean unreachable
         raise ChainUnavailable(rpc_url=rpc_url, reason=str(error)) from error
     operator: LocalAccount = Account.from_key(operator_key)
-    return Chain(w3=w3, rpc_url=rpc_url, chain_id=chain_id, operator=operator)
+    return Chain(
+        w3=w3,
+        rpc_url=rpc_url,
+        chain_id=chain_id,
+        operator=operator,
+        sender_lock=sender_lock or ProcessSenderLock(),
+    )
 
 
 @dataclass
@@ -238,6 +263,8 @@ class Chain:
     chain_id: int
     operator: LocalAccount
     error_abis: dict[bytes, dict[str, Any]] = field(default_factory=dict)
+    # Other processes and gateways that send from the same accounts (ledger/txsender.py).
+    sender_lock: SenderLock = field(default_factory=ProcessSenderLock, repr=False)
     # Request threads (meter registration) and the anchorer send from the same account: the
     # nonce read and the send must not interleave, or two transactions get the same nonce.
     _send_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -258,9 +285,13 @@ class Chain:
         The transaction is built and signed locally, so it works against any node. A custom-error
         revert, at gas estimation or in the mined receipt, is raised as ContractRevert carrying the
         error's name and decoded arguments.
+
+        The nonce read, the pre-check, signing and sending run under this process's thread lock
+        and the account's cross-process sender lock; waiting for the receipt does not, since the
+        node's pending nonce counts the transaction once it has it.
         """
         account = sender or self.operator
-        with self._send_lock:
+        with self._send_lock, self.sender_lock.hold(account.address):
             params: TxParams = {
                 "from": account.address,
                 "nonce": self.w3.eth.get_transaction_count(account.address, "pending"),

@@ -20,6 +20,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -68,7 +69,25 @@ def _print(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
+class _Terminated(BaseException):
+    """SIGTERM arrived: `ledger serve` stops as it does on Ctrl-C (a BaseException, like
+    KeyboardInterrupt, so no `except Exception` on the way swallows it)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    """Serves until SIGINT (Ctrl-C) or SIGTERM; either stops the workers, then the chain this
+    command started, and exits 0.
+
+    While it serves, uvicorn catches both signals, shuts down, and raises the signal again with
+    the handler that was installed before it ran. For SIGTERM that was the default handler, which
+    killed this process before `finally` could stop the managed chain (Ganache runs in a session
+    of its own, so it lived on). Our handler turns SIGTERM into an exception, as Python does with
+    SIGINT, so both signals unwind through the same `finally`.
+    """
     import uvicorn
 
     from api.main import PARENT_CHAIN_ENV, create_app
@@ -81,7 +100,11 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             f"port {port} on {host} is already in use: stop what listens there "
             "or set LEDGER_PORT to another port"
         )
-    node = LedgerNode.start(settings)
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        node = LedgerNode.start(settings)
+    except (KeyboardInterrupt, _Terminated):
+        return 0  # stopped while starting; LedgerNode.start stopped the chain it had started
     try:
         health = node.health()
         print(
@@ -102,8 +125,10 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         else:
             # Each worker process builds its own node (store, anchorer) attached to the chain
             # this process started or reached; this process keeps the chain alive and stops it
-            # after the workers have stopped.
+            # after the workers have stopped. The key is passed on because, for a worker, the
+            # chain is an external one (LEDGER_RPC_URL), which needs an explicit key.
             os.environ["LEDGER_RPC_URL"] = node.chain.rpc_url
+            os.environ["LEDGER_OPERATOR_KEY"] = settings.signing_key
             os.environ[PARENT_CHAIN_ENV] = node.local_chain.kind if node.local_chain else ""
             uvicorn.run(
                 "api.main:worker_app",
@@ -113,7 +138,13 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
                 port=port,
                 log_level="warning",
             )
+    except (KeyboardInterrupt, _Terminated):
+        pass  # uvicorn has stopped serving (and its workers); what this command started is next
     finally:
+        # A second Ctrl-C or SIGTERM must not cut the shutdown short and orphan the chain;
+        # LocalChain.stop kills the chain if it does not stop in time.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         node.stop()
     return 0
 

@@ -3,7 +3,7 @@
     LedgerError
      +-- ConfigError          settings that cannot work (bad URL, missing directory)
      +-- ToolchainError       the compiler or a chain process could not be used
-     +-- ChainUnavailable     the JSON-RPC endpoint does not answer
+     +-- ChainUnavailable     the JSON-RPC endpoint does not answer (its URL shown redacted)
      +-- DeploymentError      recorded contracts are missing or differ from the build
      +-- ContractRevert       a contract call reverted; keeps the decoded custom error
      +-- MeterError           meter-registry input that cannot be sent (bad key, unknown meter)
@@ -23,6 +23,8 @@ Each carries a stable machine-readable `code`, which the HTTP layer returns to c
 from __future__ import annotations
 
 from typing import Any
+
+from ledger.redaction import redact_text, redact_url
 
 
 class LedgerError(Exception):
@@ -44,13 +46,17 @@ class ToolchainError(LedgerError):
 
 
 class ChainUnavailable(LedgerError):
-    """The chain's JSON-RPC endpoint does not answer."""
+    """The chain's JSON-RPC endpoint does not answer.
+
+    The message reaches HTTP clients (503 bodies) and logs, so the URL's credentials are
+    redacted, in the URL and wherever the transport's reason quotes them.
+    """
 
     code = "chain_unavailable"
 
     def __init__(self, *, rpc_url: str, reason: str) -> None:
-        self.rpc_url = rpc_url
-        super().__init__(f"chain at {rpc_url} is unreachable: {reason}")
+        self.rpc_url = redact_url(rpc_url)
+        super().__init__(f"chain at {self.rpc_url} is unreachable: {redact_text(reason, rpc_url)}")
 
 
 class DeploymentError(LedgerError):

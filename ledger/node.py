@@ -2,7 +2,8 @@
 
 `LedgerNode.start()` is what `ledger serve` and `ledger deploy` build on: it starts a managed
 Ganache/Anvil when no RPC URL is configured, connects, deploys or re-uses the contracts, and opens
-the database.
+the database. Its Chain sends under the database's transaction sender lock (ledger/txsender.py),
+which every worker, anchorer, `ledger` command and gateway on the same database shares.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from ledger.errors import ChainUnavailable, ToolchainError
 from ledger.ingest import ChainKeySource, Ingestor, KeyCache
 from ledger.market import Market
 from ledger.meters import MeterAdmin
+from ledger.redaction import redact_url
 from ledger.settings import Settings
 from ledger.store import Store
+from ledger.txsender import sender_lock_for
 
 
 @dataclass
@@ -66,7 +69,9 @@ class LedgerNode:
     @classmethod
     def start(cls, settings: Settings, *, force_deploy: bool = False) -> LedgerNode:
         """Starts or reaches the chain, deploys if needed, and opens the store."""
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # 0700 when created here: the database and chain data are for this user only. An
+        # existing directory keeps the mode its owner gave it.
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         local_chain = None
         rpc_url = settings.rpc_url
         if rpc_url is None and not port_is_free("127.0.0.1", settings.chain_port):
@@ -87,10 +92,15 @@ class LedgerNode:
                 db_path=settings.data_dir / "chain" / settings.chain,
                 log_path=settings.data_dir / f"{settings.chain}.log",
             )
-            local_chain.start()
+            try:
+                local_chain.start()
+            except BaseException:  # e.g. SIGTERM while waiting for it to answer
+                local_chain.stop()
+                raise
             rpc_url = local_chain.rpc_url
+        sender_lock = sender_lock_for(settings)
         try:
-            chain = connect(rpc_url, settings.operator_key)
+            chain = connect(rpc_url, settings.signing_key, sender_lock=sender_lock)
             deployment = ensure_deployed(
                 chain,
                 settings.data_dir,
@@ -104,6 +114,7 @@ class LedgerNode:
             )
             store = Store.open(settings)
         except BaseException:
+            sender_lock.close()
             if local_chain is not None:
                 local_chain.stop()
             raise
@@ -123,7 +134,8 @@ class LedgerNode:
             "status": "ok",
             "chain": {
                 "chain_id": self.chain.chain_id,
-                "rpc_url": self.chain.rpc_url,
+                # Shown to anyone who can reach /healthz: without the URL's credentials.
+                "rpc_url": redact_url(self.chain.rpc_url),
                 "latest_block": latest,
                 "managed": (
                     self.local_chain.kind if self.local_chain else self.chain_started_by_parent
@@ -142,5 +154,6 @@ class LedgerNode:
         """Stops the anchorer, closes the store and stops a managed chain."""
         self.anchorer.stop()
         self.store.close()
+        self.chain.sender_lock.close()
         if self.local_chain is not None:
             self.local_chain.stop()

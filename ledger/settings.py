@@ -8,11 +8,19 @@ does the small part we need with plain pydantic: one model, one prefix, validate
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ledger.errors import ConfigError
 
@@ -23,6 +31,9 @@ ENV_PREFIX = "LEDGER_"
 # (Ganache and Anvil) are started with. Never use it on a chain that holds real value.
 DEV_OPERATOR_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
+# A secp256k1 private key is a number in [1, n-1], n the order of the curve's group.
+_SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_HEX_KEY = re.compile(r"(0x)?[0-9a-fA-F]{64}")
 
 
 class Settings(BaseModel):
@@ -43,9 +54,13 @@ class Settings(BaseModel):
     database_url: str | None = Field(
         default=None, description="sqlite:///path or postgresql://...; default data_dir/ledger.db"
     )
-    operator_key: str = Field(
-        default=DEV_OPERATOR_KEY,
-        description="Private key that deploys, registers meters and anchors (hex).",
+    # Operator key (issue 9, item 7): the development key only ever signs on a chain the
+    # gateway started itself; against LEDGER_RPC_URL the key must be given.
+    operator_key: str | None = Field(
+        default=None,
+        description="Private key that deploys, registers meters and anchors (64 hex digits, "
+        "0x optional). Required when rpc_url is set; unset: the development key of the "
+        "managed local chain.",
     )
     max_batch: int = Field(
         default=5000, ge=1, description="Most readings one POST /v1/readings may carry."
@@ -128,12 +143,41 @@ class Settings(BaseModel):
             )
             raise ConfigError(f"invalid settings: {problems}") from error
 
+    @field_validator("operator_key")
+    @classmethod
+    def _operator_key_is_a_private_key(cls, key: str | None) -> str | None:
+        # The message never repeats the value: it is a secret, and it reaches logs.
+        if key is None:
+            return None
+        if not _HEX_KEY.fullmatch(key.strip()):
+            raise ValueError(
+                "not a private key: expected 64 hex digits (32 bytes), optionally after 0x"
+            )
+        if not 0 < int(key.strip().removeprefix("0x"), 16) < _SECP256K1_ORDER:
+            raise ValueError("not a private key: out of the secp256k1 range")
+        return key.strip()
+
+    @model_validator(mode="after")
+    def _operator_key_given_for_external_chain(self) -> Settings:
+        if self.rpc_url is not None and self.operator_key is None:
+            raise ValueError(
+                "LEDGER_OPERATOR_KEY must be set when LEDGER_RPC_URL is: the development key is "
+                "public and only signs on the chain the gateway starts itself"
+            )
+        return self
+
     @model_validator(mode="after")
     def _boundary_window_within_slot(self) -> Settings:
         # The EnergyMarket refuses this too; saying it here names the variable.
         if self.market_boundary_window_s > self.market_slot_s:
             raise ValueError("LEDGER_MARKET_BOUNDARY_WINDOW_S must not exceed LEDGER_MARKET_SLOT_S")
         return self
+
+    @property
+    def signing_key(self) -> str:
+        """The operator's private key: LEDGER_OPERATOR_KEY, or on a managed chain (no rpc_url)
+        the development key that chain is started with."""
+        return self.operator_key if self.operator_key is not None else DEV_OPERATOR_KEY
 
     @property
     def worker_count(self) -> int:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 from ledger.errors import ConfigError, LedgerError
+from ledger.redaction import redact_url
 from ledger.settings import Settings
 
 SCHEMA_VERSION = 4
@@ -487,7 +488,10 @@ class _SQLiteBackend:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Created 0600 here, not by SQLite (0644 under the usual umask): readings and the lock
+        # files are for this user only. SQLite gives the -wal and -shm files the database's mode.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -495,7 +499,7 @@ class _SQLiteBackend:
         # Another process (a second gateway, the CLI) may hold the write lock briefly.
         self._db.execute("PRAGMA busy_timeout=10000")
         self._write_lock = os.open(
-            path.with_name(path.name + ".write-lock"), os.O_RDWR | os.O_CREAT, 0o644
+            path.with_name(path.name + ".write-lock"), os.O_RDWR | os.O_CREAT, 0o600
         )
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
@@ -685,12 +689,8 @@ class _PostgresBackend:
 
 
 def _redacted(url: str) -> str:
-    """The URL without its password."""
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not at or ":" not in credentials:
-        return url
-    return f"{scheme}{sep}{credentials.split(':', 1)[0]}:***@{host}"
+    """The URL without its credentials (one redactor for every URL: ledger/redaction.py)."""
+    return redact_url(url)
 
 
 class AnchorLease:
@@ -717,7 +717,7 @@ class AnchorLease:
             return True
         self.release()
         if isinstance(self._location, Path):
-            fd = os.open(self._location, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self._location, os.O_RDWR | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -19,7 +19,7 @@ from ledger.settings import Settings
 def main() -> None:
     settings = Settings.from_env()
     endpoint = web3.provider.endpoint_uri  # the node brownie started or connected to
-    chain = connect(endpoint, settings.operator_key)
+    chain = connect(endpoint, settings.signing_key)
     deployment = ensure_deployed(chain, settings.data_dir)
     print(
         json.dumps(

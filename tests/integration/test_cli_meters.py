@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ledger.chain import Chain, LocalChain, free_port
 from ledger.meters import MAX_VALID_FROM_AHEAD_S, KeyAlgorithm, encode_public_key, generate_key
+from ledger.settings import DEV_OPERATOR_KEY
 from tests.fixtures.chain import advance_time, dev_account, latest_time
 from tests.fixtures.ed25519_vectors import IDENTITY_KEY
 from tests.fixtures.gateway import LEDGER_BIN, write_public_pem
@@ -32,7 +33,11 @@ def ledger_json(env: dict[str, str], *args: str) -> Any:
 
 def cli_env(ganache: LocalChain, data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
-    env.update(LEDGER_RPC_URL=ganache.rpc_url, LEDGER_DATA_DIR=str(data_dir))
+    env.update(
+        LEDGER_RPC_URL=ganache.rpc_url,
+        LEDGER_OPERATOR_KEY=DEV_OPERATOR_KEY,
+        LEDGER_DATA_DIR=str(data_dir),
+    )
     return env
 
 
@@ -91,7 +96,11 @@ def test_register_with_a_bad_owner_fails_with_a_clear_error(
 
 def test_unreachable_chain_is_reported_without_a_traceback(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
-    env.update(LEDGER_RPC_URL=f"http://127.0.0.1:{free_port()}", LEDGER_DATA_DIR=str(tmp_path))
+    env.update(
+        LEDGER_RPC_URL=f"http://127.0.0.1:{free_port()}",
+        LEDGER_OPERATOR_KEY=DEV_OPERATOR_KEY,
+        LEDGER_DATA_DIR=str(tmp_path),
+    )
     result = run_ledger(env, "meter", "show", "MTR-X")
     assert result.returncode == 1
     assert result.stderr.startswith("error [chain_unavailable]")

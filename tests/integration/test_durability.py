@@ -224,6 +224,7 @@ def test_no_acknowledged_reading_is_lost_or_anchored_twice_across_20_sigkills(
         "ganache",
         ganache.port,
         LEDGER_RPC_URL=ganache.rpc_url,
+        LEDGER_OPERATOR_KEY=DEV_OPERATOR_KEY,
         LEDGER_DATABASE_URL=database_url_for_gateway,
         LEDGER_ANCHOR_INTERVAL_S="0.3",
         LEDGER_ANCHOR_MAX_READINGS="400",
@@ -246,7 +247,10 @@ def test_no_acknowledged_reading_is_lost_or_anchored_twice_across_20_sigkills(
                 handle.restarts += 1
 
     settings = Settings(
-        rpc_url=ganache.rpc_url, data_dir=data_dir, database_url=database_url_for_gateway
+        rpc_url=ganache.rpc_url,
+        operator_key=DEV_OPERATOR_KEY,
+        data_dir=data_dir,
+        database_url=database_url_for_gateway,
     )
     try:
         sender, summary = ingest_while(
@@ -289,6 +293,7 @@ def test_ingestion_continues_through_a_chain_outage_and_anchoring_resumes(
         "ganache",
         own_ganache.port,
         LEDGER_RPC_URL=own_ganache.rpc_url,
+        LEDGER_OPERATOR_KEY=DEV_OPERATOR_KEY,
         LEDGER_ANCHOR_INTERVAL_S="0.3",
     )
     handle = GatewayHandle(start_gateway(env, tmp_path / "gateway.log"))
@@ -301,7 +306,12 @@ def test_ingestion_continues_through_a_chain_outage_and_anchoring_resumes(
         outage["during"] = httpx.get(f"{handle.base_url}/healthz", timeout=10)
         own_ganache.start()
 
-    settings = Settings(rpc_url=own_ganache.rpc_url, data_dir=data_dir, database_url=database_url)
+    settings = Settings(
+        rpc_url=own_ganache.rpc_url,
+        operator_key=DEV_OPERATOR_KEY,
+        data_dir=data_dir,
+        database_url=database_url,
+    )
     try:
         sender, summary = ingest_while(
             settings, handle, stop_and_restart_the_chain, meters=8, duration="36h", speed=3600

@@ -78,6 +78,7 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Day]:
             "ganache",
             free_port(),
             LEDGER_RPC_URL=node.rpc_url,
+            LEDGER_OPERATOR_KEY=DEV_OPERATOR_KEY,
             LEDGER_ANCHOR_INTERVAL_S="0.5",
         )
         gateway = start_gateway(env, tmp / "gateway.log")

@@ -54,6 +54,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MarketStack]:
         "ganache",
         node.port,
         LEDGER_RPC_URL=node.rpc_url,
+        LEDGER_OPERATOR_KEY=DEV_OPERATOR_KEY,
         LEDGER_ANCHOR_INTERVAL_S="0.2",
         LEDGER_RELAY_QUOTA_PER_HOUR=str(RELAY_QUOTA),
     )
