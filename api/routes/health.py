@@ -15,7 +15,13 @@ router = APIRouter(tags=["health"])
 @router.get(
     "/healthz",
     response_model=HealthPublic,
-    responses={503: {"model": ErrorPublic, "description": "chain unreachable"}},
+    responses={
+        503: {
+            "model": ErrorPublic,
+            "description": "chain unreachable (`chain_unavailable`) or database unreachable "
+            "(`store_unavailable`, with Retry-After)",
+        }
+    },
 )
 def healthz(node: NodeDep) -> dict[str, Any]:
     """Chain id, latest block, contract addresses, database status and the anchorer's state

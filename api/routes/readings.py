@@ -29,7 +29,11 @@ router = APIRouter(tags=["readings"])
     responses={
         413: {"model": ErrorPublic, "description": "more readings than LEDGER_MAX_BATCH"},
         422: {"model": ErrorPublic, "description": "malformed JSON or fields"},
-        503: {"model": ErrorPublic, "description": "chain unreachable; nothing was stored"},
+        503: {
+            "model": ErrorPublic,
+            "description": "chain unreachable (`chain_unavailable`), or database unreachable "
+            "(`store_unavailable`, with Retry-After); nothing was acknowledged: send it again",
+        },
     },
 )
 def post_readings(body: Annotated[ReadingsRequestIn, Body()], node: NodeDep) -> dict[str, Any]:
@@ -64,6 +68,10 @@ def _submission(item: ReadingIn | OcmfReadingIn) -> Submission | OcmfSubmission:
     responses={
         404: {"model": ErrorPublic, "description": "no reading stored under (meter, seq)"},
         422: {"model": ErrorPublic, "description": "malformed meter id or seq"},
+        503: {
+            "model": ErrorPublic,
+            "description": "database unreachable (`store_unavailable`, with Retry-After)",
+        },
     },
 )
 def get_reading(
