@@ -1,13 +1,15 @@
 """Maps every LedgerError to one HTTP status and a stable machine-readable code.
 
 Clients get `{"error": {"code": ..., "message": ...}}` and never a stack trace. Request bodies and
-parameters that fail validation get `invalid_request` with the field errors; refusals by the HTTP
-layer itself (authorisation) are `ApiError`s that carry their own code.
+parameters that fail validation, and bodies that are not JSON at all, get `invalid_request` with
+the field errors; refusals by the HTTP layer itself (authorisation) are `ApiError`s that carry
+their own code, and a body over the size limit is `request_too_large` (`api/limits.py`).
 """
 
 from __future__ import annotations
 
 import re
+import sys
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -115,8 +117,35 @@ def _validation_error(_: Request, error: Exception) -> JSONResponse:
     )
 
 
+def _unparsable_json(error: StarletteHTTPException) -> str | None:
+    """Why FastAPI could not parse the request body as JSON, or None for any other refusal.
+
+    FastAPI turns a JSON syntax error into a validation error itself, but any other failure of
+    `json.loads` (bytes that are not UTF-8, nesting deeper than the parser's recursion limit, an
+    integer of more than 4300 digits) into a bare 400 "There was an error parsing the body"
+    raised from the parser's exception. Those are malformed requests like the others.
+    """
+    if isinstance(error, ApiError) or error.status_code != 400:
+        return None
+    cause = error.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        return f"the body is not UTF-8: {cause.reason} at byte {cause.start}"
+    if isinstance(cause, RecursionError):
+        return "the JSON is nested too deeply"
+    if isinstance(cause, ValueError):
+        return f"an integer has more than {sys.get_int_max_str_digits()} digits"
+    return None
+
+
 def _http_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
+    reason = _unparsable_json(error)
+    if reason is not None:
+        details = [{"type": "json_invalid", "loc": ["body"], "msg": reason}]
+        return JSONResponse(
+            error_body("invalid_request", "the request is malformed", details=details),
+            status_code=422,
+        )
     if isinstance(error, ApiError):
         code = error.code
     else:

@@ -16,6 +16,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
+from api.limits import BodySizeLimit
 from api.routes import health, market, meters, readings
 from ledger.node import LedgerNode
 from ledger.settings import Settings
@@ -43,6 +44,8 @@ def create_app(
     )
     app.state.node = node
     install_error_handlers(app)
+    # Outermost but for Starlette's error middleware: no route sees a body over the limit.
+    app.add_middleware(BodySizeLimit, max_bytes=node.settings.body_limit_bytes)
     app.include_router(health.router)
     app.include_router(meters.router)
     app.include_router(readings.router)

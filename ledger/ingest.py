@@ -31,6 +31,8 @@ exact payload bytes received, under the key of the reading's time):
     bad_signature           the signature does not verify under that key
     conflicting_reading     another reading with the same (meter, seq) is stored (and the pair
                             is recorded as a meter-integrity event)
+    seq_jump_too_large      the seq is more than `max_seq_jump` above the meter's latest stored
+                            seq, or, for a meter's first reading, not below `FIRST_SEQ_LIMIT`
     register_decreased      a register is lower than the previous stored reading's, or higher
                             than the next one's (a late reading filling a gap)
     timestamp_out_of_order  the time is not after the previous stored reading's, or not before
@@ -38,8 +40,11 @@ exact payload bytes received, under the key of the reading's time):
 
 A reading whose (meter, seq) is already stored with the same canonical bytes is a `duplicate`
 and gets the original receipt (for an OCMF record: the canonical bytes the gateway built from it).
-A seq jump is accepted and the missing range is recorded as a gap for auditors; a late reading
-may fill it when it fits between its stored neighbours.
+A seq jump of at most `max_seq_jump` is accepted and the missing range is recorded as a gap for
+auditors; a late reading may fill it when it fits between its stored neighbours. The bound keeps
+one reading (a meter's counter or key gone wrong) from putting the meter's latest seq out of
+reach: a meter always continues after its highest accepted seq (docs/reading-format.md).
+
 
 The checks that need no database (up to the signature) run first, outside the store's lock; the
 sequence checks and the inserts of a whole request then run in ONE write transaction (BEGIN
@@ -53,6 +58,7 @@ import hashlib
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -97,6 +103,20 @@ from ledger.store import (
 NEGATIVE_CACHE_S = 5.0
 """How long an unknown meter is remembered before the registry is asked again."""
 
+KEY_CACHE_METERS = 100_000
+"""How many registered meters' key histories (and parsed keys) a KeyCache keeps by default."""
+
+UNKNOWN_METERS_CACHED = 10_000
+"""How many unknown meters a KeyCache remembers at once (each for `NEGATIVE_CACHE_S`)."""
+
+MAX_SEQ_JUMP = 100_000
+"""How far above a meter's latest stored seq a reading's seq may be, by default."""
+
+FIRST_SEQ_LIMIT = 2**63
+"""A meter's first stored reading must have a seq below this, so that at least 2^63 seqs are
+left to continue after it (a meter's counter need not start at 0, but must not start at the top
+of the range)."""
+
 # OCMF curves (`cryptography` names) a MeterRegistry key can be on, and the key's algorithm.
 _OCMF_KEY_ALGORITHMS = {"secp256r1": KeyAlgorithm.P256, "secp256k1": KeyAlgorithm.SECP256K1}
 
@@ -132,6 +152,7 @@ class Rejection(StrEnum):
     KEY_REVOKED = "key_revoked"
     BAD_SIGNATURE = "bad_signature"
     CONFLICTING_READING = "conflicting_reading"
+    SEQ_JUMP_TOO_LARGE = "seq_jump_too_large"
     REGISTER_DECREASED = "register_decreased"
     TIMESTAMP_OUT_OF_ORDER = "timestamp_out_of_order"
     # OCMF records only: the codes of `ledger.ocmf`'s errors (`OcmfError.code`).
@@ -306,80 +327,166 @@ class KeyHistory:
         return timestamp < self.block.timestamp
 
 
+@dataclass(frozen=True)
+class KeyCacheSize:
+    """How many entries a KeyCache holds (each bounded, see `KeyCache`)."""
+
+    meters: int
+    unknown_meters: int
+    parsed_keys: int
+
+
+_NO_BLOCK = BlockRef(number=-1, timestamp=0)
+"""The block of an unknown meter's answer: none (it is kept only for `negative_ttl_s`)."""
+
+
 class KeyCache:
     """Meter key histories, read from a `KeySource` only when they may be out of date.
 
     A cached history is used as is for a reading time it covers (see `KeyHistory.covers`). For a
     later time it is refreshed, at most once per meter per request (`refreshed`): first the
     latest block is read, and if no block was mined since the history was read, the history is
-    still current and is kept; otherwise it is read again. An unknown meter is remembered for
-    `negative_ttl_s` seconds.
+    still current and is kept; otherwise it is read again.
+
+    A meter that is not cached costs one registry read and no block read: its history is tied to
+    the newest block this cache read before, which the history is at least as new as (only the
+    first meter a cache meets needs a block read). An unknown meter is remembered for
+    `negative_ttl_s` seconds, so it costs at most one chain call per `negative_ttl_s`.
+
+    Every part is bounded: at most `max_meters` histories and as many parsed keys, the least
+    recently used evicted first; at most `max_unknown` unknown meters, the oldest evicted first.
+    Unknown meters are kept apart, so a flood of made-up meter ids never evicts a registered
+    meter's history (it can only make an unknown meter be asked again sooner).
     """
 
     def __init__(
         self,
         source: KeySource,
         *,
+        max_meters: int = KEY_CACHE_METERS,
+        max_unknown: int = UNKNOWN_METERS_CACHED,
         negative_ttl_s: float = NEGATIVE_CACHE_S,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._source = source
+        self._max_meters = max_meters
+        self._max_unknown = max_unknown
         self._negative_ttl_s = negative_ttl_s
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        self._histories: dict[bytes, KeyHistory] = {}
-        self._parsed: dict[tuple[KeyAlgorithm, bytes], MeterPublicKey] = {}
+        # Registered meters, least recently used first.
+        self._histories: OrderedDict[bytes, KeyHistory] = OrderedDict()
+        # Unknown meters and when the registry said so, oldest first.
+        self._unknown: OrderedDict[bytes, float] = OrderedDict()
+        self._parsed: OrderedDict[tuple[KeyAlgorithm, bytes], MeterPublicKey] = OrderedDict()
+        # The newest block read so far: every history read after it is at least as new.
+        self._seen_block: BlockRef | None = None
+
+    @property
+    def size(self) -> KeyCacheSize:
+        """How many entries each part of the cache holds now."""
+        with self._lock:
+            return KeyCacheSize(len(self._histories), len(self._unknown), len(self._parsed))
 
     def history(self, meter_id: bytes, timestamp: int, refreshed: set[bytes]) -> KeyHistory:
         """The meter's key history, fresh enough for a reading at `timestamp`."""
         with self._lock:
             cached = self._histories.get(meter_id)
-        if cached is not None:
-            if cached.epochs is None:
-                if self._monotonic() - cached.read_at < self._negative_ttl_s:
-                    return cached
-            elif cached.covers(timestamp) or meter_id in refreshed:
-                return cached
+            if cached is not None:
+                self._histories.move_to_end(meter_id)
+                unknown_since = None
+            else:
+                unknown_since = self._unknown.get(meter_id)
+        if cached is None:
+            if unknown_since is not None:
+                if self._monotonic() - unknown_since < self._negative_ttl_s:
+                    return KeyHistory(None, _NO_BLOCK, unknown_since)
+            return self._first_read(meter_id, refreshed)
+        if cached.covers(timestamp) or meter_id in refreshed:
+            return cached
         try:
-            block = self._source.latest_block()
+            block = self._latest_block()
         except ChainUnavailable:
-            if cached is not None and cached.epochs is not None:
-                # Chain outage: keep accepting against the last history read. While the chain is
-                # down no rotation or revocation can be made on it either.
-                return cached
-            raise
-        if cached is not None and cached.epochs is not None and block.number == cached.block.number:
+            # Chain outage: keep accepting against the last history read. While the chain is
+            # down no rotation or revocation can be made on it either.
+            return cached
+        if block.number == cached.block.number:
             # Nothing was mined since: the history is still the registry's current state.
             fresh = replace(cached, block=block, read_at=self._monotonic())
         else:
             # The block is read first, so the history is at least as new as it.
             fresh = KeyHistory(self._source.key_history(meter_id), block, self._monotonic())
         refreshed.add(meter_id)
-        with self._lock:
-            # Concurrent requests may refresh the same meter: keep the newest read.
-            current = self._histories.get(meter_id)
-            if current is None or current.block.number <= fresh.block.number:
-                self._histories[meter_id] = fresh
-        return fresh
+        return self._remember(meter_id, fresh)
 
     def public_key(self, epoch: KeyEpochView) -> MeterPublicKey:
-        """The epoch's key as a `cryptography` object, parsed once per key.
+        """The epoch's key as a `cryptography` object, parsed once per key while it is cached.
 
         Parsing a registry point costs about a tenth of a signature check; a meter signs every
         reading of an epoch with the same key. Keyed by the key itself, so an entry can never be
-        stale; there are as many as keys in the cached histories. A key that does not parse is
-        not cached: it raises every time.
+        stale; at most `max_meters` are kept, the least recently used evicted first. A key that
+        does not parse is not cached: it raises every time.
 
         Raises:
             MeterError: The registry's key is not valid for its algorithm.
         """
         cache_key = (epoch.algorithm, epoch.public_key)
-        key = self._parsed.get(cache_key)
-        if key is None:
-            key = decode_public_key(epoch.algorithm, epoch.public_key)
-            # A single dict store is atomic; two threads parsing the same key store equal objects.
+        with self._lock:
+            key = self._parsed.get(cache_key)
+            if key is not None:
+                self._parsed.move_to_end(cache_key)
+                return key
+        # Parsed outside the lock; two threads parsing the same key store equal objects.
+        key = decode_public_key(epoch.algorithm, epoch.public_key)
+        with self._lock:
             self._parsed[cache_key] = key
+            while len(self._parsed) > self._max_meters:
+                self._parsed.popitem(last=False)
         return key
+
+    def _first_read(self, meter_id: bytes, refreshed: set[bytes]) -> KeyHistory:
+        """Reads a meter that is not cached, or whose `unknown` answer expired."""
+        with self._lock:
+            block = self._seen_block
+        if block is None:
+            # Once in the cache's life: no block was read yet to tie the history to.
+            block = self._latest_block()
+        # Read after `block`, so the history is at least as new as it.
+        epochs = self._source.key_history(meter_id)
+        fresh = KeyHistory(epochs, block, self._monotonic())
+        if epochs is not None:
+            refreshed.add(meter_id)
+        return self._remember(meter_id, fresh)
+
+    def _latest_block(self) -> BlockRef:
+        block = self._source.latest_block()
+        with self._lock:
+            if self._seen_block is None or self._seen_block.number < block.number:
+                self._seen_block = block
+        return block
+
+    def _remember(self, meter_id: bytes, fresh: KeyHistory) -> KeyHistory:
+        """Caches a history just read (or that the meter is unknown), within the bounds."""
+        with self._lock:
+            if fresh.epochs is None:
+                self._unknown[meter_id] = fresh.read_at
+                self._unknown.move_to_end(meter_id)
+                # Oldest first: drop those expired, and the oldest beyond the bound.
+                while self._unknown and (
+                    len(self._unknown) > self._max_unknown
+                    or fresh.read_at - next(iter(self._unknown.values())) >= self._negative_ttl_s
+                ):
+                    self._unknown.popitem(last=False)
+                return fresh
+            self._unknown.pop(meter_id, None)
+            current = self._histories.get(meter_id)
+            # Concurrent requests may refresh the same meter: keep the newest read.
+            if current is None or current.block.number <= fresh.block.number:
+                self._histories[meter_id] = fresh
+            self._histories.move_to_end(meter_id)
+            while len(self._histories) > self._max_meters:
+                self._histories.popitem(last=False)
+            return fresh
 
 
 class ChainKeySource:
@@ -474,6 +581,7 @@ class Ingestor:
         chain_id: int,
         max_batch: int,
         clock_skew_s: int,
+        max_seq_jump: int = MAX_SEQ_JUMP,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
@@ -481,6 +589,7 @@ class Ingestor:
         self.chain_id = chain_id
         self.max_batch = max_batch
         self.clock_skew_s = clock_skew_s
+        self.max_seq_jump = max_seq_jump
         self._clock = clock
 
     def submit(self, submissions: Sequence[Submission | OcmfSubmission]) -> list[IngestResult]:
@@ -690,6 +799,10 @@ class Ingestor:
         # reading takes the longer way.
         latest = writer.latest(reading.meter_id)
         in_order = latest is None or latest.seq < reading.seq
+        if in_order:
+            jump = _seq_jump_problem(reading, latest, self.max_seq_jump)
+            if jump is not None:
+                return result(Outcome.REJECTED, Rejection.SEQ_JUMP_TOO_LARGE, jump)
         existing = None if in_order else writer.reading(reading.meter_id, reading.seq)
         if existing is not None:
             # Identity is (meter, seq) and the content is the canonical bytes. The same bytes with
@@ -784,6 +897,28 @@ def _ocmf_rejection(error: OcmfError) -> Rejection:
         return Rejection(error.code)
     except ValueError:
         return Rejection.OCMF_MALFORMED
+
+
+def _seq_jump_problem(reading: Reading, latest: Neighbour | None, max_jump: int) -> str | None:
+    """Why the seq of a reading above every stored one of its meter is too far up, or None.
+
+    Unbounded, one reading at seq 2^64-1 (a counter gone wrong, or a stolen key) would leave no
+    seq above it: every later reading of the meter would be refused. Bounded, the meter always
+    has room to continue after its highest accepted seq.
+    """
+    if latest is None:
+        if reading.seq < FIRST_SEQ_LIMIT:
+            return None
+        return (
+            f"seq {reading.seq} is not below 2^63: a meter's first reading must leave room "
+            "for the readings after it"
+        )
+    if reading.seq - latest.seq <= max_jump:
+        return None
+    return (
+        f"seq {reading.seq} is {reading.seq - latest.seq} above the meter's latest stored seq "
+        f"{latest.seq} (at most {max_jump} allowed); continue from seq {latest.seq + 1}"
+    )
 
 
 def _neighbour_problem(

@@ -43,10 +43,14 @@ class LedgerNode:
         # One key cache per node, shared by every request.
         self.ingestor = Ingestor(
             self.store,
-            KeyCache(ChainKeySource(self.chain, self.deployment)),
+            KeyCache(
+                ChainKeySource(self.chain, self.deployment),
+                max_meters=self.settings.key_cache_meters,
+            ),
             chain_id=self.chain.chain_id,
             max_batch=self.settings.max_batch,
             clock_skew_s=self.settings.clock_skew_s,
+            max_seq_jump=self.settings.max_seq_jump,
         )
         self.anchorer = Anchorer(
             self.store,

@@ -31,6 +31,11 @@ ENV_PREFIX = "LEDGER_"
 # (Ganache and Anvil) are started with. Never use it on a chain that holds real value.
 DEV_OPERATOR_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
+
+BODY_BYTES_PER_READING = 4096
+"""Request-body room per reading of a batch: a native reading at its schema's longest (meter id
+66, canonical 2048 and signature 512 characters) is about 2.7 KB of JSON, and a one-reading OCMF
+record about 1 KB. Longer OCMF records (up to 16 KiB each) fit in smaller batches."""
 # A secp256k1 private key is a number in [1, n-1], n the order of the curve's group.
 _SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _HEX_KEY = re.compile(r"(0x)?[0-9a-fA-F]{64}")
@@ -67,6 +72,27 @@ class Settings(BaseModel):
     )
     clock_skew_s: int = Field(
         default=300, ge=0, description="How far ahead of the gateway clock a reading may be (s)."
+    )
+    # Input bounds of the gateway (issue 9, items 5 and 8; docs/reading-format.md "Limits").
+    max_seq_jump: int = Field(
+        default=100_000,
+        ge=1,
+        lt=2**64,
+        description="Most a reading's seq may be above its meter's latest stored seq; further "
+        "is refused as seq_jump_too_large, so one bad reading cannot use up a meter's seqs.",
+    )
+    max_body_bytes: int | None = Field(
+        default=None,
+        ge=1,
+        description="Largest request body, in bytes; a larger one is refused with 413 "
+        "request_too_large before it is parsed. Unset: LEDGER_MAX_BATCH x 4096 (20,480,000 "
+        "for 5000), room for a full batch of native readings at their longest.",
+    )
+    key_cache_meters: int = Field(
+        default=100_000,
+        ge=1,
+        description="Meters whose key histories (and parsed keys) each gateway process keeps in "
+        "memory, least recently used evicted first.",
     )
     anchor_enabled: bool = Field(
         default=True, description="Run the background anchorer (false: readings stay pending)."
@@ -189,6 +215,13 @@ class Settings(BaseModel):
         if self.workers is not None:
             return self.workers
         return max(1, min(os.cpu_count() or 1, 4))
+
+    @property
+    def body_limit_bytes(self) -> int:
+        """The largest request body accepted: `max_body_bytes`, or room for `max_batch` readings."""
+        if self.max_body_bytes is not None:
+            return self.max_body_bytes
+        return self.max_batch * BODY_BYTES_PER_READING
 
     @property
     def sqlite_path(self) -> Path | None:

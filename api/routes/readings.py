@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path
+from fastapi import APIRouter, Body, Depends, Path, Request
 
 from api.deps import NodeDep
 from api.routes.meters import MeterIdPath
@@ -17,9 +17,32 @@ from api.schemas import (
     ReadingsRequestIn,
     StoredReadingPublic,
 )
-from ledger.ingest import OcmfSubmission, Outcome, Submission, stored_reading_dict
+from ledger.ingest import (
+    BatchTooLarge,
+    OcmfSubmission,
+    Outcome,
+    Submission,
+    stored_reading_dict,
+)
 
 router = APIRouter(tags=["readings"])
+
+
+async def refuse_oversized_batch(request: Request, node: NodeDep) -> None:
+    """Refuses a batch of more than max_batch readings before any of them is validated.
+
+    FastAPI parses the JSON body, then runs the route's dependencies, then validates the body
+    against the schema: validating 100,000 small items costs seconds and the errors of each
+    would fill the answer. Counting them here costs nothing (the parsed body is cached on the
+    request). A body that is not JSON is left to the validation's own error.
+    """
+    try:
+        parsed = await request.json()
+    except (ValueError, RecursionError):
+        return
+    readings = parsed.get("readings") if isinstance(parsed, dict) else None
+    if isinstance(readings, list) and len(readings) > node.ingestor.max_batch:
+        raise BatchTooLarge(len(readings), node.ingestor.max_batch)
 
 
 @router.post(
@@ -27,7 +50,11 @@ router = APIRouter(tags=["readings"])
     status_code=202,
     response_model=ReadingResultsPublic,
     responses={
-        413: {"model": ErrorPublic, "description": "more readings than LEDGER_MAX_BATCH"},
+        413: {
+            "model": ErrorPublic,
+            "description": "more readings than LEDGER_MAX_BATCH (batch_too_large), or a body "
+            "over LEDGER_MAX_BODY_BYTES (request_too_large)",
+        },
         422: {"model": ErrorPublic, "description": "malformed JSON or fields"},
         503: {
             "model": ErrorPublic,
@@ -35,6 +62,7 @@ router = APIRouter(tags=["readings"])
             "(`store_unavailable`, with Retry-After); nothing was acknowledged: send it again",
         },
     },
+    dependencies=[Depends(refuse_oversized_batch)],
 )
 def post_readings(body: Annotated[ReadingsRequestIn, Body()], node: NodeDep) -> dict[str, Any]:
     """Checks and stores one reading or a batch; one result per reading, in order.

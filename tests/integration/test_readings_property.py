@@ -70,6 +70,10 @@ MAX_STEP_WH = 1_000_000
 START_SPREAD_S = 2 * DAY
 HISTORY_S = START_SPREAD_S + MAX_STEPS * MAX_DT_S
 FUTURE_MARGIN_S = 60
+# The documented seq rules: a meter's first reading has a seq below 2^63, and a later one is at
+# most LEDGER_MAX_SEQ_JUMP (default 100,000) above the meter's latest stored seq.
+FIRST_SEQ_LIMIT = 2**63
+MAX_SEQ_JUMP = 100_000
 
 ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
 
@@ -229,6 +233,10 @@ class LedgerModel:
             (row.fields for row in self.rows.values() if row.fields.meter_id == fields.meter_id),
             key=lambda f: f.seq,
         )
+        if not same_meter and fields.seq >= FIRST_SEQ_LIMIT:
+            return rejected("seq_jump_too_large")
+        if same_meter and fields.seq > same_meter[-1].seq + MAX_SEQ_JUMP:
+            return rejected("seq_jump_too_large")
         before = next((f for f in reversed(same_meter) if f.seq < fields.seq), None)
         after = next((f for f in same_meter if f.seq > fields.seq), None)
         if before is not None:
@@ -361,7 +369,7 @@ STEPS = st.builds(
 )
 STARTS = st.builds(
     Start,
-    seq=st.integers(0, UINT64_MAX - MAX_STEPS),
+    seq=st.integers(0, FIRST_SEQ_LIMIT - 1 - MAX_STEPS),
     offset_s=st.integers(0, START_SPREAD_S),
     import_wh=st.integers(0, UINT64_MAX - MAX_STEPS * MAX_STEP_WH),
     export_wh=st.integers(0, UINT64_MAX - MAX_STEPS * MAX_STEP_WH),
