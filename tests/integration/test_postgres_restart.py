@@ -20,7 +20,7 @@ import pytest
 from ledger.anchor import Anchorer, AnchorState
 from ledger.chain import Chain, LocalChain
 from ledger.deployment import Deployment, ensure_deployed
-from ledger.settings import Settings
+from ledger.settings import DEV_OPERATOR_KEY, Settings
 from ledger.store import BatchStatus, Store, StoreUnavailable
 from tests.fixtures.gateway import ledger_env, start_gateway
 from tests.fixtures.postgres import PostgresServer
@@ -176,6 +176,8 @@ def test_no_acknowledged_reading_is_lost_when_postgresql_restarts_during_ingesti
         "ganache",
         ganache.port,
         LEDGER_RPC_URL=ganache.rpc_url,
+        # A chain the gateway did not start: its operator key is named explicitly.
+        LEDGER_OPERATOR_KEY=DEV_OPERATOR_KEY,
         LEDGER_DATABASE_URL=database_url,
         LEDGER_ANCHOR_INTERVAL_S="0.3",
         LEDGER_WORKERS="2",
@@ -199,7 +201,12 @@ def test_no_acknowledged_reading_is_lost_when_postgresql_restarts_during_ingesti
         finally:
             own_postgres_server.start()
 
-    settings = Settings(rpc_url=ganache.rpc_url, data_dir=data_dir, database_url=database_url)
+    settings = Settings(
+        rpc_url=ganache.rpc_url,
+        operator_key=DEV_OPERATOR_KEY,
+        data_dir=data_dir,
+        database_url=database_url,
+    )
     try:
         _, summary = ingest_while(
             settings, handle, restart_postgres, meters=8, duration="12h", speed=3600, sender=sender
