@@ -141,6 +141,8 @@ contract EnergyMarket is IEnergyMarket, EIP712, Nonces, ReentrancyGuard {
         _checkTakeSignature(offerId, buyerMeter, quantityWh, buyer, deadline, signature);
         uint128 escrow;
         (tradeId, escrow) = _recordTake(offerId, buyerMeter, quantityWh, buyer);
+        // `buyer` signed this take (EIP-712, its nonce used up above): only its own units move.
+        // slither-disable-next-line arbitrary-send-erc20
         settlementToken.safeTransferFrom(buyer, address(this), escrow);
     }
 
@@ -158,6 +160,8 @@ contract EnergyMarket is IEnergyMarket, EIP712, Nonces, ReentrancyGuard {
         uint128 escrow;
         (tradeId, escrow) = _recordTake(offerId, buyerMeter, quantityWh, buyer);
         _usePermit(buyer, permit, escrow);
+        // `buyer` signed this take (EIP-712, its nonce used up above): only its own units move.
+        // slither-disable-next-line arbitrary-send-erc20
         settlementToken.safeTransferFrom(buyer, address(this), escrow);
     }
 
@@ -359,6 +363,8 @@ contract EnergyMarket is IEnergyMarket, EIP712, Nonces, ReentrancyGuard {
             buyer, address(this), permit.value, permit.deadline, permit.v, permit.r, permit.s
         ) {} catch (bytes memory reason) {
             if (settlementToken.allowance(buyer, address(this)) < escrow) {
+                // Re-raises the token's custom error as it came, so callers see its name.
+                // slither-disable-next-line assembly
                 assembly ("memory-safe") {
                     revert(add(reason, 0x20), mload(reason))
                 }
