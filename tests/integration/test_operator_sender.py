@@ -25,11 +25,13 @@ from ledger.chain import free_port
 from ledger.market_client import GatewayError, MarketClient
 from ledger.meters import KeyAlgorithm, MeterPrivateKey, encode_public_key, generate_key
 from ledger.readings import Reading, sign_reading
+from ledger.txsender import PostgresSenderLock, advisory_key
 from tests.fixtures.gateway import Gateway, ledger_env, start_gateway
 
 TOKEN = "registrar-secret-for-the-sender-test"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SLOT = 3600
+PRICE = 250_000  # millionths of the currency per kWh: 0.25
 SELLERS = 25
 NEW_METERS = 25  # with the sellers' offers: 50 operator transactions requested at once
 NONCE_ERRORS = ("nonce", "underpriced", "can't be replaced", "already known")
@@ -105,7 +107,9 @@ def post_readings_until(
 def offer(client: MarketClient, seller: Seller, slot_start: int) -> tuple[int, str]:
     """Relays one signed offer; (HTTP status, body or error)."""
     try:
-        created = client.offer(seller.account, seller.meter, 1000, 250, slot_start, slot_start - 60)
+        created = client.offer(
+            seller.account, seller.meter, 1000, PRICE, slot_start, slot_start - 60
+        )
     except GatewayError as error:
         return error.status, str(error)
     return 201, str(created)
@@ -160,3 +164,20 @@ def test_concurrent_registrations_and_relays_on_two_workers_while_anchoring_get_
         assert shown.status_code == 200, shown.text
     log = gateway.log().lower()
     assert [e for e in NONCE_ERRORS if e in log] == []
+
+
+def test_a_held_postgres_sender_lock_excludes_another_gateways_sender(postgres_url: str) -> None:
+    import psycopg
+
+    operator = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+    probe = "SELECT pg_try_advisory_lock(%s)"
+    lock = PostgresSenderLock(postgres_url)
+    with psycopg.connect(postgres_url, autocommit=True) as other_gateway:
+        try:
+            with lock.hold(operator):
+                while_held = other_gateway.execute(probe, (advisory_key(operator),)).fetchone()
+            after = other_gateway.execute(probe, (advisory_key(operator),)).fetchone()
+        finally:
+            lock.close()
+
+    assert (while_held, after) == ((False,), (True,))
