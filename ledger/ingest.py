@@ -45,7 +45,6 @@ auditors; a late reading may fill it when it fits between its stored neighbours.
 one reading (a meter's counter or key gone wrong) from putting the meter's latest seq out of
 reach: a meter always continues after its highest accepted seq (docs/reading-format.md).
 
-
 The checks that need no database (up to the signature) run first, outside the store's lock; the
 sequence checks and the inserts of a whole request then run in ONE write transaction (BEGIN
 IMMEDIATE ... COMMIT), which is committed before the caller answers 202: acknowledged == durable.
@@ -102,6 +101,11 @@ from ledger.store import (
 
 NEGATIVE_CACHE_S = 5.0
 """How long an unknown meter is remembered before the registry is asked again."""
+
+REVOCATION_POLL_S = 5.0
+"""How often a KeyCache asks the chain for revocations made elsewhere (another worker or gateway,
+or a registrar calling the contract directly): a revocation from a past compromise time changes
+what a cached history says about times it already covered."""
 
 KEY_CACHE_METERS = 100_000
 """How many registered meters' key histories (and parsed keys) a KeyCache keeps by default."""
@@ -296,6 +300,14 @@ class BlockRef:
     timestamp: int
 
 
+class RevocationFeed(Protocol):
+    """Which meters had a key revoked in a range of blocks (the MeterRegistry's events)."""
+
+    def revoked_meters(self, from_block: int, to_block: int) -> set[bytes]:
+        """Ids of the meters with a `MeterKeyRevoked` event in blocks from_block..to_block."""
+        ...
+
+
 class KeySource(Protocol):
     """Where meter key histories come from (the MeterRegistry; a fake in unit tests)."""
 
@@ -325,6 +337,9 @@ class KeyHistory:
         same-second blocks), and a change in it can take effect at exactly that second.
         """
         return timestamp < self.block.timestamp
+        # A revocation from a past compromise time (`revokeKeyCompromisedSince`) is the one
+        # change that reaches below `block.timestamp`: KeyCache drops the histories it touches
+        # (`KeyCache.forget`, and its poll of the registry's revocation events).
 
 
 @dataclass(frozen=True)
@@ -357,6 +372,12 @@ class KeyCache:
     recently used evicted first; at most `max_unknown` unknown meters, the oldest evicted first.
     Unknown meters are kept apart, so a flood of made-up meter ids never evicts a registered
     meter's history (it can only make an unknown meter be asked again sooner).
+
+    Revocations from a past compromise time invalidate what a history covers. The gateway that
+    sends one drops the meter's history at once (`forget`); with a `revocations` feed, every
+    cache also asks the chain for the meters revoked since its last look, at most once per
+    `revocation_poll_s`, when a reading is checked, and drops theirs too. So a revocation made
+    elsewhere takes effect here within `revocation_poll_s` of being mined.
     """
 
     def __init__(
@@ -366,9 +387,20 @@ class KeyCache:
         max_meters: int = KEY_CACHE_METERS,
         max_unknown: int = UNKNOWN_METERS_CACHED,
         negative_ttl_s: float = NEGATIVE_CACHE_S,
+        revocations: RevocationFeed | None = None,
+        revocation_poll_s: float = REVOCATION_POLL_S,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._source = source
+        self._revocations = revocations
+        self._revocation_poll_s = revocation_poll_s
+        # The last block whose revocations are known here (None until the first block read:
+        # every history is read after that block, so revocations up to it are in them).
+        self._revocations_block: int | None = None
+        self._revocations_polled_at: float | None = None
+        # Meters just revoked -> the block a history must be read at (or after) to be cached:
+        # a read that started before the revocation must not be cached after `forget`.
+        self._stale_below: OrderedDict[bytes, int] = OrderedDict()
         self._max_meters = max_meters
         self._max_unknown = max_unknown
         self._negative_ttl_s = negative_ttl_s
@@ -390,6 +422,7 @@ class KeyCache:
 
     def history(self, meter_id: bytes, timestamp: int, refreshed: set[bytes]) -> KeyHistory:
         """The meter's key history, fresh enough for a reading at `timestamp`."""
+        self._poll_revocations()
         with self._lock:
             cached = self._histories.get(meter_id)
             if cached is not None:
@@ -444,6 +477,57 @@ class KeyCache:
                 self._parsed.popitem(last=False)
         return key
 
+    def forget(self, meter_id: bytes) -> None:
+        """Drops the meter's cached history, after a change that may reach into the past (a
+        revocation from a compromise time): its next reading reads the registry again.
+
+        Call it once the change is mined. The latest block is read first, so a history read
+        before the change (by a request in flight) is never cached after this.
+        """
+        try:
+            block: BlockRef | None = self._latest_block()
+        except ChainUnavailable:
+            block = None
+        with self._lock:
+            self._histories.pop(meter_id, None)
+            if block is not None:
+                self._mark_stale(meter_id, block.number)
+
+    def _poll_revocations(self) -> None:
+        """Forgets the meters revoked since the last poll, if `revocation_poll_s` has passed."""
+        if self._revocations is None:
+            return
+        now = self._monotonic()
+        with self._lock:
+            due = (
+                self._revocations_polled_at is None
+                or now - self._revocations_polled_at >= self._revocation_poll_s
+            )
+            if not due or self._revocations_block is None:
+                return  # nothing cached yet (no block read), or polled recently
+            self._revocations_polled_at = now  # one thread polls, the others go on
+            since = self._revocations_block
+        try:
+            block = self._latest_block()
+            if block.number <= since:
+                return  # no block mined since the last poll
+            revoked = self._revocations.revoked_meters(since + 1, block.number)
+        except ChainUnavailable:
+            return  # tried again after the next interval
+        with self._lock:
+            for meter_id in revoked:
+                self._histories.pop(meter_id, None)
+                self._mark_stale(meter_id, block.number)
+            self._revocations_block = max(self._revocations_block or 0, block.number)
+
+    def _mark_stale(self, meter_id: bytes, block_number: int) -> None:
+        # Under the lock. An entry lives until the meter's next read; bounded like the rest (an
+        # evicted one only matters to a read already in flight when the revocation was mined).
+        self._stale_below[meter_id] = block_number
+        self._stale_below.move_to_end(meter_id)
+        while len(self._stale_below) > self._max_meters:
+            self._stale_below.popitem(last=False)
+
     def _first_read(self, meter_id: bytes, refreshed: set[bytes]) -> KeyHistory:
         """Reads a meter that is not cached, or whose `unknown` answer expired."""
         with self._lock:
@@ -463,6 +547,9 @@ class KeyCache:
         with self._lock:
             if self._seen_block is None or self._seen_block.number < block.number:
                 self._seen_block = block
+            if self._revocations_block is None:
+                self._revocations_block = block.number
+                self._revocations_polled_at = self._monotonic()
         return block
 
     def _remember(self, meter_id: bytes, fresh: KeyHistory) -> KeyHistory:
@@ -479,6 +566,11 @@ class KeyCache:
                     self._unknown.popitem(last=False)
                 return fresh
             self._unknown.pop(meter_id, None)
+            stale_below = self._stale_below.get(meter_id)
+            if stale_below is not None:
+                if fresh.block.number < stale_below:
+                    return fresh  # read before a revocation: used once, never cached
+                del self._stale_below[meter_id]
             current = self._histories.get(meter_id)
             # Concurrent requests may refresh the same meter: keep the newest read.
             if current is None or current.block.number <= fresh.block.number:
@@ -495,6 +587,18 @@ class ChainKeySource:
     def __init__(self, chain: Chain, deployment: Deployment) -> None:
         self._chain = chain
         self._admin = MeterAdmin(chain, deployment)
+        self._registry = deployment.meter_registry
+
+    def revoked_meters(self, from_block: int, to_block: int) -> set[bytes]:
+        if from_block > to_block:
+            return set()
+        try:
+            logs = self._registry.events.MeterKeyRevoked().get_logs(
+                from_block=from_block, to_block=to_block
+            )
+        except Exception as error:  # noqa: BLE001 - any transport failure means unreachable
+            raise ChainUnavailable(rpc_url=self._chain.rpc_url, reason=str(error)) from error
+        return {bytes(log["args"]["meterId"]) for log in logs}
 
     def latest_block(self) -> BlockRef:
         try:

@@ -35,18 +35,24 @@ class LedgerNode:
     local_chain: LocalChain | None = None
     # In a worker process: the kind of chain the parent `ledger serve` started (for /healthz).
     chain_started_by_parent: str | None = None
+    # The key cache the ingestor checks readings with (the revoke route updates it at once).
+    keys: KeyCache = field(init=False)
     ingestor: Ingestor = field(init=False)
     anchorer: Anchorer = field(init=False)
     proofs: ProofService = field(init=False)
 
     def __post_init__(self) -> None:
         # One key cache per node, shared by every request.
+        key_source = ChainKeySource(self.chain, self.deployment)
+        self.keys = KeyCache(
+            key_source,
+            max_meters=self.settings.key_cache_meters,
+            revocations=key_source,
+            revocation_poll_s=self.settings.key_revocation_poll_s,
+        )
         self.ingestor = Ingestor(
             self.store,
-            KeyCache(
-                ChainKeySource(self.chain, self.deployment),
-                max_meters=self.settings.key_cache_meters,
-            ),
+            self.keys,
             chain_id=self.chain.chain_id,
             max_batch=self.settings.max_batch,
             clock_skew_s=self.settings.clock_skew_s,

@@ -31,14 +31,14 @@ ENV_PREFIX = "LEDGER_"
 # (Ganache and Anvil) are started with. Never use it on a chain that holds real value.
 DEV_OPERATOR_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
+# A secp256k1 private key is a number in [1, n-1], n the order of the curve's group.
+_SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_HEX_KEY = re.compile(r"(0x)?[0-9a-fA-F]{64}")
 
 BODY_BYTES_PER_READING = 4096
 """Request-body room per reading of a batch: a native reading at its schema's longest (meter id
 66, canonical 2048 and signature 512 characters) is about 2.7 KB of JSON, and a one-reading OCMF
 record about 1 KB. Longer OCMF records (up to 16 KiB each) fit in smaller batches."""
-# A secp256k1 private key is a number in [1, n-1], n the order of the curve's group.
-_SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-_HEX_KEY = re.compile(r"(0x)?[0-9a-fA-F]{64}")
 
 
 class Settings(BaseModel):
@@ -93,6 +93,13 @@ class Settings(BaseModel):
         ge=1,
         description="Meters whose key histories (and parsed keys) each gateway process keeps in "
         "memory, least recently used evicted first.",
+    )
+    key_revocation_poll_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often (s) each gateway process asks the chain for key revocations made "
+        "elsewhere (another worker or gateway): a revocation from a past compromise time takes "
+        "effect there within this long; the process that sends it applies it at once.",
     )
     anchor_enabled: bool = Field(
         default=True, description="Run the background anchorer (false: readings stay pending)."
