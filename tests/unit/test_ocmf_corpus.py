@@ -158,7 +158,7 @@ def test_corpus_folder_is_present() -> None:
 
 
 def test_the_corpus_is_carried_inside_the_repository_so_a_plain_clone_runs_it() -> None:
-    # A clone with nothing beside it must pass: the corpus may not be read from ../shared.
+    # A clone with nothing beside it must pass: the corpus is read from inside the repository.
     assert corpus_dir().resolve().is_relative_to(Path(PROJECT_ROOT).resolve())
     tracked = subprocess.run(
         ["git", "ls-files", "--", str(corpus_dir())],
