@@ -60,9 +60,7 @@ def render_contract(artifact: ContractArtifact) -> str:
     lines = [f"### {artifact.name}", ""]
     if notices.get(""):
         lines += [_cell(notices[""]), ""]
-    functions = sorted(
-        (e for e in artifact.abi if e["type"] == "function"), key=lambda e: signature(e)
-    )
+    functions = sorted((e for e in artifact.abi if e["type"] == "function"), key=signature)
     lines += [
         "| function | selector | kind | returns | notice |",
         "|---|---|---|---|---|",
@@ -75,23 +73,19 @@ def render_contract(artifact: ContractArtifact) -> str:
             f"| `{entry['name']}({_parameters(entry['inputs'])})` | `{selector}` "
             f"| {entry['stateMutability']} | `{returns}` | {_cell(notices.get(sig, ''))} |"
         )
-    events = sorted((e for e in artifact.abi if e["type"] == "event"), key=lambda e: signature(e))
-    if events:
-        lines += ["", "| event | topic 0 | notice |", "|---|---|---|"]
-        for entry in events:
+    # An event is found by its whole keccak256 (topic 0), an error by the first 4 bytes (selector).
+    for kind, heading, digest_bytes in (("event", "topic 0", 32), ("error", "selector", 4)):
+        entries = sorted((e for e in artifact.abi if e["type"] == kind), key=signature)
+        if not entries:
+            continue
+        title = "event" if kind == "event" else "custom error"
+        lines += ["", f"| {title} | {heading} | notice |", "|---|---|---|"]
+        for entry in entries:
             sig = signature(entry)
+            shown = _parameters(entry["inputs"], indexed=kind == "event")
             lines.append(
-                f"| `{entry['name']}({_parameters(entry['inputs'], indexed=True)})` "
-                f"| `0x{keccak(text=sig).hex()}` | {_cell(notices.get(sig, ''))} |"
-            )
-    errors = sorted((e for e in artifact.abi if e["type"] == "error"), key=lambda e: signature(e))
-    if errors:
-        lines += ["", "| custom error | selector | notice |", "|---|---|---|"]
-        for entry in errors:
-            sig = signature(entry)
-            lines.append(
-                f"| `{entry['name']}({_parameters(entry['inputs'])})` "
-                f"| `0x{keccak(text=sig)[:4].hex()}` | {_cell(notices.get(sig, ''))} |"
+                f"| `{entry['name']}({shown})` "
+                f"| `0x{keccak(text=sig)[:digest_bytes].hex()}` | {_cell(notices.get(sig, ''))} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -30,13 +30,6 @@ METER = b"METER-ANCHOR-01".ljust(32, b"\x00")
 FIRST_TS = 1_700_000_000
 
 
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = Store(store_location(database_url))
-    yield opened
-    opened.close()
-
-
 _started: list[Anchorer] = []
 
 

@@ -26,7 +26,6 @@ from ledger.merkle import verify as verify_proof
 from ledger.settings import DEV_OPERATOR_KEY
 from ledger.store import BatchStatus, Store, StoredReading
 from tests.fixtures.gateway import ledger_env, start_gateway
-from tests.fixtures.postgres import store_location
 from tests.integration.test_anchoring import FIRST_TS, add_readings, chain_last
 from tests.integration.test_readings_http import METER, post, register_meter, signed
 
@@ -49,13 +48,6 @@ def anvil_chain(anvil: LocalChain) -> Chain:
 @pytest.fixture
 def anvil_deployment(anvil_chain: Chain, tmp_path: Path) -> Deployment:
     return ensure_deployed(anvil_chain, tmp_path)
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = Store(store_location(database_url))
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import hashlib
 import itertools
 import re
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -116,14 +115,6 @@ def meter_key(registry: FakeRegistry) -> MeterPrivateKey:
     key = generate_key(KeyAlgorithm.P256)
     registry.register(METER_ID, key)
     return key
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    """The ingestion rules hold on both backends: every test runs on SQLite and PostgreSQL."""
-    opened = Store(store_location(database_url))
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ real store (SQLite and PostgreSQL) and an in-memory key registry (the fake of te
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -26,7 +25,6 @@ from ledger.meters import KeyAlgorithm, generate_key, meter_id_bytes
 from ledger.ocmf import OcmfUnmappable, StatusFlag, ledger_values, parse_ocmf
 from ledger.readings import Reading, reading_leaf, sign_reading
 from ledger.store import Store
-from tests.fixtures.postgres import store_location
 from tests.unit.test_ingest import CHAIN_ID, NOW, Clock, FakeRegistry
 
 SERIAL = "1EBZ0300099001"  # the meter serial `MS`, which is the meter's registered id
@@ -45,13 +43,6 @@ def meter_key(registry: FakeRegistry) -> ec.EllipticCurvePrivateKey:
     key = ec.generate_private_key(ec.SECP256R1())
     registry.register(METER_ID, key)
     return key
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = Store(store_location(database_url))
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

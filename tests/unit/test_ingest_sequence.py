@@ -4,7 +4,7 @@ which code wins when two checks of a native reading fail (docs/reading-format.md
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,7 +23,6 @@ from ledger.ingest import (
 from ledger.meters import KeyAlgorithm, MeterPrivateKey, generate_key, meter_id_bytes
 from ledger.readings import Reading
 from ledger.store import Store
-from tests.fixtures.postgres import store_location
 from tests.unit.test_ingest import (
     CHAIN_ID,
     METER_ID,
@@ -48,13 +47,6 @@ def meter_key(registry: FakeRegistry) -> MeterPrivateKey:
     key = generate_key(KeyAlgorithm.P256)
     registry.register(METER_ID, key)
     return key
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = Store(store_location(database_url))
-    yield opened
-    opened.close()
 
 
 @pytest.fixture
