@@ -26,9 +26,9 @@ from ledger.errors import (
     MeterError,
     ToolchainError,
 )
-from ledger.ingest import BatchTooLarge, ReadingNotFound
-from ledger.market import EvidenceUnavailable, InvalidOrderSignature
-from ledger.store import StoreUnavailable
+from ledger.market.service import EvidenceUnavailable, InvalidOrderSignature
+from ledger.readings.ingest import BatchTooLarge, ReadingNotFound
+from ledger.store.backend import StoreUnavailable
 
 # Custom errors that mean "no such thing", so they are 404 rather than 409.
 _NOT_FOUND_REVERTS = {

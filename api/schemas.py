@@ -254,7 +254,7 @@ _ALGORITHM_DESCRIPTION = (
     "the key's algorithm; must match the key when the key says it (PEM, DER); a SEC1 point "
     "without it is read as p256, a 32-byte key as ed25519; raw x||y needs it"
 )
-_LATEST_UTC_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z (ledger.meters.LATEST_UTC_TIME)
+_LATEST_UTC_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z (ledger.meters.registry.LATEST_UTC_TIME)
 
 
 class MeterRegisterIn(BaseModel):

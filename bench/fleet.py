@@ -1,6 +1,6 @@
 """Pre-signed readings: a simulated fleet, signed in worker processes before anything is timed.
 
-The readings are the simulator's (`ledger.simulate.make_fleet` and `generate`, no faults), so
+The readings are the simulator's (`ledger.sim.fleet.make_fleet` and `generate`, no faults), so
 each meter sends seq 1, 2, 3, ... at increasing past timestamps with non-decreasing registers.
 `generate` draws each meter's energy from its own random stream (seed, meter id, start), so
 signing disjoint groups of meters in separate processes gives exactly the readings one process
@@ -18,8 +18,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ledger.meters import KeyAlgorithm, private_key_pem
-from ledger.simulate import FaultRates, FleetMeter, MeterKind, MeterState, generate, make_fleet
+from ledger.meters.registry import KeyAlgorithm, private_key_pem
+from ledger.sim.fleet import FaultRates, FleetMeter, MeterKind, MeterState, generate, make_fleet
 
 
 @dataclass(frozen=True)

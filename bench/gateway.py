@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from ledger.chain import free_port
+from ledger.chain.client import free_port
 
 LEDGER_BIN = Path(sys.executable).parent / "ledger"
 CHAIN_COMMANDS = ("ganache", "anvil")

@@ -1,8 +1,9 @@
 """On-chain figures: registering the fleet, one transaction per reading, one anchor per batch.
 
 Everything here talks to the gateway's own Ganache with the operator key, through the same code
-the gateway uses (`ledger.chain.Chain.transact`, `ledger.meters.MeterAdmin`). Anchors sent here
-take the next batch ids of ReadingLedger, so they run only while the gateway's anchorer is off.
+the gateway uses (`ledger.chain.client.Chain.transact`,
+`ledger.meters.registry.MeterAdmin`). Anchors sent here take the next batch ids of
+ReadingLedger, so they run only while the gateway's anchorer is off.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ledger.chain import Chain, connect
-from ledger.deployment import Deployment, ensure_deployed
-from ledger.merkle import MerkleTree
-from ledger.meters import MeterAdmin
-from ledger.readings import decode, reading_leaf
+from ledger.anchoring.merkle import MerkleTree
+from ledger.chain.client import Chain, connect
+from ledger.chain.deployment import Deployment, ensure_deployed
+from ledger.meters.registry import MeterAdmin
+from ledger.readings.native import decode, reading_leaf
 from ledger.settings import DEV_OPERATOR_KEY
-from ledger.simulate import FleetMeter
+from ledger.sim.fleet import FleetMeter
 
 
 @dataclass(frozen=True)

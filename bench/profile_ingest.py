@@ -30,7 +30,14 @@ from pydantic import TypeAdapter
 from api.main import create_app
 from api.schemas import ReadingResultsPublic, ReadingsRequestIn
 from bench.fleet import SignedFleet, body
-from ledger.ingest import (
+from ledger.meters.registry import (
+    KeyAlgorithm,
+    KeyEpochView,
+    decode_public_key,
+    encode_public_key,
+    meter_id_bytes,
+)
+from ledger.readings.ingest import (
     BlockRef,
     Ingestor,
     IngestResult,
@@ -40,16 +47,9 @@ from ledger.ingest import (
     _hex,
     _Verified,
 )
-from ledger.meters import (
-    KeyAlgorithm,
-    KeyEpochView,
-    decode_public_key,
-    encode_public_key,
-    meter_id_bytes,
-)
-from ledger.readings import decode, reading_leaf, verify_reading_signature, verify_signature
+from ledger.readings.native import decode, reading_leaf, verify_reading_signature, verify_signature
 from ledger.settings import Settings
-from ledger.store import Store
+from ledger.store.backend import Store
 
 INTERVAL_S = 60
 

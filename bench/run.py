@@ -38,8 +38,13 @@ from bench.fleet import SignedFleet, decode_object
 from bench.gateway import BenchError, Gateway, start_gateway
 from bench.load import LoadResult, batches, flat_out, paced, post_all
 from bench.onchain import Onchain
-from ledger.meters import KeyAlgorithm, MeterPublicKey, decode_public_key, encode_public_key
-from ledger.readings import verify_signature
+from ledger.meters.registry import (
+    KeyAlgorithm,
+    MeterPublicKey,
+    decode_public_key,
+    encode_public_key,
+)
+from ledger.readings.native import verify_signature
 from ledger.settings import Settings
 
 INTERVAL_S = 60

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ledger.chain import Chain, LocalChain, connect
-from ledger.compiler import compile_contracts
-from ledger.deployment import Deployment, ensure_deployed
+from ledger.chain.client import Chain, LocalChain, connect
+from ledger.chain.compiler import compile_contracts
+from ledger.chain.deployment import Deployment, ensure_deployed
 from ledger.errors import (
     ChainUnavailable,
     ConfigError,
@@ -14,7 +14,7 @@ from ledger.errors import (
     MeterError,
     ToolchainError,
 )
-from ledger.meters import KeyAlgorithm, MeterAdmin, MeterView
+from ledger.meters.registry import KeyAlgorithm, MeterAdmin, MeterView
 from ledger.node import LedgerNode
 from ledger.settings import Settings
 

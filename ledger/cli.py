@@ -27,8 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.errors import LedgerError, MeterError, ToolchainError
-from ledger.ingest import stored_reading_dict
-from ledger.meters import (
+from ledger.meters.registry import (
     KeyAlgorithm,
     MeterPublicKey,
     encode_public_key,
@@ -38,6 +37,7 @@ from ledger.meters import (
     suspect_readings,
 )
 from ledger.node import LedgerNode
+from ledger.readings.ingest import stored_reading_dict
 from ledger.settings import Settings
 
 
@@ -91,7 +91,7 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.main import PARENT_CHAIN_ENV, create_app
-    from ledger.chain import port_is_free
+    from ledger.chain.client import port_is_free
 
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
@@ -218,7 +218,7 @@ def _cmd_meter(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
-    from ledger import simulate
+    from ledger.sim import fleet as simulate
 
     config = simulate.SimulationConfig(
         meters=args.meters,
@@ -242,7 +242,7 @@ def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_market(settings: Settings, args: argparse.Namespace) -> int:
-    from ledger.market_client import MarketClient, load_account
+    from ledger.market.client import MarketClient, load_account
 
     if args.market_command == "mint":
         return _mint(settings, args.address, args.amount)
@@ -443,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_market_day(_: Settings, args: argparse.Namespace) -> int:
-    from ledger import market_day
+    from ledger.sim import market_day as market_day
 
     summary = market_day.run_local_day(
         day=args.day or market_day.yesterday(),

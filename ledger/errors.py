@@ -7,15 +7,15 @@
      +-- DeploymentError      recorded contracts are missing or differ from the build
      +-- ContractRevert       a contract call reverted; keeps the decoded custom error
      +-- MeterError           meter-registry input that cannot be sent (bad key, unknown meter)
-     +-- ReadingFormatError   not a canonical native reading          (ledger/readings.py)
-     +-- ReadingSignatureError  a reading's signature does not verify (ledger/readings.py)
-     +-- MerkleError          a tree cannot be built or queried        (ledger/merkle.py)
-     +-- BatchTooLarge        a submission holds more readings than allowed (ledger/ingest.py)
-     +-- ReadingNotFound      no stored reading with that meter and seq (ledger/ingest.py)
-     +-- StoreError           the database refused an operation       (ledger/store.py)
+     +-- ReadingFormatError   not a canonical native reading          (ledger/readings/native.py)
+     +-- ReadingSignatureError  a reading's signature does not verify (ledger/readings/native.py)
+     +-- MerkleError          a tree cannot be built or queried        (ledger/anchoring/merkle.py)
+     +-- BatchTooLarge        a submission holds too many readings  (ledger/readings/ingest.py)
+     +-- ReadingNotFound      no stored reading with that meter and seq (ledger/readings/ingest.py)
+     +-- StoreError           the database refused an operation       (ledger/store/backend.py)
      |    +-- StoreUnavailable  the database does not answer (503, Retry-After)
      +-- OcmfError            OCMF input: malformed, bad value, unsupported curve or algorithm,
-                              bad key, bad signature                   (ledger/ocmf.py)
+                              bad key, bad signature                   (ledger/readings/ocmf.py)
 
 Each carries a stable machine-readable `code`, which the HTTP layer returns to clients.
 """

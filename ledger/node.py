@@ -2,8 +2,9 @@
 
 `LedgerNode.start()` is what `ledger serve` and `ledger deploy` build on: it starts a managed
 Ganache/Anvil when no RPC URL is configured, connects, deploys or re-uses the contracts, and opens
-the database. Its Chain sends under the database's transaction sender lock (ledger/txsender.py),
-which every worker, anchorer, `ledger` command and gateway on the same database shares.
+the database. Its Chain sends under the database's transaction sender lock
+(ledger/chain/txsender.py), which every worker, anchorer, `ledger` command and gateway on
+the same database shares.
 """
 
 from __future__ import annotations
@@ -11,17 +12,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.anchor import Anchorer, AnchorState, ProofService
-from ledger.chain import Chain, LocalChain, answers_rpc, connect, port_is_free
-from ledger.deployment import Deployment, MarketParameters, ensure_deployed
+from ledger.anchoring.anchorer import Anchorer, AnchorState, ProofService
+from ledger.chain.client import Chain, LocalChain, answers_rpc, connect, port_is_free
+from ledger.chain.deployment import Deployment, MarketParameters, ensure_deployed
+from ledger.chain.txsender import sender_lock_for
 from ledger.errors import ChainUnavailable, ToolchainError
-from ledger.ingest import ChainKeySource, Ingestor, KeyCache
-from ledger.market import Market
-from ledger.meters import MeterAdmin
+from ledger.market.service import Market
+from ledger.meters.registry import MeterAdmin
+from ledger.readings.ingest import ChainKeySource, Ingestor, KeyCache
 from ledger.redaction import redact_url
 from ledger.settings import Settings
-from ledger.store import Store
-from ledger.txsender import sender_lock_for
+from ledger.store.backend import Store
 
 
 @dataclass

@@ -11,8 +11,8 @@ import json
 
 from brownie import web3
 
-from ledger.chain import connect
-from ledger.deployment import ensure_deployed
+from ledger.chain.client import connect
+from ledger.chain.deployment import ensure_deployed
 from ledger.settings import Settings
 
 

@@ -35,7 +35,7 @@ from api.schemas import (
     TradeListPublic,
     TradePublic,
 )
-from ledger.market import (
+from ledger.market.service import (
     OFFER_FIELDS,
     PERMIT_FIELDS,
     TAKE_FIELDS,
@@ -49,7 +49,7 @@ from ledger.market import (
     TradeView,
     tx_hash_hex,
 )
-from ledger.meters import meter_id_bytes, meter_id_text
+from ledger.meters.registry import meter_id_bytes, meter_id_text
 from ledger.node import LedgerNode
 
 router = APIRouter(tags=["market"])

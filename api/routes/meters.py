@@ -27,8 +27,7 @@ from api.schemas import (
     SuspectReadingsPublic,
 )
 from ledger.errors import ChainUnavailable, MeterError
-from ledger.ingest import stored_reading_dict
-from ledger.meters import (
+from ledger.meters.registry import (
     MeterAdmin,
     MeterView,
     meter_id_bytes,
@@ -36,7 +35,8 @@ from ledger.meters import (
     suspect_readings,
 )
 from ledger.node import LedgerNode
-from ledger.store import StoredReading
+from ledger.readings.ingest import stored_reading_dict
+from ledger.store.backend import StoredReading
 
 router = APIRouter(prefix="/v1/meters", tags=["meters"])
 

@@ -17,7 +17,7 @@ from api.schemas import (
     ReadingsRequestIn,
     StoredReadingPublic,
 )
-from ledger.ingest import (
+from ledger.readings.ingest import (
     BatchTooLarge,
     OcmfSubmission,
     Outcome,

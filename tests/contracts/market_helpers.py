@@ -1,8 +1,8 @@
 """Building blocks for EnergyMarket tests: meters, money, signed orders, anchored readings.
 
-Readings are built with the reference encoder (`ledger.readings`) and anchored by the operator
-straight into the ReadingLedger (no gateway), so a test controls exactly which readings are on
-chain. Evidence tuples are in the ABI shape of `IEnergyMarket.BoundaryEvidence`.
+Readings are built with the reference encoder (`ledger.readings.native`) and anchored by the
+operator straight into the ReadingLedger (no gateway), so a test controls exactly which readings
+are on chain. Evidence tuples are in the ABI shape of `IEnergyMarket.BoundaryEvidence`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from eth_account.signers.local import LocalAccount
 from web3.contract import Contract
 from web3.logs import DISCARD
 
-from ledger.chain import Chain
-from ledger.deployment import Deployment
-from ledger.market import (
+from ledger.anchoring.merkle import MerkleTree
+from ledger.chain.client import Chain
+from ledger.chain.deployment import Deployment
+from ledger.market.service import (
     MarketDomain,
     OfferTerms,
     offer_typed_data,
@@ -25,8 +26,7 @@ from ledger.market import (
     sign_typed_data,
     take_typed_data,
 )
-from ledger.merkle import MerkleTree
-from ledger.readings import Reading, reading_leaf
+from ledger.readings.native import Reading, reading_leaf
 
 P256 = 0
 # Registration only stores the key: market tests never check a meter signature.

@@ -1,6 +1,6 @@
 """A small Merkle tree for contract tests, hashed exactly as OpenZeppelin `MerkleProof` expects.
 
-Deliberately independent of `ledger.merkle` (and of a different shape for odd levels): the
+Deliberately independent of `ledger.anchoring.merkle` (and of a different shape for odd levels): the
 contract is tested against a second implementation, so a shared mistake cannot hide.
 
 Leaves are `keccak256(bytes.concat(keccak256(abi.encode(...))))`: hashing twice means a 64-byte

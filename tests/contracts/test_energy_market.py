@@ -28,12 +28,18 @@ from web3.contract import Contract
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from ledger.chain import Chain
-from ledger.compiler import ContractArtifact
-from ledger.deployment import Deployment, MarketParameters, ensure_deployed
-from ledger.market import OfferTerms, escrow_for, offer_typed_data, sign_typed_data, take_typed_data
-from ledger.merkle import hash_pair
-from ledger.readings import Reading, reading_leaf
+from ledger.anchoring.merkle import hash_pair
+from ledger.chain.client import Chain
+from ledger.chain.compiler import ContractArtifact
+from ledger.chain.deployment import Deployment, MarketParameters, ensure_deployed
+from ledger.market.service import (
+    OfferTerms,
+    escrow_for,
+    offer_typed_data,
+    sign_typed_data,
+    take_typed_data,
+)
+from ledger.readings.native import Reading, reading_leaf
 from tests.contracts.market_helpers import (
     AnchoredBatch,
     anchor_readings,

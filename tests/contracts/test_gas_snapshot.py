@@ -28,10 +28,11 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from web3.contract.contract import ContractFunction
 
-from ledger.chain import Chain, connect
-from ledger.compiler import PROJECT_ROOT
-from ledger.deployment import Deployment, ensure_deployed
-from ledger.market import (
+from ledger.anchoring.merkle import MerkleTree
+from ledger.chain.client import Chain, connect
+from ledger.chain.compiler import PROJECT_ROOT
+from ledger.chain.deployment import Deployment, ensure_deployed
+from ledger.market.service import (
     MarketDomain,
     OfferTerms,
     PermitSignature,
@@ -41,8 +42,7 @@ from ledger.market import (
     sign_typed_data,
     take_typed_data,
 )
-from ledger.merkle import MerkleTree
-from ledger.readings import Reading, reading_leaf
+from ledger.readings.native import Reading, reading_leaf
 from tests.fixtures.chain import advance_time, latest_time
 
 SNAPSHOT = PROJECT_ROOT / "snapshots" / "gas.json"

@@ -77,16 +77,16 @@ from hypothesis.stateful import (
 from web3.contract import Contract
 from web3.types import TxReceipt
 
-from ledger.chain import GAS_PRICE_WEI, Chain, LocalChain, connect, free_port
-from ledger.compiler import (
+from ledger.chain.client import GAS_PRICE_WEI, Chain, LocalChain, connect, free_port
+from ledger.chain.compiler import (
     CONTRACTS_DIR,
     PROJECT_ROOT,
     read_compiler_settings,
     standard_json_input,
     use_bundled_solc,
 )
-from ledger.deployment import Deployment, MarketParameters, ensure_deployed
-from ledger.readings import Reading
+from ledger.chain.deployment import Deployment, MarketParameters, ensure_deployed
+from ledger.readings.native import Reading
 from ledger.settings import DEV_OPERATOR_KEY
 from tests.contracts.market_helpers import (
     MAX_UINT,

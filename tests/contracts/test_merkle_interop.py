@@ -1,5 +1,6 @@
-"""Trees built by ledger/merkle.py over canonical readings verify on chain with OpenZeppelin's
-`MerkleProof`, through ReadingLedger.verifyReading, for odd and even batch sizes alike.
+"""Trees built by ledger/anchoring/merkle.py over canonical readings verify on chain with
+OpenZeppelin's `MerkleProof`, through ReadingLedger.verifyReading, for odd and even batch sizes
+alike.
 """
 
 from __future__ import annotations
@@ -7,10 +8,10 @@ from __future__ import annotations
 import pytest
 from web3.contract import Contract
 
-from ledger.chain import Chain
-from ledger.deployment import Deployment
-from ledger.merkle import MerkleTree
-from ledger.readings import Reading, reading_leaf
+from ledger.anchoring.merkle import MerkleTree
+from ledger.chain.client import Chain
+from ledger.chain.deployment import Deployment
+from ledger.readings.native import Reading, reading_leaf
 from tests.fixtures.chain import reverts
 
 FIRST_TS = 1_700_000_000

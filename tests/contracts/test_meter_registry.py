@@ -15,8 +15,8 @@ from web3.contract import Contract
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from ledger.chain import Chain
-from ledger.deployment import Deployment
+from ledger.chain.client import Chain
+from ledger.chain.deployment import Deployment
 from tests.fixtures.chain import advance_time, latest_time, reverts
 from tests.fixtures.ed25519_vectors import NON_CANONICAL_KEYS, SMALL_ORDER_KEYS
 
@@ -29,7 +29,7 @@ FUTURE = 100_000
 
 
 def meter_id(serial: str) -> bytes:
-    """A bytes32 meter id: the serial, right-padded (as ledger.meters does)."""
+    """A bytes32 meter id: the serial, right-padded (as ledger.meters.registry does)."""
     return serial.encode().ljust(32, b"\x00")
 
 

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 from web3.contract import Contract
 
-from ledger.chain import Chain
-from ledger.contract_reference import REFERENCE_FILE
-from ledger.deployment import Deployment
+from ledger.chain.client import Chain
+from ledger.chain.deployment import Deployment
+from ledger.chain.reference import REFERENCE_FILE
 from tests.contracts.merkle_helpers import MerkleTree
 from tests.contracts.test_reading_ledger import anchor_tree, readings
 

@@ -14,8 +14,8 @@ from web3.contract import Contract
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from ledger.chain import Chain
-from ledger.deployment import Deployment
+from ledger.chain.client import Chain
+from ledger.chain.deployment import Deployment
 from tests.contracts.merkle_helpers import (
     READING_TYPES,
     MerkleTree,

@@ -1,7 +1,8 @@
 """SettlementToken: six-decimal minor units, minting by MINTER_ROLE only, and ERC-2612 permits.
 
 Permits are signed here with eth_account's EIP-712 encoder from the token's own `eip712Domain()`,
-independently of `ledger.market`, so the contract is checked against a second implementation.
+independently of `ledger.market.service`, so the contract is checked against a second
+implementation.
 """
 
 from __future__ import annotations
@@ -19,15 +20,15 @@ from web3.contract import Contract
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from ledger.chain import Chain
-from ledger.compiler import (
+from ledger.chain.client import Chain
+from ledger.chain.compiler import (
     CONTRACTS_DIR,
     PROJECT_ROOT,
     read_compiler_settings,
     standard_json_input,
     use_bundled_solc,
 )
-from ledger.deployment import Deployment, ensure_deployed, record_path
+from ledger.chain.deployment import Deployment, ensure_deployed, record_path
 from ledger.errors import DeploymentError
 from tests.fixtures.chain import latest_time, reverts
 

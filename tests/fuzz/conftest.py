@@ -25,8 +25,8 @@ from schemathesis import HookContext
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from api.main import create_app
-from ledger.chain import free_port
-from ledger.meters import KeyAlgorithm, generate_key
+from ledger.chain.client import free_port
+from ledger.meters.registry import KeyAlgorithm, generate_key
 from ledger.node import LedgerNode
 from ledger.settings import Settings
 

@@ -17,13 +17,13 @@ import psycopg
 import pytest
 from eth_utils.crypto import keccak
 
-from ledger.anchor import Anchorer, AnchorState, AnchorStuck, ProofService
-from ledger.chain import Chain
-from ledger.deployment import Deployment
-from ledger.merkle import MerkleTree
-from ledger.merkle import verify as verify_proof
-from ledger.readings import Reading, reading_leaf
-from ledger.store import BatchRecord, BatchStatus, Store, StoredReading, utc_now_iso
+from ledger.anchoring.anchorer import Anchorer, AnchorState, AnchorStuck, ProofService
+from ledger.anchoring.merkle import MerkleTree
+from ledger.anchoring.merkle import verify as verify_proof
+from ledger.chain.client import Chain
+from ledger.chain.deployment import Deployment
+from ledger.readings.native import Reading, reading_leaf
+from ledger.store.backend import BatchRecord, BatchStatus, Store, StoredReading, utc_now_iso
 from tests.fixtures.postgres import store_location
 
 METER = b"METER-ANCHOR-01".ljust(32, b"\x00")

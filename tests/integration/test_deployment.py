@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger.chain import Chain
-from ledger.deployment import MarketParameters, ensure_deployed, record_path
+from ledger.chain.client import Chain
+from ledger.chain.deployment import MarketParameters, ensure_deployed, record_path
 from ledger.errors import DeploymentError
 
 

@@ -28,13 +28,13 @@ from typing import Any
 import httpx
 import pytest
 
-from ledger.chain import Chain, LocalChain, connect, free_port
-from ledger.deployment import Deployment, ensure_deployed
-from ledger.merkle import MerkleTree
-from ledger.merkle import verify as verify_proof
-from ledger.meters import meter_id_bytes
+from ledger.anchoring.merkle import MerkleTree
+from ledger.anchoring.merkle import verify as verify_proof
+from ledger.chain.client import Chain, LocalChain, connect, free_port
+from ledger.chain.deployment import Deployment, ensure_deployed
+from ledger.meters.registry import meter_id_bytes
 from ledger.settings import DEV_OPERATOR_KEY, Settings
-from ledger.simulate import (
+from ledger.sim.fleet import (
     HttpSender,
     Planned,
     SimulationConfig,
@@ -42,7 +42,7 @@ from ledger.simulate import (
     parse_duration,
     simulate,
 )
-from ledger.store import BatchStatus, Store
+from ledger.store.backend import BatchStatus, Store
 from tests.fixtures.gateway import Gateway, ledger_env, start_gateway
 from tests.fixtures.postgres import store_location
 

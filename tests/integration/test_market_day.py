@@ -1,13 +1,13 @@
 """A simulated market day on Ganache, audited from the signed readings alone.
 
 20 households (5 with PV) trade a past day through a real `ledger serve` on a Ganache whose clock
-starts before that day (`ledger.market_day.run_market_day`). The audit then recomputes every
+starts before that day (`ledger.sim.market_day.run_market_day`). The audit then recomputes every
 settlement the way an outside auditor would, from the gateway's public reading endpoint and the
 chain, with its own code: each reading's P-256 signature under the key the MeterRegistry holds,
 its leaf and Merkle proof against the root the ReadingLedger holds, the boundary readings by the
 documented rule, each meter's energy per slot, delivery allocated in settlement order with
 per-(meter, slot) accounting, and the money by the documented rounding. Nothing of
-`ledger.market` is used for it.
+`ledger.market.service` is used for it.
 
 A second, smaller day runs through the console command `ledger market-day`, which brings its own
 chain and gateway.
@@ -31,11 +31,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 from eth_abi.abi import decode as abi_decode
 from eth_utils.crypto import keccak
 
-from ledger.chain import Chain, LocalChain, connect, free_port
-from ledger.deployment import Deployment, ensure_deployed
-from ledger.market_day import CHAIN_LEAD_S, day_start_of, run_market_day
-from ledger.merkle import verify
+from ledger.anchoring.merkle import verify
+from ledger.chain.client import Chain, LocalChain, connect, free_port
+from ledger.chain.deployment import Deployment, ensure_deployed
 from ledger.settings import DEV_OPERATOR_KEY
+from ledger.sim.market_day import CHAIN_LEAD_S, day_start_of, run_market_day
 from tests.fixtures.gateway import LEDGER_BIN, ledger_env, start_gateway
 
 pytestmark = pytest.mark.chain

@@ -18,11 +18,11 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from ledger.chain import Chain, LocalChain, connect, free_port
-from ledger.deployment import Deployment, ensure_deployed
-from ledger.market_client import GatewayError, MarketClient
-from ledger.meters import KeyAlgorithm, MeterAdmin, MeterPrivateKey, generate_key
-from ledger.readings import Reading, sign_reading
+from ledger.chain.client import Chain, LocalChain, connect, free_port
+from ledger.chain.deployment import Deployment, ensure_deployed
+from ledger.market.client import GatewayError, MarketClient
+from ledger.meters.registry import KeyAlgorithm, MeterAdmin, MeterPrivateKey, generate_key
+from ledger.readings.native import Reading, sign_reading
 from ledger.settings import DEV_OPERATOR_KEY
 from tests.fixtures.chain import advance_time, latest_time
 from tests.fixtures.gateway import Gateway, ledger_env, start_gateway

@@ -16,9 +16,9 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from ledger.chain import Chain, connect, free_port
-from ledger.deployment import ensure_deployed
-from ledger.meters import (
+from ledger.chain.client import Chain, connect, free_port
+from ledger.chain.deployment import ensure_deployed
+from ledger.meters.registry import (
     MAX_VALID_FROM_AHEAD_S,
     KeyAlgorithm,
     MeterPrivateKey,
@@ -27,7 +27,7 @@ from ledger.meters import (
     meter_id_bytes,
     private_key_pem,
 )
-from ledger.readings import Reading, sign_reading
+from ledger.readings.native import Reading, sign_reading
 from ledger.settings import DEV_OPERATOR_KEY
 from tests.fixtures.chain import dev_account
 from tests.fixtures.ed25519_vectors import SMALL_ORDER_KEYS

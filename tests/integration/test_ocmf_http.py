@@ -12,15 +12,15 @@ import httpx
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ledger.chain import connect
-from ledger.deployment import ensure_deployed
-from ledger.meters import MeterAdmin, meter_id_bytes
-from ledger.ocmf import load_ocmf_public_key, parse_ocmf, signature_method
-from ledger.readings import Reading, reading_leaf, sign_reading
+from ledger.chain.client import connect
+from ledger.chain.deployment import ensure_deployed
+from ledger.meters.registry import MeterAdmin, meter_id_bytes
+from ledger.readings.native import Reading, reading_leaf, sign_reading
+from ledger.readings.ocmf import load_ocmf_public_key, parse_ocmf, signature_method
 from ledger.settings import DEV_OPERATOR_KEY
 from tests.fixtures.chain import dev_account
 from tests.fixtures.gateway import Gateway
-from tests.unit.test_ocmf_corpus import CorpusRecord, load_records
+from tests.unit.readings.test_ocmf_corpus import CorpusRecord, load_records
 
 CHAIN_ID = 1337
 # 2021-01-01T00:00:00Z: the corpus meters' keys are registered as valid from then, before their

@@ -21,11 +21,11 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from ledger.chain import free_port
-from ledger.market_client import GatewayError, MarketClient
-from ledger.meters import KeyAlgorithm, MeterPrivateKey, encode_public_key, generate_key
-from ledger.readings import Reading, sign_reading
-from ledger.txsender import PostgresSenderLock, advisory_key
+from ledger.chain.client import free_port
+from ledger.chain.txsender import PostgresSenderLock, advisory_key
+from ledger.market.client import GatewayError, MarketClient
+from ledger.meters.registry import KeyAlgorithm, MeterPrivateKey, encode_public_key, generate_key
+from ledger.readings.native import Reading, sign_reading
 from tests.fixtures.gateway import Gateway, ledger_env, start_gateway
 
 TOKEN = "registrar-secret-for-the-sender-test"

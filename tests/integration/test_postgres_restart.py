@@ -17,11 +17,11 @@ import httpx
 import psycopg
 import pytest
 
-from ledger.anchor import Anchorer, AnchorState
-from ledger.chain import Chain, LocalChain
-from ledger.deployment import Deployment, ensure_deployed
+from ledger.anchoring.anchorer import Anchorer, AnchorState
+from ledger.chain.client import Chain, LocalChain
+from ledger.chain.deployment import Deployment, ensure_deployed
 from ledger.settings import DEV_OPERATOR_KEY, Settings
-from ledger.store import BatchStatus, Store, StoreUnavailable
+from ledger.store.backend import BatchStatus, Store, StoreUnavailable
 from tests.fixtures.gateway import ledger_env, start_gateway
 from tests.fixtures.postgres import PostgresServer
 from tests.integration.test_anchoring import METER, add_readings, chain_last
@@ -33,8 +33,8 @@ from tests.integration.test_durability import (
     wait_until_everything_is_anchored,
 )
 
-# The anchoring lease's advisory lock key (ledger.store._PG_ANCHOR_LOCK): one bigint key shows
-# in pg_locks as classid 0 and objid = the key.
+# The anchoring lease's advisory lock key (ledger.store.backend._PG_ANCHOR_LOCK): one bigint key
+# shows in pg_locks as classid 0 and objid = the key.
 _ANCHOR_LOCK_KEY = 0x454C_0002
 
 

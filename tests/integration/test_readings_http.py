@@ -8,11 +8,17 @@ from typing import Any
 
 import httpx
 
-from ledger.chain import connect, free_port
-from ledger.deployment import ensure_deployed
-from ledger.merkle import verify as merkle_verify
-from ledger.meters import KeyAlgorithm, MeterAdmin, MeterPrivateKey, generate_key, meter_id_bytes
-from ledger.readings import Reading, reading_leaf, sign_reading
+from ledger.anchoring.merkle import verify as merkle_verify
+from ledger.chain.client import connect, free_port
+from ledger.chain.deployment import ensure_deployed
+from ledger.meters.registry import (
+    KeyAlgorithm,
+    MeterAdmin,
+    MeterPrivateKey,
+    generate_key,
+    meter_id_bytes,
+)
+from ledger.readings.native import Reading, reading_leaf, sign_reading
 from ledger.settings import DEV_OPERATOR_KEY
 from tests.fixtures.chain import dev_account
 from tests.fixtures.gateway import Gateway, ledger_env, start_gateway

@@ -16,8 +16,8 @@ is a shuffled mix of:
 
 `LedgerModel` predicts each result from the documented rules (docs/reading-format.md and the code
 table in README.md), the bytes sent, and the ground truth of who signed which bytes. It parses the
-canonical bytes itself and shares no code with `ledger.ingest`. Per reading the test checks the
-status, the rejection code (a set of codes only where the gateway's clock decides between
+canonical bytes itself and shares no code with `ledger.readings.ingest`. Per reading the test
+checks the status, the rejection code (a set of codes only where the gateway's clock decides between
 `clock_skew` and the next check) and the receipt; after every example, that the database holds
 exactly the model's rows, with no integrity event and no open gap.
 """
@@ -44,13 +44,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.main import create_app
-from ledger.chain import Chain
-from ledger.deployment import Deployment
-from ledger.meters import KeyAlgorithm, MeterAdmin, MeterPrivateKey, generate_key
+from ledger.chain.client import Chain
+from ledger.chain.deployment import Deployment
+from ledger.meters.registry import KeyAlgorithm, MeterAdmin, MeterPrivateKey, generate_key
 from ledger.node import LedgerNode
-from ledger.readings import Reading, sign_reading
+from ledger.readings.native import Reading, sign_reading
 from ledger.settings import Settings
-from ledger.store import Store
+from ledger.store.backend import Store
 
 UINT32_MAX = 2**32 - 1
 UINT64_MAX = 2**64 - 1

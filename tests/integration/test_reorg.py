@@ -19,12 +19,12 @@ import httpx
 import pytest
 from eth_utils.crypto import keccak
 
-from ledger.anchor import Anchorer, ProofService
-from ledger.chain import Chain, LocalChain, connect, free_port
-from ledger.deployment import Deployment, ensure_deployed
-from ledger.merkle import verify as verify_proof
+from ledger.anchoring.anchorer import Anchorer, ProofService
+from ledger.anchoring.merkle import verify as verify_proof
+from ledger.chain.client import Chain, LocalChain, connect, free_port
+from ledger.chain.deployment import Deployment, ensure_deployed
 from ledger.settings import DEV_OPERATOR_KEY
-from ledger.store import BatchStatus, Store, StoredReading
+from ledger.store.backend import BatchStatus, Store, StoredReading
 from tests.fixtures.gateway import ledger_env, start_gateway
 from tests.integration.test_anchoring import FIRST_TS, add_readings, chain_last
 from tests.integration.test_readings_http import METER, post, register_meter, signed

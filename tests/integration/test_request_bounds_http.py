@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from ledger.chain import free_port
+from ledger.chain.client import free_port
 from ledger.settings import BODY_BYTES_PER_READING
 from tests.fixtures.gateway import Gateway, ledger_env, start_gateway
 from tests.integration.test_readings_http import post, register_meter, signed

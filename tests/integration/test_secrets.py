@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ledger.chain import LocalChain, free_port
+from ledger.chain.client import LocalChain, free_port
 from ledger.settings import DEV_OPERATOR_KEY
 from tests.fixtures.gateway import LEDGER_BIN, Gateway, ledger_env, start_gateway
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.chain import free_port, port_is_free
+from ledger.chain.client import free_port, port_is_free
 from tests.fixtures.gateway import ledger_env, start_gateway
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger.chain import free_port
-from ledger.compiler import PROJECT_ROOT, SOLCX_DIR, compile_contracts, read_compiler_settings
+from ledger.chain.client import free_port
+from ledger.chain.compiler import PROJECT_ROOT, SOLCX_DIR, compile_contracts, read_compiler_settings
 from tests.fixtures.gateway import LEDGER_BIN, ledger_env
 
 SOLC = SOLCX_DIR / f"solc-v{read_compiler_settings().solc_version}"

@@ -9,8 +9,8 @@ from web3 import Web3
 from web3.exceptions import ContractCustomError
 
 from api.errors import _snake
-from ledger.chain import Chain
-from ledger.compiler import compile_contracts
+from ledger.chain.client import Chain
+from ledger.chain.compiler import compile_contracts
 from ledger.errors import ContractRevert
 
 

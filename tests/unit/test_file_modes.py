@@ -5,8 +5,8 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from ledger.store import Store
-from ledger.txsender import FileSenderLock
+from ledger.chain.txsender import FileSenderLock
+from ledger.store.backend import Store
 
 OPERATOR = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
 

@@ -1,0 +1,6 @@
+"""The meters stage: the on-chain meter registry (who a meter is, which key it signs with, since
+when) and the codecs of meter identities and public keys.
+
+Every key format a meter or a registrar can present is parsed here, in one place. May import
+`ledger.chain` and the top-level modules (`errors`, `settings`, `redaction`).
+"""

@@ -1,0 +1,122 @@
+"""The layout's import rules, checked on the source: the data's path runs one way.
+
+The core (every `ledger` module except the `ledger.cli` entry point and the `ledger.sim` tools)
+never imports the HTTP layer or the simulators, and the stages import each other only along the
+path meter -> chain -> store -> readings -> anchoring -> market, so no package depends on one
+that depends on it. A module-level import and an import inside a function count the same:
+a lazy import is still a dependency.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+from ledger.chain.compiler import PROJECT_ROOT
+
+ROOT = Path(PROJECT_ROOT)
+
+# The stages below `ledger`, each with the stages and top-level modules it may import. Top-level
+# modules (`ledger.errors`, `ledger.settings`, ...) are "top"; `ledger.node` wires the stages
+# together for the gateway and the commands.
+ALLOWED: dict[str, set[str]] = {
+    "top": {"top"},
+    "chain": {"top", "store"},
+    "store": {"top"},
+    "meters": {"top", "chain", "store"},
+    "anchoring": {"top", "chain", "store"},
+    "readings": {"top", "chain", "store", "meters", "anchoring"},
+    "market": {"top", "chain", "store", "meters", "anchoring", "readings"},
+    "node": {"top", "chain", "store", "meters", "anchoring", "readings", "market"},
+}
+ENTRY_POINTS = {"ledger.cli", "ledger"}  # the command line and the package's re-exports
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(path: Path) -> Iterator[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module
+            # `from ledger import x` imports the module ledger.x when x is one
+            yield from (f"{node.module}.{alias.name}" for alias in node.names)
+
+
+def stage_of(module: str) -> str | None:
+    """The stage a ledger module belongs to, None outside the core."""
+    parts = module.split(".")
+    if parts[0] != "ledger" or module in ENTRY_POINTS:
+        return None
+    if len(parts) == 1:
+        return None
+    if not (ROOT / "ledger" / parts[1]).is_dir():
+        return "node" if parts[1] == "node" else "top"
+    return parts[1]
+
+
+def core_modules() -> list[Path]:
+    return [
+        path
+        for path in sorted((ROOT / "ledger").rglob("*.py"))
+        if stage_of(module_name(path)) not in (None, "sim")
+    ]
+
+
+def test_the_stages_are_the_packages_the_rules_name() -> None:
+    packages = {path.name for path in (ROOT / "ledger").iterdir() if (path / "__init__.py").exists()}
+    assert packages == set(ALLOWED) - {"top", "node"} | {"sim"}
+
+
+def test_every_stage_package_says_what_it_owns_and_may_import() -> None:
+    for package in set(ALLOWED) - {"top", "node"} | {"sim"}:
+        docstring = ast.get_docstring(ast.parse((ROOT / "ledger" / package / "__init__.py").read_text()))
+        assert docstring and "import" in docstring, package
+
+
+def test_the_core_never_imports_the_http_layer_or_the_simulators() -> None:
+    offenders = [
+        (module_name(path), imported)
+        for path in core_modules()
+        for imported in imports_of(path)
+        if imported.split(".")[0] == "api" or imported.startswith("ledger.sim")
+    ]
+    assert offenders == []
+
+
+def test_each_stage_imports_only_the_stages_before_it() -> None:
+    offenders = []
+    for path in core_modules():
+        stage = stage_of(module_name(path))
+        assert stage is not None
+        for imported in imports_of(path):
+            target = stage_of(imported)
+            if target is not None and target != stage and target not in ALLOWED[stage]:
+                offenders.append((module_name(path), imported))
+    assert offenders == []
+
+
+def test_the_allowed_stage_imports_have_no_cycle() -> None:
+    visiting: set[str] = set()
+    done: set[str] = set()
+
+    def visit(stage: str, path: tuple[str, ...]) -> None:
+        assert stage not in visiting, " -> ".join((*path, stage))
+        if stage in done:
+            return
+        visiting.add(stage)
+        for target in ALLOWED[stage] - {stage}:
+            visit(target, (*path, stage))
+        visiting.discard(stage)
+        done.add(stage)
+
+    for stage in ALLOWED:
+        visit(stage, ())
