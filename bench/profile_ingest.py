@@ -37,19 +37,13 @@ from ledger.meters.registry import (
     encode_public_key,
     meter_id_bytes,
 )
-from ledger.readings.ingest import (
-    BlockRef,
-    Ingestor,
-    IngestResult,
-    KeyCache,
-    Outcome,
-    Submission,
-    _hex,
-    _Verified,
-)
+from ledger.readings.checks import parse_hex
+from ledger.readings.ingest import Ingestor, _Verified
+from ledger.readings.keys import BlockRef, KeyCache
 from ledger.readings.native import decode, reading_leaf, verify_reading_signature, verify_signature
+from ledger.readings.results import IngestResult, Outcome, Submission
 from ledger.settings import Settings
-from ledger.store.backend import Store
+from ledger.store.database import Store
 
 INTERVAL_S = 60
 
@@ -118,8 +112,10 @@ def stages(fleet: SignedFleet, batches: Sequence[list[bytes]], work: Path) -> di
     out["pydantic validation of the body (ReadingsRequestIn)"] = _per_reading_us(seconds, n)
     submissions = [Submission(r.meter_id, r.canonical, r.signature) for r in model.readings]
 
-    seconds, raw = _timed(lambda: [(_hex(s.canonical), _hex(s.signature)) for s in submissions])
-    out["hex decode (ingest._hex: binascii.a2b_hex, x 2)"] = _per_reading_us(seconds, n)
+    seconds, raw = _timed(
+        lambda: [(parse_hex(s.canonical), parse_hex(s.signature)) for s in submissions]
+    )
+    out["hex decode (checks.parse_hex: binascii.a2b_hex, x 2)"] = _per_reading_us(seconds, n)
     seconds, _ = _timed(
         lambda: [
             (bytes.fromhex(s.canonical[2:]), bytes.fromhex(s.signature[2:])) for s in submissions

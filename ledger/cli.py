@@ -37,7 +37,7 @@ from ledger.meters.registry import (
     suspect_readings,
 )
 from ledger.node import LedgerNode
-from ledger.readings.ingest import stored_reading_dict
+from ledger.readings.results import stored_reading_dict
 from ledger.settings import Settings
 
 

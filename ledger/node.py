@@ -19,10 +19,11 @@ from ledger.chain.txsender import sender_lock_for
 from ledger.errors import ChainUnavailable, ToolchainError
 from ledger.market.service import Market
 from ledger.meters.registry import MeterAdmin
-from ledger.readings.ingest import ChainKeySource, Ingestor, KeyCache
+from ledger.readings.ingest import Ingestor
+from ledger.readings.keys import ChainKeySource, KeyCache
 from ledger.redaction import redact_url
 from ledger.settings import Settings
-from ledger.store.backend import Store
+from ledger.store.database import Store
 
 
 @dataclass

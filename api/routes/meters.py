@@ -35,8 +35,8 @@ from ledger.meters.registry import (
     suspect_readings,
 )
 from ledger.node import LedgerNode
-from ledger.readings.ingest import stored_reading_dict
-from ledger.store.backend import StoredReading
+from ledger.readings.results import stored_reading_dict
+from ledger.store.readings import StoredReading
 
 router = APIRouter(prefix="/v1/meters", tags=["meters"])
 

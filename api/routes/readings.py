@@ -17,13 +17,8 @@ from api.schemas import (
     ReadingsRequestIn,
     StoredReadingPublic,
 )
-from ledger.readings.ingest import (
-    BatchTooLarge,
-    OcmfSubmission,
-    Outcome,
-    Submission,
-    stored_reading_dict,
-)
+from ledger.readings.ingest import BatchTooLarge
+from ledger.readings.results import OcmfSubmission, Outcome, Submission, stored_reading_dict
 
 router = APIRouter(tags=["readings"])
 

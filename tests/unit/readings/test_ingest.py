@@ -23,22 +23,12 @@ from ledger.meters.registry import (
     generate_key,
     meter_id_bytes,
 )
-from ledger.readings.ingest import (
-    BatchTooLarge,
-    BlockRef,
-    Ingestor,
-    IngestResult,
-    KeyCache,
-    KeyHistory,
-    Outcome,
-    ReadingNotFound,
-    Rejection,
-    Submission,
-    _hex,
-    key_for_time,
-)
+from ledger.readings.checks import parse_hex
+from ledger.readings.ingest import BatchTooLarge, Ingestor, ReadingNotFound
+from ledger.readings.keys import BlockRef, KeyCache, KeyHistory, key_for_time
 from ledger.readings.native import Reading, reading_leaf, sign_reading
-from ledger.store.backend import Store
+from ledger.readings.results import IngestResult, Outcome, Rejection, Submission
+from ledger.store.database import Store
 from tests.fixtures.postgres import store_location
 
 CHAIN_ID = 1337
@@ -753,7 +743,7 @@ _REGEX_HEX = re.compile(r"(0x)?((?:[0-9a-fA-F]{2})*)")
 
 
 def regex_hex(text: str) -> bytes | None:
-    """What `_hex` accepted when it was a regular expression: the reference it must still match."""
+    """What `parse_hex` accepted when it was a regular expression: the reference it must match."""
     match = _REGEX_HEX.fullmatch(text)
     return None if match is None else bytes.fromhex(match.group(2))
 
@@ -774,7 +764,7 @@ def test_hex_decoding_accepts_exactly_what_the_former_regular_expression_did(
     prefix: str, body: str, suffix: str
 ) -> None:
     text = prefix + body + suffix
-    assert _hex(text) == regex_hex(text)
+    assert parse_hex(text) == regex_hex(text)
 
 
 # --- chain outage -----------------------------------------------------------------------------

@@ -13,18 +13,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from ledger.meters.registry import KeyAlgorithm, generate_key, meter_id_bytes
-from ledger.readings.ingest import (
-    Ingestor,
-    IngestResult,
-    KeyCache,
-    OcmfSubmission,
-    Outcome,
-    Rejection,
-    Submission,
-)
+from ledger.readings.ingest import Ingestor
+from ledger.readings.keys import KeyCache
 from ledger.readings.native import Reading, reading_leaf, sign_reading
 from ledger.readings.ocmf import OcmfUnmappable, StatusFlag, ledger_values, parse_ocmf
-from ledger.store.backend import Store
+from ledger.readings.results import IngestResult, OcmfSubmission, Outcome, Rejection, Submission
+from ledger.store.database import Store
 from tests.unit.readings.test_ingest import CHAIN_ID, NOW, Clock, FakeRegistry
 
 SERIAL = "1EBZ0300099001"  # the meter serial `MS`, which is the meter's registered id

@@ -11,18 +11,12 @@ from pathlib import Path
 import pytest
 
 from ledger.meters.registry import KeyAlgorithm, MeterPrivateKey, generate_key, meter_id_bytes
-from ledger.readings.ingest import (
-    FIRST_SEQ_LIMIT,
-    MAX_SEQ_JUMP,
-    Ingestor,
-    IngestResult,
-    KeyCache,
-    Outcome,
-    Rejection,
-    Submission,
-)
+from ledger.readings.checks import FIRST_SEQ_LIMIT, MAX_SEQ_JUMP
+from ledger.readings.ingest import Ingestor
+from ledger.readings.keys import KeyCache
 from ledger.readings.native import Reading
-from ledger.store.backend import Store
+from ledger.readings.results import IngestResult, Outcome, Rejection, Submission
+from ledger.store.database import Store
 from tests.unit.readings.test_ingest import (
     CHAIN_ID,
     METER_ID,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ledger.meters.registry import KeyAlgorithm, generate_key, meter_id_bytes
-from ledger.readings.ingest import KeyCache
+from ledger.readings.keys import KeyCache
 from tests.unit.readings.test_ingest import NOW, Clock, FakeRegistry, _epoch
 
 LIVE = NOW + 60  # a reading time after the registry's latest block: never covered by a history

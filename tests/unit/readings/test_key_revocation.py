@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ledger.meters.registry import KeyAlgorithm, KeyEpochView, meter_id_bytes
-from ledger.readings.ingest import BlockRef, KeyCache, KeyHistory, Rejection, key_for_time
+from ledger.readings.keys import BlockRef, KeyCache, KeyHistory, key_for_time
+from ledger.readings.results import Rejection
 
 NOW = 1_700_000_000
 METER_ID = meter_id_bytes("MTR-REVOKE-1")
