@@ -28,7 +28,7 @@ from ledger.errors import (
 )
 from ledger.market.service import EvidenceUnavailable, InvalidOrderSignature
 from ledger.readings.ingest import BatchTooLarge, ReadingNotFound
-from ledger.store.backend import StoreUnavailable
+from ledger.store.backends import StoreUnavailable
 
 # Custom errors that mean "no such thing", so they are 404 rather than 409.
 _NOT_FOUND_REVERTS = {

@@ -52,15 +52,10 @@ from ledger.anchoring.merkle import MerkleTree
 from ledger.chain.client import Chain
 from ledger.chain.deployment import Deployment
 from ledger.errors import ContractRevert, LedgerError
-from ledger.store.backend import (
-    BatchRecord,
-    BatchStatus,
-    Store,
-    StoredReading,
-    StoreError,
-    StoreUnavailable,
-    utc_now_iso,
-)
+from ledger.store.backends import StoreError, StoreUnavailable, utc_now_iso
+from ledger.store.batches import BatchRecord, BatchStatus
+from ledger.store.database import Store
+from ledger.store.readings import StoredReading
 
 log = logging.getLogger(__name__)
 

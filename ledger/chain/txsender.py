@@ -43,7 +43,7 @@ from eth_utils.crypto import keccak
 
 from ledger.redaction import redact_url
 from ledger.settings import Settings
-from ledger.store.backend import StoreUnavailable
+from ledger.store.backends import StoreUnavailable
 
 
 class SenderLock(Protocol):

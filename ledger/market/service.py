@@ -38,7 +38,8 @@ from ledger.anchoring.anchorer import ProofService
 from ledger.chain.client import Chain
 from ledger.chain.deployment import Deployment
 from ledger.errors import ContractRevert, LedgerError
-from ledger.store.backend import Store, StoredReading
+from ledger.store.database import Store
+from ledger.store.readings import StoredReading
 
 WH_PER_KWH = 1000
 

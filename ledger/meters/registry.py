@@ -36,7 +36,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from ledger.chain.client import Chain
 from ledger.chain.deployment import Deployment
 from ledger.errors import MeterError
-from ledger.store.backend import Store, StoredReading
+from ledger.store.database import Store
+from ledger.store.readings import StoredReading
 
 # How far ahead a rotation without an explicit start takes effect.
 ROTATION_MARGIN_S = 5

@@ -23,7 +23,10 @@ from ledger.anchoring.merkle import verify as verify_proof
 from ledger.chain.client import Chain
 from ledger.chain.deployment import Deployment
 from ledger.readings.native import Reading, reading_leaf
-from ledger.store.backend import BatchRecord, BatchStatus, Store, StoredReading, utc_now_iso
+from ledger.store.backends import utc_now_iso
+from ledger.store.batches import BatchRecord, BatchStatus
+from ledger.store.database import Store
+from ledger.store.readings import StoredReading
 from tests.fixtures.postgres import store_location
 
 METER = b"METER-ANCHOR-01".ljust(32, b"\x00")

@@ -42,7 +42,8 @@ from ledger.sim.fleet import (
     parse_duration,
     simulate,
 )
-from ledger.store.backend import BatchStatus, Store
+from ledger.store.batches import BatchStatus
+from ledger.store.database import Store
 from tests.fixtures.gateway import Gateway, ledger_env, start_gateway
 from tests.fixtures.postgres import store_location
 

@@ -21,7 +21,9 @@ from ledger.anchoring.anchorer import Anchorer, AnchorState
 from ledger.chain.client import Chain, LocalChain
 from ledger.chain.deployment import Deployment, ensure_deployed
 from ledger.settings import DEV_OPERATOR_KEY, Settings
-from ledger.store.backend import BatchStatus, Store, StoreUnavailable
+from ledger.store.backends import StoreUnavailable
+from ledger.store.batches import BatchStatus
+from ledger.store.database import Store
 from tests.fixtures.gateway import ledger_env, start_gateway
 from tests.fixtures.postgres import PostgresServer
 from tests.integration.test_anchoring import METER, add_readings, chain_last

@@ -50,7 +50,7 @@ from ledger.meters.registry import KeyAlgorithm, MeterAdmin, MeterPrivateKey, ge
 from ledger.node import LedgerNode
 from ledger.readings.native import Reading, sign_reading
 from ledger.settings import Settings
-from ledger.store.backend import Store
+from ledger.store.database import Store
 
 UINT32_MAX = 2**32 - 1
 UINT64_MAX = 2**64 - 1

@@ -24,7 +24,9 @@ from ledger.anchoring.merkle import verify as verify_proof
 from ledger.chain.client import Chain, LocalChain, connect, free_port
 from ledger.chain.deployment import Deployment, ensure_deployed
 from ledger.settings import DEV_OPERATOR_KEY
-from ledger.store.backend import BatchStatus, Store, StoredReading
+from ledger.store.batches import BatchStatus
+from ledger.store.database import Store
+from ledger.store.readings import StoredReading
 from tests.fixtures.gateway import ledger_env, start_gateway
 from tests.integration.test_anchoring import FIRST_TS, add_readings, chain_last
 from tests.integration.test_readings_http import METER, post, register_meter, signed

@@ -6,7 +6,7 @@ import stat
 from pathlib import Path
 
 from ledger.chain.txsender import FileSenderLock
-from ledger.store.backend import Store
+from ledger.store.database import Store
 
 OPERATOR = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
 

@@ -24,7 +24,7 @@ from ledger.market.service import (
     sign_typed_data,
     take_typed_data,
 )
-from ledger.store.backend import Store
+from ledger.store.database import Store
 
 DOMAIN = MarketDomain("EnergyMarket", "1", 1337, "0x" + "42" * 20)
 TERMS = OfferTerms(b"PV-1".ljust(32, b"\x00"), 1500, 333, 1_800_000_000, 1_799_999_000)
