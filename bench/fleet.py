@@ -18,7 +18,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ledger.meters.registry import KeyAlgorithm, private_key_pem
+from ledger.meters.keys import KeyAlgorithm, private_key_pem
 from ledger.sim.fleet import FaultRates, FleetMeter, MeterKind, MeterState, generate, make_fleet
 
 

@@ -38,12 +38,7 @@ from bench.fleet import SignedFleet, decode_object
 from bench.gateway import BenchError, Gateway, start_gateway
 from bench.load import LoadResult, batches, flat_out, paced, post_all
 from bench.onchain import Onchain
-from ledger.meters.registry import (
-    KeyAlgorithm,
-    MeterPublicKey,
-    decode_public_key,
-    encode_public_key,
-)
+from ledger.meters.keys import KeyAlgorithm, MeterPublicKey, decode_public_key, encode_public_key
 from ledger.readings.native import verify_signature
 from ledger.settings import Settings
 

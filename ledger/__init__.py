@@ -14,7 +14,8 @@ from ledger.errors import (
     MeterError,
     ToolchainError,
 )
-from ledger.meters.registry import KeyAlgorithm, MeterAdmin, MeterView
+from ledger.meters.keys import KeyAlgorithm
+from ledger.meters.registry import MeterAdmin, MeterView
 from ledger.node import LedgerNode
 from ledger.settings import Settings
 

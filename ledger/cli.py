@@ -26,18 +26,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
+from api.schemas.meters import KeyEpochPublic, MeterPublic
+from api.schemas.readings import StoredReadingPublic
 from ledger.errors import LedgerError, MeterError, ToolchainError
-from ledger.meters.registry import (
+from ledger.meters.keys import (
     KeyAlgorithm,
     MeterPublicKey,
     encode_public_key,
     generate_key,
     parse_public_key,
     private_key_pem,
-    suspect_readings,
 )
+from ledger.meters.registry import suspect_readings
 from ledger.node import LedgerNode
-from ledger.readings.results import stored_reading_dict
 from ledger.settings import Settings
 
 
@@ -67,6 +70,11 @@ def _read_key(args: argparse.Namespace) -> MeterPublicKey:
 
 def _print(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
+
+
+def _json(shown: BaseModel, exclude: set[str] | None = None) -> dict[str, Any]:
+    """A resource as the API shows it (its schema in api/schemas/), for the same JSON here."""
+    return shown.model_dump(mode="json", exclude=exclude)
 
 
 class _Terminated(BaseException):
@@ -198,20 +206,25 @@ def _cmd_meter(settings: Settings, args: argparse.Namespace) -> int:
             meters.revoke(args.meter_id, since)
             meter = meters.show(args.meter_id)
             suspects = suspect_readings(node.store, meter, limit=0)
-            _print({**meter.as_dict(), "suspect_readings": suspects.count})
+            _print({**_json(MeterPublic.model_validate(meter)), "suspect_readings": suspects.count})
         elif args.meter_command == "suspect-readings":
             found = suspect_readings(node.store, meters.show(args.meter_id), limit=args.limit)
             _print(
                 {
                     "meter_id": found.meter_id,
                     "suspect_count": found.count,
-                    "readings": [stored_reading_dict(r) for r in found.readings],
+                    # Without `anchor`: the CLI lists readings as stored, proofs are the API's.
+                    "readings": [
+                        _json(StoredReadingPublic.of(r, None), exclude={"anchor"})
+                        for r in found.readings
+                    ],
                 }
             )
         elif args.meter_command == "show" and args.at:
-            _print(meters.key_at(args.meter_id, parse_time(args.at)).as_dict())
+            key = meters.key_at(args.meter_id, parse_time(args.at))
+            _print(_json(KeyEpochPublic.model_validate(key)))
         else:
-            _print(meters.show(args.meter_id).as_dict())
+            _print(_json(MeterPublic.model_validate(meters.show(args.meter_id))))
     finally:
         node.stop()
     return 0

@@ -9,9 +9,9 @@ from __future__ import annotations
 import binascii
 
 from ledger.errors import MeterError
-from ledger.meters.registry import KeyAlgorithm, meter_id_bytes
+from ledger.meters.registry import meter_id_bytes
 from ledger.readings.native import Reading
-from ledger.readings.ocmf import OcmfError
+from ledger.readings.ocmf.errors import OcmfError
 from ledger.readings.results import Rejection
 from ledger.store.readings import Neighbour, ReadingWriter
 
@@ -22,9 +22,6 @@ FIRST_SEQ_LIMIT = 2**63
 """A meter's first stored reading must have a seq below this, so that at least 2^63 seqs are
 left to continue after it (a meter's counter need not start at 0, but must not start at the top
 of the range)."""
-
-# OCMF curves (`cryptography` names) a MeterRegistry key can be on, and the key's algorithm.
-OCMF_KEY_ALGORITHMS = {"secp256r1": KeyAlgorithm.P256, "secp256k1": KeyAlgorithm.SECP256K1}
 
 
 def parse_hex(text: str) -> bytes | None:

@@ -60,10 +60,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ledger.errors import ChainUnavailable, LedgerError, MeterError
+from ledger.meters.keys import algorithm_of_curve
 from ledger.meters.registry import KeyEpochView, meter_id_bytes, meter_id_text
 from ledger.readings.checks import (
     MAX_SEQ_JUMP,
-    OCMF_KEY_ALGORITHMS,
     claimed_meter_id,
     neighbour_problem,
     ocmf_rejection,
@@ -80,7 +80,10 @@ from ledger.readings.native import (
     reading_leaf,
     verify_signature,
 )
-from ledger.readings.ocmf import OcmfError, ledger_values, parse_ocmf, signature_method, verify_ocmf
+from ledger.readings.ocmf.errors import OcmfError
+from ledger.readings.ocmf.record import parse_ocmf
+from ledger.readings.ocmf.values import ledger_values
+from ledger.readings.ocmf.verify import signature_method, verify_ocmf
 from ledger.readings.results import (
     IngestResult,
     OcmfSubmission,
@@ -99,6 +102,7 @@ class BatchTooLarge(LedgerError):
     """A request carried more readings than `max_batch`; none of them was looked at."""
 
     code = "batch_too_large"
+    http_status = 413
 
     def __init__(self, count: int, maximum: int) -> None:
         self.count = count
@@ -110,6 +114,7 @@ class ReadingNotFound(LedgerError):
     """No reading is stored under this (meter, seq)."""
 
     code = "reading_not_found"
+    http_status = 404
 
 
 @dataclass(frozen=True)
@@ -291,7 +296,7 @@ class Ingestor:
             method = signature_method(record.signature.algorithm)
         except OcmfError as error:
             return reject(ocmf_rejection(error), str(error), meter, seq)
-        algorithm = OCMF_KEY_ALGORITHMS.get(method.curve.name)
+        algorithm = algorithm_of_curve(method.curve)
         if algorithm is None:
             return reject(
                 Rejection.OCMF_UNSUPPORTED_CURVE,

@@ -19,14 +19,8 @@ from typing import Protocol
 from ledger.chain.client import Chain
 from ledger.chain.deployment import Deployment
 from ledger.errors import ChainUnavailable, ContractRevert, LedgerError
-from ledger.meters.registry import (
-    KeyAlgorithm,
-    KeyEpochView,
-    MeterAdmin,
-    MeterPublicKey,
-    decode_public_key,
-    meter_id_text,
-)
+from ledger.meters.keys import KeyAlgorithm, MeterPublicKey, decode_public_key
+from ledger.meters.registry import KeyEpochView, MeterAdmin, meter_id_text
 from ledger.readings.results import Rejection
 
 NEGATIVE_CACHE_S = 5.0

@@ -33,7 +33,7 @@ from eth_abi.abi import encode as abi_encode
 
 from ledger.anchoring.merkle import keccak256, leaf_hash
 from ledger.errors import LedgerError
-from ledger.meters.registry import (
+from ledger.meters.keys import (
     ED25519_ORDER,
     ED25519_SMALL_ORDER_ENCODINGS,
     KeyAlgorithm,
@@ -95,12 +95,14 @@ class ReadingFormatError(LedgerError):
     """A reading's fields or canonical bytes are not a valid native reading."""
 
     code = "reading_malformed"
+    http_status = 422
 
 
 class ReadingSignatureError(LedgerError):
     """A reading's signature does not verify under the given key, or cannot be parsed."""
 
     code = "bad_signature"
+    http_status = 422
 
 
 def _check_uint(name: str, value: object, maximum: int, minimum: int = 0) -> None:

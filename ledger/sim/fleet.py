@@ -55,13 +55,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from ledger.errors import ContractRevert, LedgerError
-from ledger.meters.registry import (
-    KeyAlgorithm,
-    MeterPrivateKey,
-    generate_key,
-    meter_id_bytes,
-    private_key_pem,
-)
+from ledger.meters.keys import KeyAlgorithm, MeterPrivateKey, generate_key, private_key_pem
+from ledger.meters.registry import meter_id_bytes
 from ledger.readings.native import Reading, sign_reading
 from ledger.settings import Settings
 

@@ -26,7 +26,7 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from api.main import create_app
 from ledger.chain.client import free_port
-from ledger.meters.registry import KeyAlgorithm, generate_key
+from ledger.meters.keys import KeyAlgorithm, generate_key
 from ledger.node import LedgerNode
 from ledger.settings import Settings
 

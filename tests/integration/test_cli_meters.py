@@ -12,12 +12,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from ledger.chain.client import Chain, LocalChain, free_port
-from ledger.meters.registry import (
-    MAX_VALID_FROM_AHEAD_S,
-    KeyAlgorithm,
-    encode_public_key,
-    generate_key,
-)
+from ledger.meters.keys import KeyAlgorithm, encode_public_key, generate_key
+from ledger.meters.registry import MAX_VALID_FROM_AHEAD_S
 from ledger.settings import DEV_OPERATOR_KEY
 from tests.fixtures.chain import advance_time, dev_account, latest_time
 from tests.fixtures.ed25519_vectors import IDENTITY_KEY

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from ledger.meters.registry import KeyAlgorithm
+from ledger.meters.keys import KeyAlgorithm
 from tests.fixtures.chain import dev_account
 from tests.fixtures.gateway import LEDGER_BIN, Gateway, start_gateway, write_public_pem
 

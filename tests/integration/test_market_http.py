@@ -21,7 +21,8 @@ from eth_account.signers.local import LocalAccount
 from ledger.chain.client import Chain, LocalChain, connect, free_port
 from ledger.chain.deployment import Deployment, ensure_deployed
 from ledger.market.client import GatewayError, MarketClient
-from ledger.meters.registry import KeyAlgorithm, MeterAdmin, MeterPrivateKey, generate_key
+from ledger.meters.keys import KeyAlgorithm, MeterPrivateKey, generate_key
+from ledger.meters.registry import MeterAdmin
 from ledger.readings.native import Reading, sign_reading
 from ledger.settings import DEV_OPERATOR_KEY
 from tests.fixtures.chain import advance_time, latest_time

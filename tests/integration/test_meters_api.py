@@ -18,15 +18,14 @@ from cryptography.hazmat.primitives import serialization
 
 from ledger.chain.client import Chain, connect, free_port
 from ledger.chain.deployment import ensure_deployed
-from ledger.meters.registry import (
-    MAX_VALID_FROM_AHEAD_S,
+from ledger.meters.keys import (
     KeyAlgorithm,
     MeterPrivateKey,
     encode_public_key,
     generate_key,
-    meter_id_bytes,
     private_key_pem,
 )
+from ledger.meters.registry import MAX_VALID_FROM_AHEAD_S, meter_id_bytes
 from ledger.readings.native import Reading, sign_reading
 from ledger.settings import DEV_OPERATOR_KEY
 from tests.fixtures.chain import dev_account

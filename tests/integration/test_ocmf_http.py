@@ -16,7 +16,8 @@ from ledger.chain.client import connect
 from ledger.chain.deployment import ensure_deployed
 from ledger.meters.registry import MeterAdmin, meter_id_bytes
 from ledger.readings.native import Reading, reading_leaf, sign_reading
-from ledger.readings.ocmf import load_ocmf_public_key, parse_ocmf, signature_method
+from ledger.readings.ocmf.record import parse_ocmf
+from ledger.readings.ocmf.verify import load_ocmf_public_key, signature_method
 from ledger.settings import DEV_OPERATOR_KEY
 from tests.fixtures.chain import dev_account
 from tests.fixtures.gateway import Gateway

@@ -24,7 +24,7 @@ from eth_account.signers.local import LocalAccount
 from ledger.chain.client import free_port
 from ledger.chain.txsender import PostgresSenderLock, advisory_key
 from ledger.market.client import GatewayError, MarketClient
-from ledger.meters.registry import KeyAlgorithm, MeterPrivateKey, encode_public_key, generate_key
+from ledger.meters.keys import KeyAlgorithm, MeterPrivateKey, encode_public_key, generate_key
 from ledger.readings.native import Reading, sign_reading
 from tests.fixtures.gateway import Gateway, ledger_env, start_gateway
 

@@ -11,13 +11,8 @@ import httpx
 from ledger.anchoring.merkle import verify as merkle_verify
 from ledger.chain.client import connect, free_port
 from ledger.chain.deployment import ensure_deployed
-from ledger.meters.registry import (
-    KeyAlgorithm,
-    MeterAdmin,
-    MeterPrivateKey,
-    generate_key,
-    meter_id_bytes,
-)
+from ledger.meters.keys import KeyAlgorithm, MeterPrivateKey, generate_key
+from ledger.meters.registry import MeterAdmin, meter_id_bytes
 from ledger.readings.native import Reading, reading_leaf, sign_reading
 from ledger.settings import DEV_OPERATOR_KEY
 from tests.fixtures.chain import dev_account

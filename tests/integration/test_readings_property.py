@@ -46,7 +46,8 @@ from hypothesis import strategies as st
 from api.main import create_app
 from ledger.chain.client import Chain
 from ledger.chain.deployment import Deployment
-from ledger.meters.registry import KeyAlgorithm, MeterAdmin, MeterPrivateKey, generate_key
+from ledger.meters.keys import KeyAlgorithm, MeterPrivateKey, generate_key
+from ledger.meters.registry import MeterAdmin
 from ledger.node import LedgerNode
 from ledger.readings.native import Reading, sign_reading
 from ledger.settings import Settings

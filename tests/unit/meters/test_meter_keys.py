@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from ledger.errors import MeterError
-from ledger.meters.registry import (
+from ledger.meters.keys import (
     KeyAlgorithm,
     decode_public_key,
     encode_public_key,

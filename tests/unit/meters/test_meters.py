@@ -7,17 +7,19 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ledger.errors import MeterError
-from ledger.meters.registry import (
-    LATEST_UTC_TIME,
-    MAX_VALID_FROM_AHEAD_S,
+from ledger.meters.keys import (
     KeyAlgorithm,
-    KeyEpochView,
     algorithm_of,
-    check_valid_from,
     decode_public_key,
     encode_public_key,
     generate_key,
     load_public_key,
+)
+from ledger.meters.registry import (
+    LATEST_UTC_TIME,
+    MAX_VALID_FROM_AHEAD_S,
+    KeyEpochView,
+    check_valid_from,
     meter_id_bytes,
     meter_id_text,
     utc_text,

@@ -14,15 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.errors import ChainUnavailable
-from ledger.meters.registry import (
+from ledger.meters.keys import (
     KeyAlgorithm,
-    KeyEpochView,
     MeterPrivateKey,
     algorithm_of,
     encode_public_key,
     generate_key,
-    meter_id_bytes,
 )
+from ledger.meters.registry import KeyEpochView, meter_id_bytes
 from ledger.readings.checks import parse_hex
 from ledger.readings.ingest import BatchTooLarge, Ingestor, ReadingNotFound
 from ledger.readings.keys import BlockRef, KeyCache, KeyHistory, key_for_time

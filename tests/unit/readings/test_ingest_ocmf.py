@@ -12,11 +12,14 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from ledger.meters.registry import KeyAlgorithm, generate_key, meter_id_bytes
+from ledger.meters.keys import KeyAlgorithm, generate_key
+from ledger.meters.registry import meter_id_bytes
 from ledger.readings.ingest import Ingestor
 from ledger.readings.keys import KeyCache
 from ledger.readings.native import Reading, reading_leaf, sign_reading
-from ledger.readings.ocmf import OcmfUnmappable, StatusFlag, ledger_values, parse_ocmf
+from ledger.readings.ocmf.errors import OcmfUnmappable
+from ledger.readings.ocmf.record import parse_ocmf
+from ledger.readings.ocmf.values import StatusFlag, ledger_values
 from ledger.readings.results import IngestResult, OcmfSubmission, Outcome, Rejection, Submission
 from ledger.store.database import Store
 from tests.unit.readings.test_ingest import CHAIN_ID, NOW, Clock, FakeRegistry

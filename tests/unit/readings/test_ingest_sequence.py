@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger.meters.registry import KeyAlgorithm, MeterPrivateKey, generate_key, meter_id_bytes
+from ledger.meters.keys import KeyAlgorithm, MeterPrivateKey, generate_key
+from ledger.meters.registry import meter_id_bytes
 from ledger.readings.checks import FIRST_SEQ_LIMIT, MAX_SEQ_JUMP
 from ledger.readings.ingest import Ingestor
 from ledger.readings.keys import KeyCache

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.meters.registry import KeyAlgorithm, generate_key, meter_id_bytes
+from ledger.meters.keys import KeyAlgorithm, generate_key
+from ledger.meters.registry import meter_id_bytes
 from ledger.readings.keys import KeyCache
 from tests.unit.readings.test_ingest import NOW, Clock, FakeRegistry, _epoch
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ledger.meters.registry import KeyAlgorithm, KeyEpochView, meter_id_bytes
+from ledger.meters.keys import KeyAlgorithm
+from ledger.meters.registry import KeyEpochView, meter_id_bytes
 from ledger.readings.keys import BlockRef, KeyCache, KeyHistory, key_for_time
 from ledger.readings.results import Rejection
 

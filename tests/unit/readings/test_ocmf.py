@@ -15,9 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 from ledger.errors import LedgerError
-from ledger.readings.ocmf import (
-    DEFAULT_ALGORITHM,
-    MAX_WH,
+from ledger.readings.ocmf.errors import (
     OcmfBadKey,
     OcmfBadSignature,
     OcmfBadValue,
@@ -25,13 +23,17 @@ from ledger.readings.ocmf import (
     OcmfMalformed,
     OcmfUnsupportedAlgorithm,
     OcmfUnsupportedCurve,
+)
+from ledger.readings.ocmf.record import (
+    DEFAULT_ALGORITHM,
+    MAX_WH,
     Register,
     TimeStatus,
     obis_register,
     parse_ocmf,
     parse_ocmf_time,
-    verify_ocmf,
 )
+from ledger.readings.ocmf.verify import verify_ocmf
 
 # The order n of the P-256 group: (r, n - s) is the other valid signature for (r, s).
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551

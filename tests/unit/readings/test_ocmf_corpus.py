@@ -18,17 +18,14 @@ from pathlib import Path
 import pytest
 
 from ledger.chain.compiler import PROJECT_ROOT
-from ledger.readings.ocmf import (
+from ledger.readings.ocmf.errors import (
     OcmfBadSignature,
     OcmfBadValue,
     OcmfError,
-    OcmfRecord,
     OcmfUnsupportedCurve,
-    Register,
-    TimeStatus,
-    parse_ocmf,
-    verify_ocmf,
 )
+from ledger.readings.ocmf.record import OcmfRecord, Register, TimeStatus, parse_ocmf
+from ledger.readings.ocmf.verify import verify_ocmf
 
 CORPUS_DIR = Path(PROJECT_ROOT) / "tests" / "data" / "interop" / "ocmf"
 OK = "ok"

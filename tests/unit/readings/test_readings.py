@@ -17,7 +17,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from ledger.errors import LedgerError, MeterError
-from ledger.meters.registry import (
+from ledger.meters.keys import (
     ED25519_ORDER,
     KeyAlgorithm,
     MeterPrivateKey,

@@ -14,12 +14,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ledger.cli import build_parser
-from ledger.meters.registry import KeyAlgorithm, encode_public_key
-from ledger.readings.native import (
-    ReadingSignatureError,
-    decode,
-    verify_reading_signature,
-)
+from ledger.meters.keys import KeyAlgorithm, encode_public_key
+from ledger.readings.native import ReadingSignatureError, decode, verify_reading_signature
 from ledger.sim.fleet import (
     HOUSEHOLD_W,
     PV_PER_MILLE,
