@@ -231,16 +231,16 @@ def _cmd_meter(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
-    from ledger.sim import fleet as simulate
+    from ledger.sim import fleet, runner
 
-    config = simulate.SimulationConfig(
+    config = runner.SimulationConfig(
         meters=args.meters,
-        interval_s=simulate.parse_duration(args.interval),
-        duration_s=simulate.parse_duration(args.duration),
+        interval_s=fleet.parse_duration(args.interval),
+        duration_s=fleet.parse_duration(args.duration),
         speed=args.speed,
         batch_size=args.batch_size,
         pv_share=args.pv_share,
-        faults=simulate.FaultRates.parse(args.faults),
+        faults=fleet.FaultRates.parse(args.faults),
         gateway=args.gateway,
         seed=args.seed,
         algorithm=KeyAlgorithm.from_label(args.algorithm),
@@ -249,7 +249,7 @@ def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         owner=args.owner,
         prefix=args.id_prefix,
     )
-    summary = simulate.simulate(settings, config)
+    summary = runner.simulate(settings, config)
     _print(summary)
     return 1 if summary["mismatches"] else 0
 
@@ -456,10 +456,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_market_day(_: Settings, args: argparse.Namespace) -> int:
-    from ledger.sim import market_day as market_day
+    from ledger.sim import day_plan, market_day
 
     summary = market_day.run_local_day(
-        day=args.day or market_day.yesterday(),
+        day=args.day or day_plan.yesterday(),
         households=args.households,
         pv=args.pv,
         seed=args.seed,

@@ -34,14 +34,9 @@ from ledger.chain.client import Chain, LocalChain, connect, free_port
 from ledger.chain.deployment import Deployment, ensure_deployed
 from ledger.meters.registry import meter_id_bytes
 from ledger.settings import DEV_OPERATOR_KEY, Settings
-from ledger.sim.fleet import (
-    HttpSender,
-    Planned,
-    SimulationConfig,
-    SimulationError,
-    parse_duration,
-    simulate,
-)
+from ledger.sim.fleet import Planned, SimulationError, parse_duration
+from ledger.sim.harness import HttpSender
+from ledger.sim.runner import SimulationConfig, simulate
 from ledger.store.batches import BatchStatus
 from ledger.store.database import Store
 from tests.fixtures.gateway import Gateway, ledger_env, start_gateway

@@ -35,7 +35,8 @@ from ledger.anchoring.merkle import verify
 from ledger.chain.client import Chain, LocalChain, connect, free_port
 from ledger.chain.deployment import Deployment, ensure_deployed
 from ledger.settings import DEV_OPERATOR_KEY
-from ledger.sim.market_day import CHAIN_LEAD_S, day_start_of, run_market_day
+from ledger.sim.day_plan import day_start_of
+from ledger.sim.market_day import CHAIN_LEAD_S, run_market_day
 from tests.fixtures.gateway import LEDGER_BIN, ledger_env, start_gateway
 
 pytestmark = pytest.mark.chain

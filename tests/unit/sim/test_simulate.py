@@ -22,22 +22,18 @@ from ledger.sim.fleet import (
     SLOT_S,
     FaultRates,
     FleetMeter,
-    HttpSender,
     MeterKind,
     Planned,
-    Progress,
     SimulationError,
-    Tally,
     _profile_j,
     default_start,
     generate,
     interval_energy_j,
-    load_fleet,
     make_fleet,
     parse_duration,
-    run,
-    save_fleet,
 )
+from ledger.sim.harness import HttpSender
+from ledger.sim.runner import Progress, Tally, load_fleet, run, save_fleet
 
 CHAIN_ID = 1337
 DAY = 86400

@@ -1,0 +1,148 @@
+"""The local-gateway harness: the gateway a simulation talks to, and how it talks to it.
+
+`HttpSender` posts batches of readings to any gateway over one keep-alive connection (the fleet
+simulator's and the market day's `send`). `local_gateway` starts a Ganache with its clock where
+the caller wants it and a gateway served from this process, for `ledger market-day` and tests.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ledger.chain.client import LocalChain, free_port
+from ledger.node import LedgerNode
+from ledger.settings import DEV_OPERATOR_KEY, Settings
+from ledger.sim.day_plan import MarketDayError
+from ledger.sim.fleet import Planned, SimulationError
+
+
+class HttpSender:
+    """`send` over one persistent HTTP/1.1 connection (standard library, keep-alive)."""
+
+    def __init__(self, base_url: str, *, timeout_s: float = 120.0) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise SimulationError(f"gateway URL {base_url!r} is not http(s)://host[:port]")
+        self._base = base_url
+        self._path = parts.path.rstrip("/") + "/v1/readings"
+        self._host = parts.hostname
+        self._port = parts.port
+        self._https = parts.scheme == "https"
+        self._timeout_s = timeout_s
+        self._connection: http.client.HTTPConnection | None = None
+
+    def __call__(self, batch: Sequence[Planned]) -> list[dict[str, Any]]:
+        body = json.dumps({"readings": [p.body() for p in batch]}).encode()
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        for attempt in (1, 2):
+            if self._connection is None:
+                connection_type = (
+                    http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+                )
+                self._connection = connection_type(self._host, self._port, timeout=self._timeout_s)
+            try:
+                self._connection.request("POST", self._path, body, headers)
+                response = self._connection.getresponse()
+                data = response.read()
+                break
+            except (ConnectionError, http.client.HTTPException, OSError) as error:
+                # A kept-alive connection the server closed: reconnect once. Re-sending is safe,
+                # readings are idempotent by (meter, seq) -- but then they come back `duplicate`
+                # and count as mismatches, which is what a lost answer deserves to show.
+                self.close()
+                if attempt == 2:
+                    raise SimulationError(f"gateway {self._base} unreachable: {error}") from error
+        if response.status != 202:
+            raise SimulationError(
+                f"gateway answered {response.status} to POST {self._path} with "
+                f"{len(batch)} readings: {data[:500].decode(errors='replace')}"
+            )
+        try:
+            results = json.loads(data)["results"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise SimulationError(
+                f"gateway answer is not a results object: {data[:200]!r}"
+            ) from error
+        if not isinstance(results, list):
+            raise SimulationError("gateway answer's results is not a list")
+        return results
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+@contextmanager
+def local_gateway(
+    data_dir: Path,
+    *,
+    chain_start: int,
+    keep_chain: bool = False,
+    anchor_interval_s: float = 0.5,
+) -> Iterator[tuple[str, LedgerNode]]:
+    """A Ganache whose clock starts at `chain_start` and a gateway served from this process
+    (real HTTP on a free port); yields (base URL, node) and stops both afterwards.
+
+    The chain is in memory unless `keep_chain`, which keeps its database under `data_dir`
+    (slower: Ganache then writes every block to disk)."""
+    import uvicorn
+
+    from api.main import create_app
+
+    local = LocalChain(
+        kind="ganache",
+        port=free_port(),
+        db_path=data_dir / "chain" / "ganache" if keep_chain else None,
+        log_path=data_dir / "ganache.log",
+        start_time=chain_start,
+    )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    local.start()
+    try:
+        settings = Settings(
+            rpc_url=local.rpc_url,
+            data_dir=data_dir,
+            operator_key=DEV_OPERATOR_KEY,
+            anchor_interval_s=anchor_interval_s,
+        )
+        node = LedgerNode.start(settings)
+        try:
+            node.start_anchoring()
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", 0))
+            port = int(listener.getsockname()[1])
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    create_app(node), log_level="warning", access_log=False, lifespan="off"
+                )
+            )
+            thread = threading.Thread(
+                target=server.run, kwargs={"sockets": [listener]}, name="gateway", daemon=True
+            )
+            thread.start()
+            try:
+                deadline = time.monotonic() + 30
+                while not server.started:
+                    if not thread.is_alive() or time.monotonic() > deadline:
+                        raise MarketDayError("the in-process gateway did not start")
+                    time.sleep(0.05)
+                yield f"http://127.0.0.1:{port}", node
+            finally:
+                server.should_exit = True
+                thread.join(timeout=30)
+                listener.close()
+        finally:
+            node.stop()
+    finally:
+        local.stop()
