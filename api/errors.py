@@ -26,7 +26,8 @@ from ledger.errors import (
     MeterError,
     ToolchainError,
 )
-from ledger.market.service import EvidenceUnavailable, InvalidOrderSignature
+from ledger.anchoring.evidence import EvidenceUnavailable
+from ledger.market.orders import InvalidOrderSignature
 from ledger.readings.ingest import BatchTooLarge, ReadingNotFound
 from ledger.store.backends import StoreUnavailable
 

@@ -74,6 +74,7 @@ def worker_app() -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         node.start_anchoring()
+        node.start_indexing()
         try:
             yield
         finally:

@@ -17,13 +17,16 @@ from ledger.chain.client import Chain, LocalChain, answers_rpc, connect, port_is
 from ledger.chain.deployment import Deployment, MarketParameters, ensure_deployed
 from ledger.chain.txsender import sender_lock_for
 from ledger.errors import ChainUnavailable, ToolchainError
+from ledger.market.indexer import EventIndexer
 from ledger.market.service import Market
 from ledger.meters.registry import MeterAdmin
+from ledger.readings.indexed_keys import IndexedKeySource
 from ledger.readings.ingest import Ingestor
 from ledger.readings.keys import ChainKeySource, KeyCache
 from ledger.redaction import redact_url
 from ledger.settings import Settings
 from ledger.store.database import Store
+from ledger.store.read_model import ReadModel
 
 
 @dataclass
@@ -42,10 +45,25 @@ class LedgerNode:
     ingestor: Ingestor = field(init=False)
     anchorer: Anchorer = field(init=False)
     proofs: ProofService = field(init=False)
+    # The read model of chain events and the indexer that keeps it current.
+    read_model: ReadModel = field(init=False)
+    indexer: EventIndexer = field(init=False)
 
     def __post_init__(self) -> None:
-        # One key cache per node, shared by every request.
-        key_source = ChainKeySource(self.chain, self.deployment)
+        self.read_model = ReadModel(self.store)
+        self.indexer = EventIndexer(
+            self.chain,
+            self.deployment,
+            self.read_model,
+            confirmations=self.settings.confirmations,
+            range_blocks=self.settings.indexer_range_blocks,
+            poll_s=self.settings.indexer_poll_s,
+        )
+        # One key cache per node, shared by every request; a new meter's keys come from the
+        # read model when it is current (ledger/readings/indexed_keys.py).
+        key_source = IndexedKeySource(
+            self.read_model, ChainKeySource(self.chain, self.deployment)
+        )
         self.keys = KeyCache(
             key_source,
             max_meters=self.settings.key_cache_meters,
@@ -69,7 +87,14 @@ class LedgerNode:
             confirmations=self.settings.confirmations,
         )
         self.proofs = ProofService(self.store, head=lambda: int(self.chain.w3.eth.block_number))
-        self.market = Market(self.chain, self.deployment, self.store, self.proofs)
+        self.market = Market(
+            self.chain,
+            self.deployment,
+            self.store,
+            self.proofs,
+            read_model=self.read_model,
+            indexer=self.indexer,
+        )
         if not self.settings.anchor_enabled:
             self.anchorer.state = AnchorState.DISABLED
 
@@ -77,6 +102,11 @@ class LedgerNode:
         """Starts the background anchorer unless LEDGER_ANCHOR_ENABLED is false."""
         if self.settings.anchor_enabled:
             self.anchorer.start()
+
+    def start_indexing(self) -> None:
+        """Starts the background event indexer (every worker runs one; see
+        ledger/market/indexer.py on why several are harmless)."""
+        self.indexer.start()
 
     @classmethod
     def start(cls, settings: Settings, *, force_deploy: bool = False) -> LedgerNode:
@@ -156,6 +186,7 @@ class LedgerNode:
             },
             "contracts": self.deployment.addresses,
             "database": self.store.status(),
+            "indexer": self.indexer.status(),
             "anchoring": {
                 **self.anchorer.status(),
                 "enabled": self.settings.anchor_enabled,
@@ -163,7 +194,8 @@ class LedgerNode:
         }
 
     def stop(self) -> None:
-        """Stops the anchorer, closes the store and stops a managed chain."""
+        """Stops the indexer and the anchorer, closes the store and stops a managed chain."""
+        self.indexer.stop()
         self.anchorer.stop()
         self.store.close()
         self.chain.sender_lock.close()

@@ -119,6 +119,22 @@ class Settings(BaseModel):
         "(and before a reorganisation is no longer watched for). 0 suits the managed local "
         "chain and instant-finality networks (QBFT/IBFT); see the README for real networks.",
     )
+    # The event indexer (issue 10, item 4): chain events -> the read model that listings and the
+    # key cache read (docs/market.md "Read model").
+    indexer_poll_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often (s) the indexer asks the chain for new events; a listing lags "
+        "the chain by at most this plus LEDGER_CONFIRMATIONS blocks. While the chain does not "
+        "answer, passes are retried with a doubling delay (up to 30 s).",
+    )
+    indexer_range_blocks: int = Field(
+        default=2000,
+        ge=1,
+        le=1_000_000,
+        description="Most blocks in one eth_getLogs request (and one database transaction) of "
+        "the indexer: lower it for a node that limits log ranges.",
+    )
     market_slot_s: int = Field(
         default=3600, ge=60, description="Delivery slot of a newly deployed EnergyMarket (s)."
     )

@@ -35,20 +35,17 @@ from api.schemas import (
     TradeListPublic,
     TradePublic,
 )
-from ledger.market.service import (
+from ledger.market.orders import (
     OFFER_FIELDS,
     PERMIT_FIELDS,
     TAKE_FIELDS,
-    Market,
     OfferTerms,
-    OfferView,
     PermitSignature,
     RelayQuota,
     RelayQuotaExceeded,
-    Settlement,
-    TradeView,
-    tx_hash_hex,
 )
+from ledger.market.service import Market
+from ledger.market.views import OfferView, Settlement, TradeView, tx_hash_hex
 from ledger.meters.registry import meter_id_bytes, meter_id_text
 from ledger.node import LedgerNode
 

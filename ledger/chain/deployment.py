@@ -7,13 +7,17 @@ arguments): a fresh chain (no code) gets a new deployment, and code that differs
 or someone else's contract) is refused rather than silently used. A record from an older build
 that lacks a contract keeps the contracts it has and gets the missing ones deployed beside them,
 so the anchored batches of an existing ReadingLedger stay where they are.
+
+The record also keeps the block each contract was deployed in (`blocks`), where the event
+indexer starts. A record written before it had them is still read: its contracts then count as
+deployed in block 0 (the indexer reads their logs from the chain's start, in bounded ranges).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +59,15 @@ class Deployment:
     addresses: dict[str, str]
     contracts: dict[str, Contract]
     deployed_now: bool
+    # The block each contract was deployed in (absent from records written before it was kept).
+    blocks: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def start_block(self) -> int:
+        """The first block that can hold a log of these contracts (0 when not recorded)."""
+        if any(name not in self.blocks for name in self.addresses):
+            return 0
+        return min(self.blocks.values(), default=0)
 
     @property
     def meter_registry(self) -> Contract:
@@ -108,9 +121,14 @@ def ensure_deployed(
             for name in DEPLOYABLE_CONTRACTS
             if name in recorded["contracts"]
         }
+        blocks = {
+            name: int(block)
+            for name, block in recorded.get("blocks", {}).items()
+            if name in addresses
+        }
         state = _code_state(chain, artifacts, addresses)
         if state == "match" and len(addresses) == len(DEPLOYABLE_CONTRACTS):
-            return _bind(chain, artifacts, addresses, deployed_now=False)
+            return _bind(chain, artifacts, addresses, deployed_now=False, blocks=blocks)
         if state == "differs":
             raise DeploymentError(
                 f"the contracts recorded in {path} hold different code than this build: "
@@ -118,7 +136,7 @@ def ensure_deployed(
             )
         if state == "match":
             log.warning("%s lacks contracts of this build: deploying the missing ones", path)
-            return deploy(chain, data_dir, artifacts, market, keep=addresses)
+            return deploy(chain, data_dir, artifacts, market, keep=addresses, keep_blocks=blocks)
         log.warning("recorded contracts in %s are not on this chain (new chain?): deploying", path)
     return deploy(chain, data_dir, artifacts, market)
 
@@ -130,10 +148,13 @@ def deploy(
     market: MarketParameters,
     *,
     keep: dict[str, str] | None = None,
+    keep_blocks: dict[str, int] | None = None,
 ) -> Deployment:
-    """Deploys every ledger contract not in `keep` and records all addresses."""
+    """Deploys every ledger contract not in `keep` and records all addresses (and the blocks
+    they were deployed in, those of `keep` as far as `keep_blocks` knows them)."""
     admin = chain.operator.address
     addresses: dict[str, str] = dict(keep or {})
+    blocks: dict[str, int] = dict(keep_blocks or {})
     for name in DEPLOYABLE_CONTRACTS:
         if name in addresses:
             continue
@@ -145,14 +166,15 @@ def deploy(
         if address is None:
             raise DeploymentError(f"deploying {name} created no contract")
         addresses[name] = address
+        blocks[name] = int(receipt["blockNumber"])
     path = record_path(data_dir, chain.chain_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"chainId": chain.chain_id, "admin": admin, "contracts": addresses}
+    record = {"chainId": chain.chain_id, "admin": admin, "contracts": addresses, "blocks": blocks}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
     tmp.replace(path)  # atomic: a crash never leaves half a record
     log.info("deployed %s on chain %s", addresses, chain.chain_id)
-    return _bind(chain, artifacts, addresses, deployed_now=True)
+    return _bind(chain, artifacts, addresses, deployed_now=True, blocks=blocks)
 
 
 def _constructor_args(
@@ -194,6 +216,7 @@ def _bind(
     addresses: dict[str, str],
     *,
     deployed_now: bool,
+    blocks: dict[str, int],
 ) -> Deployment:
     contracts = {
         name: chain.w3.eth.contract(
@@ -202,5 +225,9 @@ def _bind(
         for name, addr in addresses.items()
     }
     return Deployment(
-        chain_id=chain.chain_id, addresses=addresses, contracts=contracts, deployed_now=deployed_now
+        chain_id=chain.chain_id,
+        addresses=addresses,
+        contracts=contracts,
+        deployed_now=deployed_now,
+        blocks=blocks,
     )

@@ -16,7 +16,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from ledger.errors import LedgerError
-from ledger.market.service import (
+from ledger.market.orders import (
     MarketDomain,
     OfferTerms,
     offer_typed_data,

@@ -18,7 +18,7 @@ from web3.logs import DISCARD
 from ledger.anchoring.merkle import MerkleTree
 from ledger.chain.client import Chain
 from ledger.chain.deployment import Deployment
-from ledger.market.service import (
+from ledger.market.orders import (
     MarketDomain,
     OfferTerms,
     offer_typed_data,

@@ -32,13 +32,8 @@ from ledger.anchoring.merkle import hash_pair
 from ledger.chain.client import Chain
 from ledger.chain.compiler import ContractArtifact
 from ledger.chain.deployment import Deployment, MarketParameters, ensure_deployed
-from ledger.market.service import (
-    OfferTerms,
-    escrow_for,
-    offer_typed_data,
-    sign_typed_data,
-    take_typed_data,
-)
+from ledger.market.orders import OfferTerms, offer_typed_data, sign_typed_data, take_typed_data
+from ledger.market.views import escrow_for
 from ledger.readings.native import Reading, reading_leaf
 from tests.contracts.market_helpers import (
     AnchoredBatch,

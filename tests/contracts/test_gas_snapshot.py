@@ -32,7 +32,7 @@ from ledger.anchoring.merkle import MerkleTree
 from ledger.chain.client import Chain, connect
 from ledger.chain.compiler import PROJECT_ROOT
 from ledger.chain.deployment import Deployment, ensure_deployed
-from ledger.market.service import (
+from ledger.market.orders import (
     MarketDomain,
     OfferTerms,
     PermitSignature,

@@ -12,18 +12,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.errors import ContractRevert
-from ledger.market.service import (
+from ledger.market.orders import (
     MarketDomain,
     OfferTerms,
     RelayQuota,
     RelayQuotaExceeded,
-    escrow_for,
     offer_typed_data,
-    payment_for,
     recover_signer,
     sign_typed_data,
     take_typed_data,
 )
+from ledger.market.views import escrow_for, payment_for
 from ledger.store.database import Store
 
 DOMAIN = MarketDomain("EnergyMarket", "1", 1337, "0x" + "42" * 20)
