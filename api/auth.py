@@ -2,38 +2,32 @@
 
 The gateway's operator key holds REGISTRAR_ROLE in the MeterRegistry, so these routes write to
 the chain with the registrar's authority; `LEDGER_REGISTRAR_TOKEN` is what stands between a client
-and that role. With no token configured the routes are off (403), never open.
+and that role. With no token configured the routes are off (403), never open. Routes ask for it
+with `RegistrarDep` (api/deps.py).
 """
 
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
 
-from fastapi import Depends, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.deps import NodeDep
 from api.errors import ApiError
 
-_bearer = HTTPBearer(
+registrar_bearer = HTTPBearer(
     auto_error=False,
     scheme_name="RegistrarToken",
     description="`Authorization: Bearer <LEDGER_REGISTRAR_TOKEN>`",
 )
 
 
-def require_registrar(
-    node: NodeDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-) -> None:
-    """Lets the request through only with the configured registrar token.
+def check_registrar(expected: str | None, credentials: HTTPAuthorizationCredentials | None) -> None:
+    """Lets the request through only with the configured registrar token `expected`.
 
     Raises:
         ApiError: 403 `registrar_api_disabled` when the gateway has no token configured;
             401 `unauthorized` when the request carries no bearer token or another one.
     """
-    expected = node.settings.registrar_token
     if not expected:
         raise ApiError(
             403,
@@ -55,7 +49,3 @@ def require_registrar(
             message="the bearer token is not the registrar token",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
-
-
-RegistrarDep = Depends(require_registrar)
-"""For a route's `dependencies=[...]`: the route runs only for the registrar."""

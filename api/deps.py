@@ -1,11 +1,14 @@
-"""Dependencies the routes declare: the running ledger node."""
+"""What routes declare, one `Annotated` alias per dependency: `node: NodeDep` gives the running
+ledger, `_: RegistrarDep` lets only the registrar through (api/auth.py)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials
 
+from api.auth import check_registrar, registrar_bearer
 from ledger.node import LedgerNode
 
 
@@ -16,3 +19,16 @@ def get_node(request: Request) -> LedgerNode:
 
 
 NodeDep = Annotated[LedgerNode, Depends(get_node)]
+
+
+def require_registrar(
+    node: NodeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(registrar_bearer)],
+) -> None:
+    """Refuses the request unless it carries the registrar token (see `check_registrar`)."""
+    check_registrar(node.settings.registrar_token, credentials)
+
+
+RegistrarDep = Annotated[None, Depends(require_registrar)]
+"""For a registrar-only route's parameter `_: RegistrarDep`: the route runs only for the
+registrar."""

@@ -1,4 +1,6 @@
-"""Maps every LedgerError to one HTTP status and a stable machine-readable code.
+"""Answers every LedgerError with the HTTP status and stable machine-readable code its class
+carries (`http_status`, `code`: the tree in `ledger/errors.py`; a contract's revert takes both
+from its custom error's name), and `Retry-After` when the error knows when to retry.
 
 Clients get `{"error": {"code": ..., "message": ...}}` and never a stack trace. Request bodies and
 parameters that fail validation, and bodies that are not JSON at all, get `invalid_request` with
@@ -8,7 +10,6 @@ their own code, and a body over the size limit is `request_too_large` (`api/limi
 
 from __future__ import annotations
 
-import re
 import sys
 
 from fastapi import FastAPI, Request
@@ -17,64 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ledger.errors import (
-    ChainUnavailable,
-    ConfigError,
-    ContractRevert,
-    DeploymentError,
-    LedgerError,
-    MeterError,
-    ToolchainError,
-)
-from ledger.anchoring.evidence import EvidenceUnavailable
-from ledger.market.orders import InvalidOrderSignature
-from ledger.readings.ingest import BatchTooLarge, ReadingNotFound
-from ledger.store.backends import StoreUnavailable
-
-# Custom errors that mean "no such thing", so they are 404 rather than 409.
-_NOT_FOUND_REVERTS = {
-    "MeterRegistryUnknownMeter",
-    "MeterRegistryNoKeyAt",
-    "MeterRegistryUnknownEpoch",
-    "ReadingLedgerUnknownBatch",
-    "EnergyMarketUnknownOffer",
-    "EnergyMarketUnknownTrade",
-}
-# Custom errors about the request's own values rather than the chain's state: 422, not 409.
-_INVALID_INPUT_REVERTS = {
-    "MeterRegistryZeroOwner",
-    "MeterRegistryUnsupportedAlgorithm",
-    "MeterRegistryInvalidPublicKey",
-    "MeterRegistryValidFromInPast",
-    "MeterRegistryWeakPublicKey",
-    "MeterRegistryCompromiseInFuture",
-    "MeterRegistryCompromiseBeforeKey",
-    "EnergyMarketZeroQuantity",
-    "EnergyMarketZeroPrice",
-    "EnergyMarketTradeTooSmall",
-    "EnergyMarketUnalignedTime",
-    "EnergyMarketInvalidExpiry",
-    "EnergyMarketDeliveryTooLate",
-    "SafeCastOverflowedUintDowncast",
-    "EnergyMarketSignatureExpired",
-    "EnergyMarketInvalidSignature",
-    "EnergyMarketSameMeter",
-    "ERC2612ExpiredSignature",
-    "ERC2612InvalidSigner",
-}
-
-_STATUS = {
-    MeterError: 422,
-    InvalidOrderSignature: 422,
-    EvidenceUnavailable: 409,
-    BatchTooLarge: 413,
-    ReadingNotFound: 404,
-    ChainUnavailable: 503,
-    StoreUnavailable: 503,
-    DeploymentError: 503,
-    ToolchainError: 503,
-    ConfigError: 500,
-}
+from ledger.errors import LedgerError
 
 
 class ApiError(StarletteHTTPException):
@@ -93,20 +37,13 @@ def error_body(code: str, message: str, **extra: object) -> dict[str, object]:
 
 def _ledger_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, LedgerError)
-    if isinstance(error, ContractRevert):
-        status = 409
-        if error.error_name in _NOT_FOUND_REVERTS:
-            status = 404
-        elif error.error_name in _INVALID_INPUT_REVERTS:
-            status = 422
-        code = _snake(error.error_name)
-        return JSONResponse(error_body(code, str(error)), status_code=status)
-    status = next((s for cls, s in _STATUS.items() if isinstance(error, cls)), 500)
     headers = None
-    if isinstance(error, StoreUnavailable):
-        # The next request reconnects; a client should send the same readings again.
+    if error.retry_after_s is not None:
+        # A database that reconnects, a relay quota that frees up: the same request may succeed.
         headers = {"Retry-After": str(error.retry_after_s)}
-    return JSONResponse(error_body(error.code, str(error)), status_code=status, headers=headers)
+    return JSONResponse(
+        error_body(error.code, str(error)), status_code=error.http_status, headers=headers
+    )
 
 
 def _validation_error(_: Request, error: Exception) -> JSONResponse:
@@ -154,12 +91,6 @@ def _http_error(_: Request, error: Exception) -> JSONResponse:
     return JSONResponse(
         error_body(code, str(error.detail)), status_code=error.status_code, headers=error.headers
     )
-
-
-def _snake(name: str) -> str:
-    """CamelCase to snake_case, keeping acronyms whole: ERC20InsufficientBalance ->
-    erc20_insufficient_balance."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -28,15 +28,10 @@ from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
 
 from api.main import create_app
-from api.schemas import ReadingResultsPublic, ReadingsRequestIn
+from api.schemas.readings import ReadingResultsPublic, ReadingsRequestIn
 from bench.fleet import SignedFleet, body
-from ledger.meters.registry import (
-    KeyAlgorithm,
-    KeyEpochView,
-    decode_public_key,
-    encode_public_key,
-    meter_id_bytes,
-)
+from ledger.meters.keys import KeyAlgorithm, decode_public_key, encode_public_key
+from ledger.meters.registry import KeyEpochView, meter_id_bytes
 from ledger.readings.checks import parse_hex
 from ledger.readings.ingest import Ingestor, _Verified
 from ledger.readings.keys import BlockRef, KeyCache
@@ -185,23 +180,14 @@ def stages(fleet: SignedFleet, batches: Sequence[list[bytes]], work: Path) -> di
     ingestor._store.close()
 
     accepted = [r for r in results if isinstance(r, IngestResult)]
-    seconds, answer = _timed(lambda: _answer(accepted))
-    out["response dicts (IngestResult.as_dict)"] = _per_reading_us(seconds, n)
+    seconds, answer = _timed(lambda: ReadingResultsPublic.of(accepted))
+    out["response model (ReadingResultsPublic.of)"] = _per_reading_us(seconds, n)
     response_adapter: TypeAdapter[Any] = TypeAdapter(ReadingResultsPublic)
     seconds, validated = _timed(lambda: response_adapter.validate_python(answer))
     out["response_model validation (ReadingResultsPublic)"] = _per_reading_us(seconds, n)
     seconds, _ = _timed(lambda: response_adapter.dump_json(validated))
     out["response JSON (pydantic dump_json, FastAPI's fast path)"] = _per_reading_us(seconds, n)
     return out
-
-
-def _answer(results: list[IngestResult]) -> dict[str, Any]:
-    return {
-        "results": [r.as_dict() for r in results],
-        "accepted": sum(r.status is Outcome.ACCEPTED for r in results),
-        "duplicates": sum(r.status is Outcome.DUPLICATE for r in results),
-        "rejected": sum(r.status is Outcome.REJECTED for r in results),
-    }
 
 
 def _submission(encoded: bytes) -> Submission:
@@ -224,7 +210,7 @@ def handler_profile(fleet: SignedFleet, objects: list[bytes], work: Path) -> pst
     results = ingestor.submit(
         [Submission(r.meter_id, r.canonical, r.signature) for r in model.readings]
     )
-    response_adapter.dump_json(response_adapter.validate_python(_answer(results)))
+    response_adapter.dump_json(response_adapter.validate_python(ReadingResultsPublic.of(results)))
     profiler.disable()
     ingestor._store.close()
     return pstats.Stats(profiler)

@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.deps import NodeDep
-from api.schemas import ErrorPublic, HealthPublic
+from api.schemas.errors import ErrorPublic
+from api.schemas.health import HealthPublic
 
 router = APIRouter(tags=["health"])
 

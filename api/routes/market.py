@@ -14,8 +14,6 @@ each signer gets at most `LEDGER_RELAY_QUOTA_PER_HOUR` relayed orders in any hou
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 from eth_utils.address import is_checksum_address, to_checksum_address
@@ -23,8 +21,9 @@ from fastapi import APIRouter, Path
 
 from api.deps import NodeDep
 from api.errors import ApiError
-from api.schemas import (
-    ErrorPublic,
+from api.schemas.errors import ErrorPublic
+from api.schemas.market import (
+    Eip712Public,
     MarketPublic,
     NoncesPublic,
     OfferIn,
@@ -42,11 +41,10 @@ from ledger.market.orders import (
     OfferTerms,
     PermitSignature,
     RelayQuota,
-    RelayQuotaExceeded,
 )
 from ledger.market.service import Market
 from ledger.market.views import OfferView, Settlement, TradeView, tx_hash_hex
-from ledger.meters.registry import meter_id_bytes, meter_id_text
+from ledger.meters.registry import meter_id_bytes
 from ledger.node import LedgerNode
 
 router = APIRouter(tags=["market"])
@@ -85,59 +83,59 @@ _ORDER_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/v1/market", response_model=MarketPublic)
-def get_market(node: NodeDep) -> dict[str, Any]:
+def get_market(node: NodeDep) -> MarketPublic:
     """Where the market is and what to sign: EIP-712 domains and types, slot length, windows."""
     market = node.market
     slot, window, settlement = market.parameters
     token = market.token.functions
-    return {
-        "chain_id": node.chain.chain_id,
-        "market": market.contract.address,
-        "token": market.token.address,
-        "token_symbol": node.chain.call(token.symbol()),
-        "token_decimals": node.chain.call(token.decimals()),
-        "slot_s": slot,
-        "boundary_window_s": window,
-        "settlement_window_s": settlement,
-        "min_trade_value": market.min_trade_value,
-        "relay_quota_per_hour": node.settings.relay_quota_per_hour,
-        "chain_time": market.chain_time(),
-        "eip712": {
-            "market_domain": market.domain.as_dict(),
-            "token_domain": market.token_domain.as_dict(),
-            "types": {"Offer": OFFER_FIELDS, "Take": TAKE_FIELDS, "Permit": PERMIT_FIELDS},
-        },
-    }
+    return MarketPublic(
+        chain_id=node.chain.chain_id,
+        market=market.contract.address,
+        token=market.token.address,
+        token_symbol=node.chain.call(token.symbol()),
+        token_decimals=node.chain.call(token.decimals()),
+        slot_s=slot,
+        boundary_window_s=window,
+        settlement_window_s=settlement,
+        min_trade_value=market.min_trade_value,
+        relay_quota_per_hour=node.settings.relay_quota_per_hour,
+        chain_time=market.chain_time(),
+        eip712=Eip712Public(
+            market_domain=market.domain.as_dict(),
+            token_domain=market.token_domain.as_dict(),
+            types={"Offer": OFFER_FIELDS, "Take": TAKE_FIELDS, "Permit": PERMIT_FIELDS},
+        ),
+    )
 
 
 @router.get("/v1/market/nonces/{address}", response_model=NoncesPublic)
-def get_nonces(address: AddressPath, node: NodeDep) -> dict[str, Any]:
+def get_nonces(address: AddressPath, node: NodeDep) -> NoncesPublic:
     """The nonces the account's next signed order and next token permit must carry."""
     account = _account(address)
-    return {
-        "address": account,
-        "market_nonce": node.market.nonce(account),
-        "permit_nonce": node.market.permit_nonce(account),
-    }
+    return NoncesPublic(
+        address=account,
+        market_nonce=node.market.nonce(account),
+        permit_nonce=node.market.permit_nonce(account),
+    )
 
 
 @router.get("/v1/offers", response_model=OfferListPublic)
-def list_offers(node: NodeDep, include_closed: bool = False) -> dict[str, Any]:
+def list_offers(node: NodeDep, include_closed: bool = False) -> OfferListPublic:
     """Open offers (takeable now), oldest first; `include_closed=true` lists every offer."""
     market = node.market
     now = market.chain_time()
     offers = market.offers() if include_closed else market.open_offers()
-    return {"offers": [_offer(market, o, now) for o in offers]}
+    return OfferListPublic(offers=[_offer(market, o, now) for o in offers])
 
 
 @router.get("/v1/offers/{offer_id}", response_model=OfferPublic, responses=_READ_ERRORS)
-def get_offer(offer_id: IdPath, node: NodeDep) -> dict[str, Any]:
+def get_offer(offer_id: IdPath, node: NodeDep) -> OfferPublic:
     market = node.market
     return _offer(market, market.offer(offer_id), market.chain_time())
 
 
 @router.post("/v1/offers", status_code=201, response_model=OfferPublic, responses=_ORDER_ERRORS)
-def create_offer(body: OfferIn, node: NodeDep) -> dict[str, Any]:
+def create_offer(body: OfferIn, node: NodeDep) -> OfferPublic:
     """Relays a seller-signed offer (`createOfferBySig`); the seller must own the meter."""
     market = node.market
     terms = OfferTerms(
@@ -147,16 +145,14 @@ def create_offer(body: OfferIn, node: NodeDep) -> dict[str, Any]:
         delivery_start=body.delivery_start,
         expiry=body.expiry,
     )
-    with _quota_refusal():
-        offer_id, receipt = market.relay_offer(
-            terms,
-            _account(body.seller),
-            body.deadline,
-            _hex_bytes(body.signature),
-            quota=_relay_quota(node),
-        )
-    offer = _offer(market, market.offer(offer_id), market.chain_time())
-    return {**offer, "tx_hash": tx_hash_hex(receipt)}
+    offer_id, receipt = market.relay_offer(
+        terms,
+        _account(body.seller),
+        body.deadline,
+        _hex_bytes(body.signature),
+        quota=_relay_quota(node),
+    )
+    return _offer(market, market.offer(offer_id), market.chain_time(), tx_hash_hex(receipt))
 
 
 @router.post(
@@ -165,7 +161,7 @@ def create_offer(body: OfferIn, node: NodeDep) -> dict[str, Any]:
     response_model=TradePublic,
     responses=_ORDER_ERRORS,
 )
-def take_offer(offer_id: IdPath, body: TakeIn, node: NodeDep) -> dict[str, Any]:
+def take_offer(offer_id: IdPath, body: TakeIn, node: NodeDep) -> TradePublic:
     """Relays a buyer-signed take (`takeOfferBySig`, or with the buyer's permit
     `takeOfferBySigWithPermit`, one call that uses the permit only for a take that goes through);
     the buyer's escrow moves into the market."""
@@ -176,22 +172,21 @@ def take_offer(offer_id: IdPath, body: TakeIn, node: NodeDep) -> dict[str, Any]:
         permit = PermitSignature(
             body.permit.value, body.permit.deadline, _hex_bytes(body.permit.signature)
         )
-    with _quota_refusal():
-        trade_id, receipt = market.relay_take(
-            offer_id,
-            meter_id_bytes(body.buyer_meter),
-            body.quantity_wh,
-            buyer,
-            body.deadline,
-            _hex_bytes(body.signature),
-            permit=permit,
-            quota=_relay_quota(node),
-        )
-    return {**_trade(market, market.trade(trade_id)), "tx_hash": tx_hash_hex(receipt)}
+    trade_id, receipt = market.relay_take(
+        offer_id,
+        meter_id_bytes(body.buyer_meter),
+        body.quantity_wh,
+        buyer,
+        body.deadline,
+        _hex_bytes(body.signature),
+        permit=permit,
+        quota=_relay_quota(node),
+    )
+    return _trade(market, market.trade(trade_id), tx_hash_hex(receipt))
 
 
 @router.get("/v1/trades/{trade_id}", response_model=TradePublic, responses=_READ_ERRORS)
-def get_trade(trade_id: IdPath, node: NodeDep) -> dict[str, Any]:
+def get_trade(trade_id: IdPath, node: NodeDep) -> TradePublic:
     """A trade's state, escrow, and once settled what was delivered, paid and refunded."""
     return _trade(node.market, node.market.trade(trade_id))
 
@@ -199,43 +194,31 @@ def get_trade(trade_id: IdPath, node: NodeDep) -> dict[str, Any]:
 @router.post(
     "/v1/trades/{trade_id}/settle", response_model=SettlementPublic, responses=_RELAY_ERRORS
 )
-def settle_trade(trade_id: IdPath, node: NodeDep) -> dict[str, Any]:
+def settle_trade(trade_id: IdPath, node: NodeDep) -> Settlement:
     """Settles a trade after its slot from the stored, anchored boundary readings (anyone may)."""
-    return _settlement(node.market.settle(trade_id))
+    return node.market.settle(trade_id)
 
 
 @router.post(
     "/v1/trades/{trade_id}/refund", response_model=SettlementPublic, responses=_RELAY_ERRORS
 )
-def refund_trade(trade_id: IdPath, node: NodeDep) -> dict[str, Any]:
+def refund_trade(trade_id: IdPath, node: NodeDep) -> Settlement:
     """Returns the escrow of a trade not settled within its settlement window (anyone may)."""
-    return _settlement(node.market.refund(trade_id))
+    return node.market.refund(trade_id)
 
 
 @router.get("/v1/customers/{address}/trades", response_model=TradeListPublic)
-def customer_trades(address: AddressPath, node: NodeDep) -> dict[str, Any]:
+def customer_trades(address: AddressPath, node: NodeDep) -> TradeListPublic:
     """The trades in which the account buys or sells, oldest first."""
     account = _account(address)
     market = node.market
-    return {"account": account, "trades": [_trade(market, t) for t in market.trades_of(account)]}
+    return TradeListPublic(
+        account=account, trades=[_trade(market, t) for t in market.trades_of(account)]
+    )
 
 
 def _relay_quota(node: LedgerNode) -> RelayQuota:
     return RelayQuota(node.store, per_hour=node.settings.relay_quota_per_hour)
-
-
-@contextmanager
-def _quota_refusal() -> Iterator[None]:
-    """A used-up relay quota as 429 with Retry-After (a header the ledger error has no room for)."""
-    try:
-        yield
-    except RelayQuotaExceeded as error:
-        raise ApiError(
-            429,
-            code=error.code,
-            message=str(error),
-            headers={"Retry-After": str(error.retry_after_s)},
-        ) from error
 
 
 def _account(address: str) -> str:
@@ -251,51 +234,13 @@ def _hex_bytes(text: str) -> bytes:
     return bytes.fromhex(text[2:])  # the schema's pattern already checked the hex
 
 
-def _offer(market: Market, offer: OfferView, now: int) -> dict[str, Any]:
+def _offer(market: Market, offer: OfferView, now: int, tx_hash: str | None = None) -> OfferPublic:
     slot, _, _ = market.parameters
-    return {
-        "offer_id": offer.offer_id,
-        "seller": offer.seller,
-        "seller_meter": meter_id_text(offer.seller_meter),
-        "delivery_start": offer.delivery_start,
-        "delivery_end": offer.delivery_start + slot,
-        "expiry": offer.expiry,
-        "price_per_kwh": offer.price_per_kwh,
-        "remaining_wh": offer.remaining_wh,
-        "cancelled": offer.cancelled,
-        "open": offer.is_open(now),
-    }
+    return OfferPublic.of(offer, slot_s=slot, now=now, tx_hash=tx_hash)
 
 
-def _trade(market: Market, trade: TradeView) -> dict[str, Any]:
+def _trade(market: Market, trade: TradeView, tx_hash: str | None = None) -> TradePublic:
     slot, _, settlement_window = market.parameters
-    end = trade.delivery_start + slot
-    return {
-        "trade_id": trade.trade_id,
-        "offer_id": trade.offer_id,
-        "state": trade.state.name.lower(),
-        "seller": trade.seller,
-        "buyer": trade.buyer,
-        "seller_meter": meter_id_text(trade.seller_meter),
-        "buyer_meter": meter_id_text(trade.buyer_meter),
-        "delivery_start": trade.delivery_start,
-        "delivery_end": end,
-        "settlement_deadline": end + settlement_window,
-        "quantity_wh": trade.quantity_wh,
-        "price_per_kwh": trade.price_per_kwh,
-        "escrow": trade.escrow,
-        "delivered_wh": trade.delivered_wh,
-        "paid": trade.paid,
-        "refunded": trade.refunded,
-    }
-
-
-def _settlement(settlement: Settlement) -> dict[str, Any]:
-    return {
-        "trade_id": settlement.trade_id,
-        "delivered_wh": settlement.delivered_wh,
-        "paid": settlement.paid,
-        "refunded": settlement.refunded,
-        "tx_hash": settlement.tx_hash,
-        "block_number": settlement.block_number,
-    }
+    return TradePublic.of(
+        trade, slot_s=slot, settlement_window_s=settlement_window, tx_hash=tx_hash
+    )

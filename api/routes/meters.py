@@ -13,10 +13,9 @@ from fastapi import APIRouter, Body, Path, Query
 from web3 import Web3
 from web3.exceptions import ProviderConnectionError, TimeExhausted, Web3RPCError
 
-from api.auth import RegistrarDep
-from api.deps import NodeDep
-from api.schemas import (
-    ErrorPublic,
+from api.deps import NodeDep, RegistrarDep
+from api.schemas.errors import ErrorPublic
+from api.schemas.meters import (
     KeyEpochPublic,
     MeterChangePublic,
     MeterPublic,
@@ -26,17 +25,17 @@ from api.schemas import (
     MeterRotateIn,
     SuspectReadingsPublic,
 )
+from api.schemas.readings import StoredReadingPublic
 from ledger.errors import ChainUnavailable, MeterError
+from ledger.meters.keys import parse_public_key
 from ledger.meters.registry import (
+    KeyEpochView,
     MeterAdmin,
     MeterView,
     meter_id_bytes,
-    parse_public_key,
     suspect_readings,
 )
 from ledger.node import LedgerNode
-from ledger.readings.results import stored_reading_dict
-from ledger.store.readings import StoredReading
 
 router = APIRouter(prefix="/v1/meters", tags=["meters"])
 
@@ -58,9 +57,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/{meter_id}", response_model=MeterPublic, responses=_ERRORS)
-def get_meter(meter_id: MeterIdPath, node: NodeDep) -> dict[str, Any]:
+def get_meter(meter_id: MeterIdPath, node: NodeDep) -> MeterView:
     """The meter's owner and its full key history, as the MeterRegistry holds it."""
-    return node.meters.show(meter_id).as_dict()
+    return node.meters.show(meter_id)
 
 
 @router.get("/{meter_id}/key", response_model=KeyEpochPublic, responses=_ERRORS)
@@ -68,9 +67,9 @@ def get_meter_key_at(
     meter_id: MeterIdPath,
     node: NodeDep,
     at: Annotated[int, Query(ge=0, lt=2**64, description="Unix time (s)")],
-) -> dict[str, Any]:
+) -> KeyEpochView:
     """The key that was valid for the meter at time `at`."""
-    return node.meters.key_at(meter_id, at).as_dict()
+    return node.meters.key_at(meter_id, at)
 
 
 _WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -98,9 +97,8 @@ _WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     status_code=201,
     response_model=MeterChangePublic,
     responses=_WRITE_ERRORS,
-    dependencies=[RegistrarDep],
 )
-def register_meter(body: MeterRegisterIn, node: NodeDep) -> dict[str, Any]:
+def register_meter(_: RegistrarDep, body: MeterRegisterIn, node: NodeDep) -> MeterChangePublic:
     """Registers a meter with its owner and first key (registrar only)."""
     owner_hex = body.owner[2:]
     # web3 takes any mixed-case address; EIP-55 makes one with a broken checksum a typo.
@@ -119,9 +117,10 @@ def register_meter(body: MeterRegisterIn, node: NodeDep) -> dict[str, Any]:
     "/{meter_id}/rotate",
     response_model=MeterChangePublic,
     responses=_WRITE_ERRORS,
-    dependencies=[RegistrarDep],
 )
-def rotate_meter_key(meter_id: MeterIdPath, body: MeterRotateIn, node: NodeDep) -> dict[str, Any]:
+def rotate_meter_key(
+    _: RegistrarDep, meter_id: MeterIdPath, body: MeterRotateIn, node: NodeDep
+) -> MeterChangePublic:
     """Appends a key epoch from `valid_from` on (registrar only); earlier keys stay on record."""
     key = parse_public_key(body.public_key, body.algorithm)
     return _change(node, meter_id, lambda meters: meters.rotate(meter_id, key, body.valid_from))
@@ -131,11 +130,13 @@ def rotate_meter_key(meter_id: MeterIdPath, body: MeterRotateIn, node: NodeDep) 
     "/{meter_id}/revoke",
     response_model=MeterRevokePublic,
     responses=_WRITE_ERRORS,
-    dependencies=[RegistrarDep],
 )
 def revoke_meter_key(
-    meter_id: MeterIdPath, node: NodeDep, body: Annotated[MeterRevokeIn | None, Body()] = None
-) -> dict[str, Any]:
+    _: RegistrarDep,
+    meter_id: MeterIdPath,
+    node: NodeDep,
+    body: Annotated[MeterRevokeIn | None, Body()] = None,
+) -> MeterRevokePublic:
     """Revokes the key valid now (registrar only): from this block's time on, or from
     `compromised_since`, the time since which the key is known or feared stolen.
 
@@ -149,16 +150,16 @@ def revoke_meter_key(
     # Before answering: a reading checked after this answer must see the revocation.
     node.keys.forget(meter_id_bytes(meter_id))
     suspects = suspect_readings(node.store, meter, limit=0)
-    return {**_answer(meter, receipt), "suspect_readings": suspects.count}
+    return MeterRevokePublic.of(meter, receipt, suspect_readings=suspects.count)
 
 
 @router.get(
     "/{meter_id}/suspect-readings",
     response_model=SuspectReadingsPublic,
     responses=_WRITE_ERRORS,
-    dependencies=[RegistrarDep],
 )
 def get_suspect_readings(
+    _: RegistrarDep,
     meter_id: MeterIdPath,
     node: NodeDep,
     after_seq: Annotated[
@@ -166,7 +167,7 @@ def get_suspect_readings(
     ]
     | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000, description="most readings listed")] = 1000,
-) -> dict[str, Any]:
+) -> SuspectReadingsPublic:
     """Stored readings signed under a key of the meter and timestamped at or after that key's
     revocation (registrar only): accepted before a revocation from a compromise time was made,
     they may be the thief's. By seq, with their receipts; `suspect_count` counts all of them."""
@@ -176,18 +177,11 @@ def get_suspect_readings(
         after_seq=-1 if after_seq is None else after_seq,
         limit=limit,
     )
-    return {
-        "meter_id": found.meter_id,
-        "suspect_count": found.count,
-        "readings": [
-            {**stored_reading_dict(r), "anchor": _anchor(node, r)} for r in found.readings
-        ],
-    }
-
-
-def _anchor(node: LedgerNode, stored: StoredReading) -> dict[str, Any] | None:
-    proof = node.proofs.anchoring(stored)
-    return None if proof is None else proof.as_dict()
+    return SuspectReadingsPublic(
+        meter_id=found.meter_id,
+        suspect_count=found.count,
+        readings=[StoredReadingPublic.of(r, node.proofs.anchoring(r)) for r in found.readings],
+    )
 
 
 # What a chain that did not answer raises (requests' errors are OSErrors); anything else, such as
@@ -197,9 +191,9 @@ _UNREACHABLE = (OSError, ProviderConnectionError, TimeExhausted, Web3RPCError)
 
 def _change(
     node: LedgerNode, meter_id: str, transact: Callable[[MeterAdmin], dict[str, Any]]
-) -> dict[str, Any]:
+) -> MeterChangePublic:
     """Sends one registrar transaction; the meter as it stands after it, with the transaction."""
-    return _answer(*_send(node, meter_id, transact))
+    return MeterChangePublic.of(*_send(node, meter_id, transact))
 
 
 def _send(
@@ -217,11 +211,3 @@ def _send(
         return meters.show(meter_id), receipt
     except _UNREACHABLE as error:
         raise ChainUnavailable(rpc_url=node.chain.rpc_url, reason=str(error)) from error
-
-
-def _answer(meter: MeterView, receipt: dict[str, Any]) -> dict[str, Any]:
-    return {
-        **meter.as_dict(),
-        "transaction_hash": "0x" + bytes(receipt["transactionHash"]).hex(),
-        "block_number": receipt["blockNumber"],
-    }

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Request
 
 from api.deps import NodeDep
 from api.routes.meters import MeterIdPath
-from api.schemas import (
-    ErrorPublic,
+from api.schemas.errors import ErrorPublic
+from api.schemas.readings import (
     OcmfReadingIn,
     ReadingBatchIn,
     ReadingIn,
@@ -18,7 +18,7 @@ from api.schemas import (
     StoredReadingPublic,
 )
 from ledger.readings.ingest import BatchTooLarge
-from ledger.readings.results import OcmfSubmission, Outcome, Submission, stored_reading_dict
+from ledger.readings.results import OcmfSubmission, Submission
 
 router = APIRouter(tags=["readings"])
 
@@ -59,7 +59,9 @@ async def refuse_oversized_batch(request: Request, node: NodeDep) -> None:
     },
     dependencies=[Depends(refuse_oversized_batch)],
 )
-def post_readings(body: Annotated[ReadingsRequestIn, Body()], node: NodeDep) -> dict[str, Any]:
+def post_readings(
+    body: Annotated[ReadingsRequestIn, Body()], node: NodeDep
+) -> ReadingResultsPublic:
     """Checks and stores one reading or a batch; one result per reading, in order.
 
     A reading is native (`meter_id`, `canonical`, `signature`) or an OCMF record (`meter_id`,
@@ -69,13 +71,7 @@ def post_readings(body: Annotated[ReadingsRequestIn, Body()], node: NodeDep) -> 
     the database before this answer is sent.
     """
     items = body.readings if isinstance(body, ReadingBatchIn) else [body]
-    results = node.ingestor.submit([_submission(item) for item in items])
-    return {
-        "results": [r.as_dict() for r in results],
-        "accepted": sum(r.status is Outcome.ACCEPTED for r in results),
-        "duplicates": sum(r.status is Outcome.DUPLICATE for r in results),
-        "rejected": sum(r.status is Outcome.REJECTED for r in results),
-    }
+    return ReadingResultsPublic.of(node.ingestor.submit([_submission(item) for item in items]))
 
 
 def _submission(item: ReadingIn | OcmfReadingIn) -> Submission | OcmfSubmission:
@@ -101,7 +97,7 @@ def get_reading(
     meter_id: MeterIdPath,
     seq: Annotated[int, Path(ge=0, lt=2**64, description="the reading's seq")],
     node: NodeDep,
-) -> dict[str, Any]:
+) -> StoredReadingPublic:
     """A stored reading: its fields, the exact bytes and signature received, its receipt, and
     where it is anchored: batch id, leaf, Merkle proof, root and transaction (null until
     anchored). The proof verifies with `ReadingLedger.verifyReading(batch_id, leaf, proof)`.
@@ -111,8 +107,4 @@ def get_reading(
     the canonical chain. Until then a reorganisation may drop the batch (the gateway then
     anchors it again and the proof may change)."""
     stored = node.ingestor.reading(meter_id, seq)
-    proof = node.proofs.anchoring(stored)
-    return {
-        **stored_reading_dict(stored),
-        "anchor": None if proof is None else proof.as_dict(),
-    }
+    return StoredReadingPublic.of(stored, node.proofs.anchoring(stored))

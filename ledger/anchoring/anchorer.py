@@ -405,22 +405,6 @@ class ReadingProof:
     def final(self) -> bool:
         return self.batch.final
 
-    def as_dict(self) -> dict[str, Any]:
-        batch = self.batch
-        return {
-            "batch_id": batch.batch_id,
-            "status": batch.status,
-            "root": "0x" + batch.root.hex(),
-            "leaf_index": self.leaf_index,
-            "proof": ["0x" + p.hex() for p in self.proof],
-            "tx_hash": None if batch.tx_hash is None else "0x" + batch.tx_hash.hex(),
-            "block_number": batch.block_number,
-            "anchored_at": batch.anchored_at,
-            "confirmations": self.confirmations,
-            "final": batch.final,
-            "final_at": batch.final_at,
-        }
-
 
 class ProofService:
     """Builds proofs from the stored leaves of a batch; trees of recent batches are cached.

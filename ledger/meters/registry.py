@@ -95,17 +95,6 @@ class KeyEpochView:
     valid_from: int
     revoked_at: int
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "epoch": self.index,
-            "algorithm": self.algorithm.label,
-            "public_key": "0x" + self.public_key.hex(),
-            "valid_from": self.valid_from,
-            "valid_from_utc": utc_text(self.valid_from),
-            "revoked_at": self.revoked_at or None,
-            "revoked_at_utc": utc_text(self.revoked_at) if self.revoked_at else None,
-        }
-
 
 @dataclass(frozen=True)
 class MeterView:
@@ -114,13 +103,6 @@ class MeterView:
     meter_id: str
     owner: str
     epochs: tuple[KeyEpochView, ...]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "meter_id": self.meter_id,
-            "owner": self.owner,
-            "keys": [epoch.as_dict() for epoch in self.epochs],
-        }
 
 
 def utc_text(timestamp: int) -> str | None:

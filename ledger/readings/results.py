@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from ledger.meters.registry import meter_id_text
 from ledger.store.readings import StoredReading
@@ -87,17 +86,6 @@ class Receipt:
             received_at=stored.received_at,
         )
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "receipt_id": self.receipt_id,
-            "meter_id": self.meter_id,
-            "seq": self.seq,
-            "timestamp": self.timestamp,
-            "leaf": "0x" + self.leaf.hex(),
-            "key_epoch": self.key_epoch,
-            "received_at": self.received_at,
-        }
-
 
 @dataclass(frozen=True)
 class IngestResult:
@@ -110,37 +98,6 @@ class IngestResult:
     meter_id: str | None
     seq: int | None
     receipt: Receipt | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "status": self.status.value,
-            "code": None if self.code is None else self.code.value,
-            "message": self.message,
-            "meter_id": self.meter_id,
-            "seq": self.seq,
-            "receipt": None if self.receipt is None else self.receipt.as_dict(),
-        }
-
-
-def stored_reading_dict(stored: StoredReading) -> dict[str, Any]:
-    """The public view of a stored reading: fields, exact bytes, receipt and assigned batch."""
-    return {
-        "meter_id": meter_id_text(stored.meter_id),
-        "seq": stored.seq,
-        "timestamp": stored.timestamp,
-        "import_wh": stored.import_wh,
-        "export_wh": stored.export_wh,
-        "status": stored.status,
-        "canonical": "0x" + stored.canonical.hex(),
-        "signature": "0x" + stored.signature.hex(),
-        "source": stored.source,
-        "raw": None if stored.raw is None else stored.raw.decode("utf-8", errors="replace"),
-        "key_epoch": stored.key_epoch,
-        "leaf": "0x" + stored.leaf.hex(),
-        "receipt": Receipt.of(stored).as_dict(),
-        "batch_id": stored.batch_id,
-    }
 
 
 @dataclass(frozen=True)

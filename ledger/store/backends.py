@@ -72,6 +72,7 @@ class StoreUnavailable(StoreError):
     """
 
     code = "store_unavailable"
+    http_status = 503
     retry_after_s = 2
 
     def __init__(self, *, location: str, reason: str) -> None:

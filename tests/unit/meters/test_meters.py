@@ -6,6 +6,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from api.schemas.meters import KeyEpochPublic
 from ledger.errors import MeterError
 from ledger.meters.keys import (
     KeyAlgorithm,
@@ -106,7 +107,7 @@ def test_algorithm_labels_round_trip_and_unknown_is_refused() -> None:
 def test_an_epoch_past_year_9999_is_shown_in_unix_seconds_with_a_null_utc_string() -> None:
     epoch = KeyEpochView(0, KeyAlgorithm.P256, b"\x04" + b"\x01" * 64, 2**64 - 1, 2**64 - 2)
 
-    shown = epoch.as_dict()
+    shown = KeyEpochPublic.model_validate(epoch).model_dump(mode="json")
 
     assert (shown["valid_from"], shown["valid_from_utc"]) == (2**64 - 1, None)
     assert (shown["revoked_at"], shown["revoked_at_utc"]) == (2**64 - 2, None)
