@@ -34,6 +34,9 @@ class GatewayError(LedgerError):
     """The gateway refused a request; `code` is its machine-readable error code, and
     `retry_after_s` its Retry-After (for 429 `relay_quota_exceeded`), if it sent one."""
 
+    code = "gateway_error"
+    http_status = 502  # raised in the customer's client, never by the gateway itself
+
     def __init__(
         self, status: int, code: str, message: str, *, retry_after_s: int | None = None
     ) -> None:
