@@ -22,7 +22,7 @@ from ledger.readings.ocmf.record import parse_ocmf
 from ledger.readings.ocmf.values import StatusFlag, ledger_values
 from ledger.readings.results import IngestResult, OcmfSubmission, Outcome, Rejection, Submission
 from ledger.store.database import Store
-from tests.unit.readings.test_ingest import CHAIN_ID, NOW, Clock, FakeRegistry
+from tests.unit.readings.ingest_support import CHAIN_ID, NOW, Clock, FakeRegistry
 
 SERIAL = "1EBZ0300099001"  # the meter serial `MS`, which is the meter's registered id
 METER_ID = meter_id_bytes(SERIAL)

@@ -18,7 +18,7 @@ from ledger.readings.keys import KeyCache
 from ledger.readings.native import Reading
 from ledger.readings.results import IngestResult, Outcome, Rejection, Submission
 from ledger.store.database import Store
-from tests.unit.readings.test_ingest import (
+from tests.unit.readings.ingest_support import (
     CHAIN_ID,
     METER_ID,
     NOW,

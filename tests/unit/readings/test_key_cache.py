@@ -7,7 +7,7 @@ import pytest
 from ledger.meters.keys import KeyAlgorithm, generate_key
 from ledger.meters.registry import meter_id_bytes
 from ledger.readings.keys import KeyCache
-from tests.unit.readings.test_ingest import NOW, Clock, FakeRegistry, _epoch
+from tests.unit.readings.ingest_support import NOW, Clock, FakeRegistry, key_epoch
 
 LIVE = NOW + 60  # a reading time after the registry's latest block: never covered by a history
 
@@ -133,7 +133,7 @@ def test_the_cache_keeps_at_most_max_meters_parsed_keys(
     registry: FakeRegistry, monotonic: Clock
 ) -> None:
     cache = KeyCache(registry, max_meters=2, monotonic=monotonic)
-    epochs = [_epoch(0, generate_key(KeyAlgorithm.P256), NOW) for _ in range(3)]
+    epochs = [key_epoch(0, generate_key(KeyAlgorithm.P256), NOW) for _ in range(3)]
     parsed = [cache.public_key(epoch) for epoch in epochs]
     assert cache.size.parsed_keys == 2
     assert cache.public_key(epochs[2]) is parsed[2]  # the most recent is kept
