@@ -77,11 +77,12 @@ mypy: bootstrap
 # slither compiles contracts/ through the same solc wrapper and OpenZeppelin remapping as
 # everything else, as standard JSON: its brownie integration (crytic-compile) cannot resolve
 # OpenZeppelin files that only re-export others (SafeERC20 imports some). Any medium or high
-# finding fails.
+# finding fails. contracts/test/ (test-only harnesses, never deployed) is compiled with the rest,
+# so the libraries it calls are checked, but its own findings are not reported.
 slither: bootstrap
 	$(VENV)/bin/slither contracts --solc-standard-json --solc tools/solcx/solc-v0.8.28 \
 		--solc-remaps "@openzeppelin/=node_modules/@openzeppelin/" \
-		--filter-paths node_modules --fail-medium
+		--filter-paths "node_modules|contracts/test/" --fail-medium
 
 fuzz: bootstrap $(FUZZ_VENV)/.installed
 	$(FUZZ_VENV)/bin/pytest -c tests/fuzz/pytest.ini tests/fuzz

@@ -13,6 +13,7 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IEnergyMarket} from "./interfaces/IEnergyMarket.sol";
 import {IMeterRegistry} from "./interfaces/IMeterRegistry.sol";
 import {IReadingLedger} from "./interfaces/IReadingLedger.sol";
+import {Reading, ReadingLeaf} from "./libraries/ReadingLeaf.sol";
 
 /// @title EnergyMarket
 /// @notice Peer-to-peer energy offers for one delivery slot, buyer escrow in the settlement token,
@@ -29,7 +30,7 @@ contract EnergyMarket is IEnergyMarket, EIP712, Nonces, ReentrancyGuard {
         "Take(uint256 offerId,bytes32 buyerMeter,uint64 quantityWh,address buyer,uint256 nonce,uint256 deadline)"
     );
     /// @notice The domain tag of native readings, format v1 (docs/reading-format.md).
-    bytes32 public constant READING_DOMAIN_TAG = keccak256("EnergyLedger.Reading.v1");
+    bytes32 public constant READING_DOMAIN_TAG = ReadingLeaf.DOMAIN_TAG;
     /// @dev Seller start and end, buyer start and end.
     uint256 private constant _MAX_EVIDENCE = 4;
     uint256 private constant _WH_PER_KWH = 1000;
@@ -400,18 +401,11 @@ contract EnergyMarket is IEnergyMarket, EIP712, Nonces, ReentrancyGuard {
     }
 
     /// @dev Rebuilds the reading's leaf from its fields (never trusting a given hash: an inner node
-    /// of the tree would also verify with a shortened proof) and checks it against its batch.
+    /// of the tree would also verify with a shortened proof) and checks it against its batch. The
+    /// leaf is built with this chain's id, so a reading of another chain never verifies.
     function _requireAnchored(AnchoredReading calldata anchored) private view {
         Reading calldata r = anchored.reading;
-        bytes32 leaf = keccak256(
-            bytes.concat(
-                keccak256(
-                    abi.encode(
-                        READING_DOMAIN_TAG, block.chainid, r.meterId, r.seq, r.timestamp, r.importWh, r.exportWh, r.status
-                    )
-                )
-            )
-        );
+        bytes32 leaf = ReadingLeaf.hash(r, block.chainid);
         // At most eight calls per settlement (four boundaries, two readings each), to the
         // immutable ReadingLedger, whose only revert is for a batch id the caller chose.
         // slither-disable-next-line calls-loop

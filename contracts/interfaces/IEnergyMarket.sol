@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
+import {Reading} from "../libraries/ReadingLeaf.sol";
+
 /// @title IEnergyMarket
 /// @notice Peer-to-peer energy trades for one delivery slot, escrowed in the settlement token and
 /// settled from signed, anchored meter readings (docs/market.md has the full rules).
@@ -71,18 +73,9 @@ interface IEnergyMarket {
         uint128 paid;
     }
 
-    /// @notice The fields of a native reading (docs/reading-format.md), chain id excepted: the
-    /// leaf is rebuilt with this chain's id, so a reading of another chain never verifies.
-    struct Reading {
-        bytes32 meterId;
-        uint64 seq;
-        uint64 timestamp;
-        uint64 importWh;
-        uint64 exportWh;
-        uint32 status;
-    }
-
-    /// @notice A reading with its Merkle proof against an anchored batch of the ReadingLedger.
+    /// @notice A reading (its fields are in contracts/libraries/ReadingLeaf.sol, shared by every
+    /// contract that checks readings) with its Merkle proof against an anchored batch of the
+    /// ReadingLedger.
     struct AnchoredReading {
         Reading reading;
         uint256 batchId;

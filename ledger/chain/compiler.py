@@ -21,6 +21,10 @@ from ledger.errors import ToolchainError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS_DIR = PROJECT_ROOT / "contracts"
+# Test-only contracts (harnesses; the invariant tests' mutants are compiled under this path too):
+# never part of the ledger's build, so the gateway cannot deploy them and its cached artifacts do
+# not change when a test contract does. Tests compile them on their own.
+TEST_CONTRACTS_DIR = CONTRACTS_DIR / "test"
 SOLCX_DIR = PROJECT_ROOT / "tools" / "solcx"
 BUILD_DIR = PROJECT_ROOT / "build"
 ARTIFACTS_FILE = BUILD_DIR / "ledger-artifacts.json"
@@ -85,11 +89,15 @@ def read_compiler_settings(
     )
 
 
-def contract_sources() -> dict[str, str]:
-    """Every Solidity source under contracts/, keyed by its path relative to the project root."""
+def contract_sources(*, include_tests: bool = False) -> dict[str, str]:
+    """Every Solidity source under contracts/, keyed by its path relative to the project root.
+
+    contracts/test/ is left out unless `include_tests` is set (the contract tests set it).
+    """
     return {
         path.relative_to(PROJECT_ROOT).as_posix(): path.read_text()
         for path in sorted(CONTRACTS_DIR.rglob("*.sol"))
+        if include_tests or not path.is_relative_to(TEST_CONTRACTS_DIR)
     }
 
 

@@ -21,15 +21,10 @@ from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from ledger.chain.client import Chain
-from ledger.chain.compiler import (
-    CONTRACTS_DIR,
-    PROJECT_ROOT,
-    read_compiler_settings,
-    standard_json_input,
-    use_bundled_solc,
-)
+from ledger.chain.compiler import CONTRACTS_DIR
 from ledger.chain.deployment import Deployment, ensure_deployed, record_path
 from ledger.errors import DeploymentError
+from tests.contracts.solidity import Compiled, compile_sources
 from tests.fixtures.chain import latest_time, reverts
 
 MINTER_ROLE = keccak(text="MINTER_ROLE")
@@ -261,30 +256,17 @@ def test_permit_reverts_if_the_deadline_has_passed(
 # deployments from before six decimals
 
 
-def two_decimal_token_artifact() -> tuple[list[dict[str, Any]], str]:
+def two_decimal_token_artifact() -> Compiled:
     """(abi, bytecode) of SettlementToken as it was with two decimals (one unit = one cent)."""
     source = (CONTRACTS_DIR / "SettlementToken.sol").read_text()
     six = "        return 6;\n"
     assert source.count(six) == 1, "the decimals line moved"
-    path = "contracts/old/SettlementToken.sol"
-    input_json = standard_json_input(
-        read_compiler_settings(), {path: source.replace(six, "        return 2;\n")}
+    # Compiled from memory under the test-only tree, like the market's mutants.
+    path = "contracts/test/old/SettlementToken.sol"
+    compiled = compile_sources(
+        {path: source.replace(six, "        return 2;\n")}, {path: "SettlementToken"}
     )
-    input_json["settings"]["outputSelection"] = {
-        path: {"SettlementToken": ["abi", "evm.bytecode.object"]}
-    }
-    use_bundled_solc()
-    import solcx  # imported late: it reads SOLCX_BINARY_PATH when first used
-
-    compiler = read_compiler_settings()
-    output = solcx.compile_standard(
-        input_json,
-        solc_binary=solcx.install.get_executable(compiler.solc_version),
-        base_path=str(PROJECT_ROOT),
-        allow_paths=str(PROJECT_ROOT),
-    )
-    contract = output["contracts"][path]["SettlementToken"]
-    return contract["abi"], contract["evm"]["bytecode"]["object"]
+    return compiled[path]
 
 
 def test_a_recorded_two_decimal_token_is_refused_rather_than_used_with_the_new_market(

@@ -47,3 +47,16 @@ def test_runtime_code_uses_no_cancun_opcodes() -> None:
             op = code[i]
             assert op not in (0x5C, 0x5D, 0x5E), f"{artifact.name}: cancun opcode {op:#x} at {i}"
             i += 1 + (op - 0x5F if 0x60 <= op <= 0x7F else 0)
+
+
+def test_test_only_contracts_are_left_out_of_the_ledgers_build() -> None:
+    # contracts/test/ holds harnesses (and is where the invariant tests compile their mutants):
+    # the gateway's build, and so what it can deploy, never includes them.
+    built = contract_sources()
+    with_tests = contract_sources(include_tests=True)
+    assert "contracts/test/ReadingLeafHarness.sol" in with_tests
+    assert not any(path.startswith("contracts/test/") for path in built)
+    assert set(with_tests) - set(built) == {
+        path for path in with_tests if path.startswith("contracts/test/")
+    }
+    assert "contracts/libraries/ReadingLeaf.sol" in built

@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {Reading, ReadingLeaf} from "../libraries/ReadingLeaf.sol";
+
+/// @title ReadingLeafHarness
+/// @notice Test only, never deployed (contracts/test/ is left out of the ledger's build): exposes
+/// the ReadingLeaf library so tests can compare its leaf with the Python encoder's.
+contract ReadingLeafHarness {
+    function domainTag() external pure returns (bytes32) {
+        return ReadingLeaf.DOMAIN_TAG;
+    }
+
+    function hash(Reading calldata reading, uint256 chainId) external pure returns (bytes32) {
+        return ReadingLeaf.hash(reading, chainId);
+    }
+}
