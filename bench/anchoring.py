@@ -18,7 +18,7 @@ from pathlib import Path
 
 
 def _u64(value: int) -> bytes:
-    # The store keeps seq as an 8-byte big-endian BLOB (ledger/store/backend.py).
+    # The store keeps seq as an 8-byte big-endian BLOB (ledger/store/backends.py).
     return value.to_bytes(8, "big")
 
 

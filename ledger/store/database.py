@@ -22,7 +22,7 @@ from ledger.store import relay as relay_table
 from ledger.store.backends import Backend, PostgresBackend, SQLiteBackend
 from ledger.store.batches import BatchRecord, PendingLeaf
 from ledger.store.lease import AnchorLease
-from ledger.store.legacy import upgrade_to_version_4
+from ledger.store.migrate import upgrade
 from ledger.store.readings import Gap, IntegrityEvent, ReadingWriter, StoredReading
 from ledger.store.relay import RelaySlot
 
@@ -43,13 +43,13 @@ class Store:
             self.path = None
             self._backend = PostgresBackend(location)
             self._lease_location = location
-        with self.write() as db:
-
-            def run(sql: str) -> list[Any]:
-                cursor = db.execute(sql)
-                return cursor.fetchall() if sql.startswith("PRAGMA") else []
-
-            upgrade_to_version_4(run, self._backend.name)
+        try:
+            # Before any other use: a database of an older release is brought to this one's
+            # schema (under a lock, so several workers opening it at once is safe).
+            self.revision = upgrade(location)
+        except BaseException:
+            self._backend.close()
+            raise
 
     @classmethod
     def open(cls, settings: Settings) -> Store:

@@ -117,6 +117,36 @@ _V3_COLUMNS = {
 # get no `final_at`: the anchorer checks them against the chain once and then marks them final.
 _V4_COLUMNS = {"batches": {"final_at": "final_at TEXT"}}
 
+# SQLite lets a primary key column that is not an INTEGER hold NULL unless it says NOT NULL, and
+# version 4 did not say it for `schema_info.key` and `batches.batch_id` (PostgreSQL implies it).
+# The baseline says it, so these two small tables (a row per batch) are rebuilt with it, the
+# way SQLite changes a column: copy into a new table, drop the old one, rename.
+_SQLITE_NOT_NULL_KEYS = """
+CREATE TABLE schema_info_v4 (
+    key   TEXT NOT NULL PRIMARY KEY,
+    value TEXT NOT NULL
+);
+INSERT INTO schema_info_v4 SELECT key, value FROM schema_info;
+DROP TABLE schema_info;
+ALTER TABLE schema_info_v4 RENAME TO schema_info;
+CREATE TABLE batches_v4 (
+    batch_id     BIGINT NOT NULL PRIMARY KEY,
+    root         BLOB NOT NULL,
+    count        INTEGER NOT NULL,
+    from_ts      BLOB NOT NULL,
+    to_ts        BLOB NOT NULL,
+    status       TEXT NOT NULL,
+    tx_hash      BLOB,
+    block_number BIGINT,
+    created_at   TEXT NOT NULL,
+    anchored_at  TEXT,
+    final_at     TEXT
+);
+INSERT INTO batches_v4 SELECT batch_id, root, count, from_ts, to_ts, status, tx_hash,
+    block_number, created_at, anchored_at, final_at FROM batches;
+DROP TABLE batches;
+ALTER TABLE batches_v4 RENAME TO batches;
+"""
 
 Run = Callable[[str], Sequence[Sequence[Any]]]
 """Runs one SQL statement (no parameters) and returns its rows ([] for a statement without)."""
@@ -137,7 +167,8 @@ def schema_v4(dialect: str) -> str:
 def upgrade_to_version_4(run: Run, dialect: str) -> None:
     """What opening a database of schema version 1 to 4 did up to version 4: the columns of
     versions 3 and 4 added to the tables that lack them, every table and index created if it is
-    missing, and version 4 recorded in `schema_info`."""
+    missing, and version 4 recorded in `schema_info`; on SQLite, the two primary keys version 4
+    left nullable made NOT NULL, as the baseline revision declares them."""
     if dialect == "sqlite":
         # A version-2 file: add the columns version 3 introduced before the new indexes (which
         # name them) are created.
@@ -152,6 +183,9 @@ def upgrade_to_version_4(run: Run, dialect: str) -> None:
         for table, columns in _V4_COLUMNS.items():
             for definition in columns.values():
                 run(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {definition}")
+    if dialect == "sqlite":
+        for statement in statements(_SQLITE_NOT_NULL_KEYS):
+            run(statement)
     run(
         "INSERT INTO schema_info(key, value) VALUES ('version', '4') "
         "ON CONFLICT(key) DO UPDATE SET value = excluded.value "

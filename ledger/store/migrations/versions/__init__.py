@@ -1,0 +1,1 @@
+"""One module per schema revision, each naming its `down_revision` (README "Where data lives")."""
