@@ -19,7 +19,7 @@ help:
 	@echo "make test   - the whole suite: lint (ruff, mypy, slither, schemathesis) and all tests"
 	@echo "make lint   - only the linters and the API fuzzer"
 
-bootstrap: $(VENV)/.installed node_modules/.installed
+bootstrap: $(VENV)/.installed node_modules/.installed $(VENV)/.brownie-network
 
 $(VENV)/.installed: requirements/dev.lock pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -27,11 +27,18 @@ $(VENV)/.installed: requirements/dev.lock pyproject.toml
 	$(VENV)/bin/pip install --quiet -r requirements/dev.lock
 	$(VENV)/bin/pip install --quiet --no-deps -e .
 	$(VENV)/bin/pip check
-	@# brownie's built-in development network is istanbul with gas price 0; register ours (its
-	@# settings are in brownie-config.yaml). Stored in brownie's per-user network list.
-	$(VENV)/bin/brownie networks list 2>/dev/null | grep -q ledger-ganache || \
-	  $(VENV)/bin/brownie networks add Development ledger-ganache \
-	    name="Ledger Ganache (shanghai)" host=http://127.0.0.1 cmd=ganache port=8545 >/dev/null
+	@touch $@
+
+# brownie's built-in development network is istanbul with gas price 0 and forgets its chain when
+# brownie stops; register ours in brownie's per-user network list (~/.brownie), replacing an older
+# registration. Its command, tools/ledger-ganache, starts Ganache over the chain database of
+# `make run`, so what a `brownie run` does there stays for `make run` (README "Brownie"); its
+# port, chain id, hardfork and mnemonic are the cmd_settings in brownie-config.yaml. brownie
+# splits the command at spaces: the checkout's path must have none.
+$(VENV)/.brownie-network: $(VENV)/.installed Makefile
+	$(VENV)/bin/brownie networks delete ledger-ganache >/dev/null 2>&1 || true
+	$(VENV)/bin/brownie networks add Development ledger-ganache name="Ledger Ganache (shanghai)" \
+	  host=http://127.0.0.1 cmd=$(CURDIR)/tools/ledger-ganache port=8545 >/dev/null
 	@touch $@
 
 # The fuzzer lives in its own environment: schemathesis needs hypothesis >= 6.130 while
