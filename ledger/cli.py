@@ -129,6 +129,7 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         )
         if workers == 1:
             node.start_anchoring()
+            node.start_indexing()
             uvicorn.run(create_app(node), host=host, port=port, log_level="warning")
         else:
             # Each worker process builds its own node (store, anchorer) attached to the chain

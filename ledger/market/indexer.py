@@ -396,12 +396,16 @@ class EventIndexer:
             return cursor, 0
         moved = IndexCursor(self._deployment, last, end_hash, int(end["timestamp"]))
         logs = sorted(raw, key=lambda x: (int(x["blockNumber"]), int(x["logIndex"])))
+        # Decoded before the transaction: the database's writers wait only for the inserts.
+        decoded = [self._decode(entry) for entry in logs]
         with self._read_model.write() as db:
             if self._read_model.cursor(db) != cursor:
                 raise _CursorMoved
             touched: set[int] = set()
-            for entry in logs:
-                touched |= self._apply(db, entry)
+            for found in decoded:
+                if found is not None:
+                    handler, ref, args = found
+                    touched |= handler(self._read_model, db, ref, args)
             self._read_model.refresh_offers(db, touched)
             self._read_model.remember_blocks(
                 db, {(int(x["blockNumber"]), bytes(x["blockHash"])) for x in logs}
@@ -410,19 +414,21 @@ class EventIndexer:
             self._read_model.forget_blocks_below(db, last - REMEMBERED_BLOCKS)
         return moved, len(logs)
 
-    def _apply(self, db: Connection, entry: LogReceipt) -> set[int]:
+    def _decode(self, entry: LogReceipt) -> tuple[_Handler, LogRef, dict[str, Any]] | None:
+        """The handler of a log, where it came from and its decoded arguments (None for a log
+        of an event the read model does not hold)."""
         topics = entry["topics"]
         if not topics:
-            return set()
+            return None
         found = self._events.get((str(entry["address"]).lower(), bytes(topics[0])))
         if found is None:
-            return set()
+            return None
         event, handler = found
         decoded: EventData = event.process_log(entry)
         ref = LogRef(
             int(entry["blockNumber"]), bytes(entry["transactionHash"]), int(entry["logIndex"])
         )
-        return handler(self._read_model, db, ref, dict(decoded["args"]))
+        return handler, ref, dict(decoded["args"])
 
     def _block_hash(self, number: int) -> bytes | None:
         try:

@@ -90,8 +90,9 @@ def rows(store: Store) -> dict[str, list[tuple[Any, ...]]]:
     with store.read() as db:
         for table in READ_MODEL_TABLES:
             fetched = db.execute(f"SELECT * FROM {table.name}").fetchall()  # noqa: S608
-            found[table.name] = sorted(tuple(bytes(v) if isinstance(v, memoryview) else v
-                                             for v in row) for row in fetched)
+            found[table.name] = sorted(
+                tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in fetched
+            )
     return found
 
 
