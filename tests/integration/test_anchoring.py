@@ -26,6 +26,7 @@ from ledger.readings.native import Reading, reading_leaf
 from ledger.store.backends import utc_now_iso
 from ledger.store.batches import BatchRecord, BatchStatus
 from ledger.store.database import Store
+from ledger.store.migrate import head_revision, schema_version
 from ledger.store.readings import StoredReading
 from tests.fixtures.postgres import store_location
 
@@ -305,11 +306,13 @@ INSERT INTO batches_v3 SELECT batch_id, root, count, from_ts, to_ts, status, tx_
 DROP TABLE batches;
 ALTER TABLE batches_v3 RENAME TO batches;
 UPDATE schema_info SET value = '3' WHERE key = 'version';
+DROP TABLE alembic_version;
 """
 
 
 def downgrade_to_version_3(database_url: str) -> None:
-    """Makes the database what schema version 3 wrote: batches without `final_at`."""
+    """Makes the database what schema version 3 wrote: batches without `final_at`, and no
+    Alembic history (the migrations came after version 4)."""
     location = store_location(database_url)
     if isinstance(location, Path):
         with closing(sqlite3.connect(location)) as db:
@@ -318,6 +321,7 @@ def downgrade_to_version_3(database_url: str) -> None:
     with psycopg.connect(location, autocommit=True) as db:
         db.execute("ALTER TABLE batches DROP COLUMN final_at")
         db.execute("UPDATE schema_info SET value = '3' WHERE key = 'version'")
+        db.execute("DROP TABLE alembic_version")  # version 3 had no migration history
 
 
 def anchored_then_downgraded(
@@ -347,7 +351,7 @@ def test_a_version_3_database_is_upgraded_in_place_and_keeps_its_rows(
     finally:
         store.close()
 
-    assert status["schema_version"] == 4
+    assert status["schema_version"] == schema_version(head_revision())
     assert [(b.batch_id, b.status, b.count, b.final_at) for b in batches] == [
         (1, BatchStatus.ANCHORED, 5, None)
     ]
