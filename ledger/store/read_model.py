@@ -25,13 +25,14 @@ as in the rest of the store: uint64 (energy, times) in 8 bytes, uint128 (prices,
 BLOBs compare bytewise, so they sort and compare like the numbers. Ids (offer, trade, batch,
 key epoch) and block numbers are counters that stay far below 2^63 and are BIGINT.
 
-Until the Alembic migration `0002_read_model` runs on every start, `ReadModel` creates its
-tables itself (CREATE ... IF NOT EXISTS compiled from the declarations below).
+The tables are created by the Alembic revision `0002_read_model`, which opening the store runs
+(`ledger/store/migrate.py`); `tests/unit/store/test_migrate.py` checks it against these
+declarations.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -42,15 +43,13 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Table,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
-from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ledger.store.schema import metadata
 
@@ -105,7 +104,7 @@ chain_key_revocations = Table(
     Column("epoch", BigInteger, nullable=False),
     Column("revoked_at", LargeBinary, nullable=False),  # uint64; the earliest one counts
     *_log_columns(),
-    UniqueConstraint("tx_hash", "log_index"),
+    PrimaryKeyConstraint("tx_hash", "log_index"),
     Index(None, "meter_id", "epoch"),
 )
 chain_batches = Table(
@@ -335,19 +334,6 @@ def _trade(row: Sequence[Any]) -> IndexedTrade:
     )
 
 
-def create_statements(dialect_name: str) -> Iterator[str]:
-    """CREATE TABLE / INDEX IF NOT EXISTS for the read model, in `dialect_name`'s SQL."""
-    dialect: Dialect = (
-        postgresql.dialect()  # type: ignore[no-untyped-call]
-        if dialect_name == "postgresql"
-        else sqlite.dialect()
-    )
-    for table in READ_MODEL_TABLES:
-        yield str(CreateTable(table, if_not_exists=True).compile(dialect=dialect))
-        for index in sorted(table.indexes, key=lambda i: str(i.name)):
-            yield str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect))
-
-
 class ReadModel:
     """Queries and idempotent writes of the read model, run on the store's own connection.
 
@@ -358,9 +344,6 @@ class ReadModel:
 
     def __init__(self, store: Database) -> None:
         self._store = store
-        with store.write() as db:
-            for statement in create_statements(db.name):
-                db.execute(statement)
 
     def write(self) -> AbstractContextManager[Connection]:
         """The store's write transaction (what the indexer applies a range in)."""
