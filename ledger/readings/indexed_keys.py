@@ -22,18 +22,23 @@ polled by the cache).
 from __future__ import annotations
 
 import threading
+from typing import Protocol
 
 from ledger.meters.keys import KeyAlgorithm
 from ledger.meters.registry import KeyEpochView
-from ledger.readings.keys import BlockRef, ChainKeySource
+from ledger.readings.keys import BlockRef, KeySource, RevocationFeed
 from ledger.store.read_model import IndexedMeter, ReadModel
+
+
+class ChainSource(KeySource, RevocationFeed, Protocol):
+    """The registry's own answers (`ChainKeySource`)."""
 
 
 class IndexedKeySource:
     """Key histories from the read model, falling back to the registry (see the module
     docstring)."""
 
-    def __init__(self, read_model: ReadModel, chain_source: ChainKeySource) -> None:
+    def __init__(self, read_model: ReadModel, chain_source: ChainSource) -> None:
         self._read_model = read_model
         self._chain = chain_source
         self._lock = threading.Lock()
