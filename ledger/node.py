@@ -61,9 +61,7 @@ class LedgerNode:
         )
         # One key cache per node, shared by every request; a new meter's keys come from the
         # read model when it is current (ledger/readings/indexed_keys.py).
-        key_source = IndexedKeySource(
-            self.read_model, ChainKeySource(self.chain, self.deployment)
-        )
+        key_source = IndexedKeySource(self.read_model, ChainKeySource(self.chain, self.deployment))
         self.keys = KeyCache(
             key_source,
             max_meters=self.settings.key_cache_meters,
