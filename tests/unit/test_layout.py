@@ -72,13 +72,17 @@ def core_modules() -> list[Path]:
 
 
 def test_the_stages_are_the_packages_the_rules_name() -> None:
-    packages = {path.name for path in (ROOT / "ledger").iterdir() if (path / "__init__.py").exists()}
+    packages = {
+        path.name for path in (ROOT / "ledger").iterdir() if (path / "__init__.py").exists()
+    }
     assert packages == set(ALLOWED) - {"top", "node"} | {"sim"}
 
 
 def test_every_stage_package_says_what_it_owns_and_may_import() -> None:
     for package in set(ALLOWED) - {"top", "node"} | {"sim"}:
-        docstring = ast.get_docstring(ast.parse((ROOT / "ledger" / package / "__init__.py").read_text()))
+        docstring = ast.get_docstring(
+            ast.parse((ROOT / "ledger" / package / "__init__.py").read_text())
+        )
         assert docstring and "import" in docstring, package
 
 
