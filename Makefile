@@ -29,12 +29,12 @@ $(VENV)/.installed: requirements/dev.lock pyproject.toml
 	$(VENV)/bin/pip check
 	@touch $@
 
-# brownie's built-in development network is istanbul with gas price 0 and forgets its chain when
-# brownie stops; register ours in brownie's per-user network list (~/.brownie), replacing an older
-# registration. Its command, tools/ledger-ganache, starts Ganache over the chain database of
-# `make run`, so what a `brownie run` does there stays for `make run` (README "Brownie"); its
-# port, chain id, hardfork and mnemonic are the cmd_settings in brownie-config.yaml. brownie
-# splits the command at spaces: the checkout's path must have none.
+# brownie's built-in development network is istanbul and forgets its chain when brownie stops;
+# register ours in brownie's per-user network list (~/.brownie), replacing an older registration.
+# Its command, tools/ledger-ganache, starts Ganache over the chain database of `make run`, so what
+# a `brownie run` does there stays for `make run` (README "Brownie"); its port, chain id, hardfork
+# and mnemonic are the cmd_settings in brownie-config.yaml. brownie splits the command at spaces:
+# the checkout's path must have none.
 $(VENV)/.brownie-network: $(VENV)/.installed Makefile
 	$(VENV)/bin/brownie networks delete ledger-ganache >/dev/null 2>&1 || true
 	$(VENV)/bin/brownie networks add Development ledger-ganache name="Ledger Ganache (shanghai)" \

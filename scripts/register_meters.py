@@ -94,7 +94,7 @@ def register_meters(path: Path) -> dict[str, Any]:
     return {
         "chain_id": chain.chain_id,
         "registered": registered_now,
-        "already_registered": sorted(registered_already),
+        "already_registered": [row.meter_id for row in rows if row.meter_id in registered_already],
     }
 
 

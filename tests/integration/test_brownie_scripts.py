@@ -37,6 +37,7 @@ from ledger.chain.deployment import ensure_deployed, record_path
 from ledger.meters.keys import KeyAlgorithm, encode_public_key, generate_key
 from ledger.meters.registry import MeterAdmin, meter_id_bytes
 from ledger.settings import DEV_OPERATOR_KEY
+from scripts.mint import DEMO_UNITS
 from tests.fixtures.chain import dev_account
 from tests.fixtures.gateway import Gateway, ledger_env, start_gateway
 
@@ -82,6 +83,14 @@ def ledger_ganache_cmd_settings() -> dict[str, Any]:
 def succeeded(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
     return result
+
+
+def printed_json(stdout: str) -> Any:
+    """The JSON a script printed, among brownie's own lines (it is indented, so it starts with a
+    line "{" and ends with a line "}")."""
+    lines = stdout.splitlines()
+    start = lines.index("{")
+    return json.loads("\n".join(lines[start : lines.index("}", start) + 1]))
 
 
 @dataclass(frozen=True)
@@ -207,6 +216,21 @@ def test_register_meters_registers_each_row_with_its_owner_key_and_start(
         ], meter_id
 
 
+def test_register_meters_run_again_skips_the_meters_it_registered(
+    operator: Operator, deployed: dict[str, Any], served_chain: Chain, attached: str
+) -> None:
+    nonce = served_chain.w3.eth.get_transaction_count(dev_account(0).address)
+
+    result = succeeded(
+        operator.brownie.run("register_meters.py", str(operator.csv), network=attached)
+    )
+
+    printed = printed_json(result.stdout)
+    assert printed["registered"] == []
+    assert printed["already_registered"] == list(operator.meters)
+    assert served_chain.w3.eth.get_transaction_count(dev_account(0).address) == nonce
+
+
 def test_mint_gives_each_named_account_its_units(
     operator: Operator, deployed: dict[str, Any], served_chain: Chain, attached: str
 ) -> None:
@@ -221,6 +245,22 @@ def test_mint_gives_each_named_account_its_units(
 
     after = [token.functions.balanceOf(a).call() for a in (alice, bob)]
     assert [a - b for a, b in zip(after, before, strict=True)] == [2_500_000, 1]
+
+
+def test_mint_without_arguments_gives_every_account_but_the_operators_the_demo_units(
+    operator: Operator, deployed: dict[str, Any], served_chain: Chain, attached: str
+) -> None:
+    token = served_chain.w3.eth.contract(
+        address=deployed["contracts"]["SettlementToken"],
+        abi=compile_contracts()["SettlementToken"].abi,
+    )
+    accounts = [dev_account(i).address for i in range(10)]
+    before = [token.functions.balanceOf(a).call() for a in accounts]
+
+    succeeded(operator.brownie.run("mint.py", network=attached))
+
+    after = [token.functions.balanceOf(a).call() for a in accounts]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [0] + [DEMO_UNITS] * 9
 
 
 def test_a_bad_csv_row_is_named_and_nothing_is_sent(
