@@ -14,7 +14,8 @@ given reading; `decode` refuses every other one, so stored bytes always re-encod
 The meter signs the SHA-256 digest of the canonical bytes (ECDSA P-256, ECDSA secp256k1, or
 Ed25519 over the 32-byte digest as its message). The Merkle leaf anchored on chain is
 `keccak256(keccak256(canonical))`. docs/reading-format.md is the vendor-facing specification,
-with a worked test vector that tests/unit/readings/test_readings.py checks against this module.
+with a worked test vector that tests/unit/readings/test_native_doc_vector.py checks against this
+module.
 
 ECDSA signatures are malleable: if (r, s) verifies, so does (r, n - s), and the same reading can
 arrive with different signature bytes. A reading's identity is therefore (meter_id, seq), never
@@ -201,7 +202,8 @@ def decode(canonical: bytes | bytearray | memoryview) -> Reading:
     # (any uint256 but 0), meterId (any bytes32), and the zero padding of each narrower word. The
     # bytes are therefore exactly those `Reading.encode` writes for the values read, with no
     # eth_abi re-encode to prove it per reading (it cost three times the parse);
-    # tests/unit/readings/test_readings.py checks this parse against eth_abi's decode and re-encode.
+    # tests/unit/readings/test_native_decode.py checks this parse against eth_abi's decode and
+    # re-encode.
     for name, offset, size, zeros in _PADDED_WORDS:
         if data[offset : offset + WORD - size] != zeros:
             raise ReadingFormatError(
