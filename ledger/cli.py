@@ -205,11 +205,12 @@ def _cmd_meter(settings: Settings, args: argparse.Namespace) -> int:
         if args.meter_command == "revoke":
             since = parse_time(args.compromised_since) if args.compromised_since else None
             meters.revoke(args.meter_id, since)
-            meter = meters.show(args.meter_id)
+            meter = node.meter_history.show(args.meter_id)
             suspects = suspect_readings(node.store, meter, limit=0)
             _print({**_json(MeterPublic.model_validate(meter)), "suspect_readings": suspects.count})
         elif args.meter_command == "suspect-readings":
-            found = suspect_readings(node.store, meters.show(args.meter_id), limit=args.limit)
+            history = node.meter_history.show(args.meter_id)
+            found = suspect_readings(node.store, history, limit=args.limit)
             _print(
                 {
                     "meter_id": found.meter_id,
@@ -225,7 +226,9 @@ def _cmd_meter(settings: Settings, args: argparse.Namespace) -> int:
             key = meters.key_at(args.meter_id, parse_time(args.at))
             _print(_json(KeyEpochPublic.model_validate(key)))
         else:
-            _print(_json(MeterPublic.model_validate(meters.show(args.meter_id))))
+            # From the read model a gateway on this database keeps, when it is current for the
+            # meter (ledger/meters/history.py); from the registry otherwise.
+            _print(_json(MeterPublic.model_validate(node.meter_history.show(args.meter_id))))
     finally:
         node.stop()
     return 0

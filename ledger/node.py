@@ -19,6 +19,7 @@ from ledger.chain.txsender import sender_lock_for
 from ledger.errors import ChainUnavailable, ToolchainError
 from ledger.market.indexer import EventIndexer
 from ledger.market.service import Market
+from ledger.meters.history import MeterHistory
 from ledger.meters.registry import MeterAdmin
 from ledger.readings.indexed_keys import IndexedKeySource
 from ledger.readings.ingest import Ingestor
@@ -48,6 +49,8 @@ class LedgerNode:
     # The read model of chain events and the indexer that keeps it current.
     read_model: ReadModel = field(init=False)
     indexer: EventIndexer = field(init=False)
+    # Meters' key histories from the read model, the registry where it is behind.
+    meter_history: MeterHistory = field(init=False)
 
     def __post_init__(self) -> None:
         self.read_model = ReadModel(self.store)
@@ -58,6 +61,12 @@ class LedgerNode:
             confirmations=self.settings.confirmations,
             range_blocks=self.settings.indexer_range_blocks,
             poll_s=self.settings.indexer_poll_s,
+        )
+        self.meter_history = MeterHistory(
+            self.chain,
+            self.deployment,
+            self.read_model,
+            max_gap_blocks=self.settings.indexer_range_blocks,
         )
         # One key cache per node, shared by every request; a new meter's keys come from the
         # read model when it is current (ledger/readings/indexed_keys.py).

@@ -1,5 +1,11 @@
 """Meters: public read access to a meter's owner and key history; registrar-only changes.
 
+A meter's history is answered from the event indexer's read model, the MeterRegistry only where
+the read model is behind for that meter (`ledger/meters/history.py`): a few chain calls however
+many key epochs it has, and always what the registry holds at the head. After each registrar
+transaction the gateway indexes at once, so the meter it answers with, and the next GET, come
+from the read model too.
+
 The write routes act through the gateway's operator key, which holds REGISTRAR_ROLE in the
 MeterRegistry, and answer only to the registrar bearer token (api/auth.py).
 """
@@ -59,7 +65,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 @router.get("/{meter_id}", response_model=MeterPublic, responses=_ERRORS)
 def get_meter(meter_id: MeterIdPath, node: NodeDep) -> MeterView:
     """The meter's owner and its full key history, as the MeterRegistry holds it."""
-    return node.meters.show(meter_id)
+    return node.meter_history.show(meter_id)
 
 
 @router.get("/{meter_id}/key", response_model=KeyEpochPublic, responses=_ERRORS)
@@ -173,7 +179,7 @@ def get_suspect_readings(
     they may be the thief's. By seq, with their receipts; `suspect_count` counts all of them."""
     found = suspect_readings(
         node.store,
-        node.meters.show(meter_id),
+        node.meter_history.show(meter_id),
         after_seq=-1 if after_seq is None else after_seq,
         limit=limit,
     )
@@ -199,7 +205,8 @@ def _change(
 def _send(
     node: LedgerNode, meter_id: str, transact: Callable[[MeterAdmin], dict[str, Any]]
 ) -> tuple[MeterView, dict[str, Any]]:
-    """Sends one registrar transaction; the meter read after it, and the receipt.
+    """Sends one registrar transaction, indexes it (read your writes: the meter from the read
+    model, here and in the next GET); the meter read after it, and the receipt.
 
     Raises:
         ChainUnavailable: the chain failed to answer, before or after the transaction was sent
@@ -208,6 +215,7 @@ def _send(
     meters = node.meters
     try:
         receipt = transact(meters)
-        return meters.show(meter_id), receipt
+        node.indexer.index_now()
+        return node.meter_history.show(meter_id), receipt
     except _UNREACHABLE as error:
         raise ChainUnavailable(rpc_url=node.chain.rpc_url, reason=str(error)) from error

@@ -1,33 +1,13 @@
-"""The read model: what the contracts' events say, kept in tables of the ledger's own database.
+"""The read model's queries and idempotent writes, on the ledger's own database.
 
 The event indexer (`ledger/market/indexer.py`) writes here; listings (offers, a customer's
 trades, a meter's key history) and the ingestion key cache read here, so a listing is one query
-and never one RPC per item. Tables, all prefixed `chain_`:
+and never one RPC per item. The tables and the integer encodings of their columns are declared
+in `ledger/store/read_model_tables.py`.
 
-    chain_cursor          the last indexed block (number, hash, time) and the deployment it is of
-    chain_blocks          hashes of indexed blocks, to notice a reorganisation and roll back
-    chain_meters          MeterRegistered: owner
-    chain_key_epochs      MeterRegistered / MeterKeyRotated: one row per key epoch
-    chain_key_revocations MeterKeyRevoked (a revocation may later move earlier: one row each)
-    chain_batches         ReadingBatchAnchored
-    chain_offers          OfferCreated, with OfferCancelled in its cancel_* columns and the
-                          remaining energy derived from its takes
-    chain_trades          OfferTaken
-    chain_settlements     TradeSettled / TradeRefunded (a trade ends at most once)
-
-Every row names the log it came from (block number, transaction hash, log index); (tx_hash,
-log_index) is unique in each table, and inserts are `ON CONFLICT DO NOTHING`, so indexing a range
-twice changes nothing. Rows above a block a reorganisation replaced are deleted
-(`rollback_above`) and that range is indexed again.
-
-Chain integers that may exceed SQLite's signed 64-bit INTEGER are fixed-width big-endian BLOBs,
-as in the rest of the store: uint64 (energy, times) in 8 bytes, uint128 (prices, money) in 16.
-BLOBs compare bytewise, so they sort and compare like the numbers. Ids (offer, trade, batch,
-key epoch) and block numbers are counters that stay far below 2^63 and are BIGINT.
-
-The tables are created by the Alembic revision `0002_read_model`, which opening the store runs
-(`ledger/store/migrate.py`); `tests/unit/store/test_migrate.py` checks it against these
-declarations.
+Inserts are `ON CONFLICT DO NOTHING` on the log a row came from, so indexing a range twice
+changes nothing. Rows above a block a reorganisation replaced are deleted (`rollback_above`) and
+that range is indexed again.
 """
 
 from __future__ import annotations
@@ -37,158 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Index,
-    Integer,
-    LargeBinary,
-    PrimaryKeyConstraint,
-    SmallInteger,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-)
-
-from ledger.store.schema import metadata
-
-
-def _log_columns() -> list[Column[Any]]:
-    """Where a row came from: the log's block, transaction and index in its block."""
-    return [
-        Column("block_number", BigInteger, nullable=False),
-        Column("tx_hash", LargeBinary, nullable=False),
-        Column("log_index", Integer, nullable=False),
-    ]
-
-
-chain_cursor = Table(
-    "chain_cursor",
-    metadata,
-    Column("id", Integer, primary_key=True),  # always 1: one cursor per database
-    Column("deployment", Text, nullable=False),  # chain id and contract addresses indexed
-    Column("block_number", BigInteger, nullable=False),  # indexed up to and including this
-    Column("block_hash", LargeBinary),  # NULL before the first block is indexed
-    Column("block_timestamp", BigInteger, nullable=False),
-)
-chain_blocks = Table(
-    "chain_blocks",
-    metadata,
-    Column("block_number", BigInteger, primary_key=True, autoincrement=False),
-    Column("block_hash", LargeBinary, nullable=False),
-)
-chain_meters = Table(
-    "chain_meters",
-    metadata,
-    Column("meter_id", LargeBinary, primary_key=True),  # bytes32
-    Column("owner", String(42), nullable=False),  # EIP-55
-    *_log_columns(),
-    UniqueConstraint("tx_hash", "log_index"),
-)
-chain_key_epochs = Table(
-    "chain_key_epochs",
-    metadata,
-    Column("meter_id", LargeBinary, primary_key=True),
-    Column("epoch", BigInteger, primary_key=True, autoincrement=False),
-    Column("algorithm", SmallInteger, nullable=False),
-    Column("public_key", LargeBinary, nullable=False),
-    Column("valid_from", LargeBinary, nullable=False),  # uint64
-    *_log_columns(),
-    UniqueConstraint("tx_hash", "log_index"),
-)
-chain_key_revocations = Table(
-    "chain_key_revocations",
-    metadata,
-    Column("meter_id", LargeBinary, nullable=False),
-    Column("epoch", BigInteger, nullable=False),
-    Column("revoked_at", LargeBinary, nullable=False),  # uint64; the earliest one counts
-    *_log_columns(),
-    PrimaryKeyConstraint("tx_hash", "log_index"),
-    Index(None, "meter_id", "epoch"),
-)
-chain_batches = Table(
-    "chain_batches",
-    metadata,
-    Column("batch_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("root", LargeBinary, nullable=False),
-    Column("count", BigInteger, nullable=False),
-    Column("from_ts", LargeBinary, nullable=False),  # uint64
-    Column("to_ts", LargeBinary, nullable=False),  # uint64
-    *_log_columns(),
-    UniqueConstraint("tx_hash", "log_index"),
-)
-chain_offers = Table(
-    "chain_offers",
-    metadata,
-    Column("offer_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("seller", String(42), nullable=False),
-    Column("seller_meter", LargeBinary, nullable=False),
-    Column("quantity_wh", LargeBinary, nullable=False),  # uint64
-    Column("price_per_kwh", LargeBinary, nullable=False),  # uint128
-    Column("delivery_start", LargeBinary, nullable=False),  # uint64
-    Column("expiry", LargeBinary, nullable=False),  # uint64
-    Column("remaining_wh", LargeBinary, nullable=False),  # uint64, derived (`_refresh_offers`)
-    *_log_columns(),
-    Column("cancel_block_number", BigInteger),  # OfferCancelled; NULL while not cancelled
-    Column("cancel_tx_hash", LargeBinary),
-    Column("cancel_log_index", Integer),
-    Column("withdrawn_wh", LargeBinary),  # uint64
-    UniqueConstraint("tx_hash", "log_index"),
-    Index(None, "seller"),
-)
-chain_trades = Table(
-    "chain_trades",
-    metadata,
-    Column("trade_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("offer_id", BigInteger, nullable=False),
-    Column("buyer", String(42), nullable=False),
-    Column("buyer_meter", LargeBinary, nullable=False),
-    Column("quantity_wh", LargeBinary, nullable=False),  # uint64
-    Column("escrow", LargeBinary, nullable=False),  # uint128
-    *_log_columns(),
-    UniqueConstraint("tx_hash", "log_index"),
-    Index(None, "buyer"),
-    Index(None, "offer_id"),
-)
-chain_settlements = Table(
-    "chain_settlements",
-    metadata,
-    Column("trade_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("outcome", String(8), nullable=False),  # 'settled' | 'refunded'
-    Column("delivered_wh", LargeBinary, nullable=False),  # uint64
-    Column("paid", LargeBinary, nullable=False),  # uint128
-    Column("refunded", LargeBinary, nullable=False),  # uint128
-    *_log_columns(),
-    UniqueConstraint("tx_hash", "log_index"),
-)
-
-READ_MODEL_TABLES = (
-    chain_cursor,
-    chain_blocks,
-    chain_meters,
-    chain_key_epochs,
-    chain_key_revocations,
-    chain_batches,
-    chain_offers,
-    chain_trades,
-    chain_settlements,
-)
-# Tables of rows that come from logs: what a reset or a rollback deletes.
-_EVENT_TABLES = tuple(t.name for t in READ_MODEL_TABLES if "tx_hash" in t.c)
-
-
-def u64(value: int) -> bytes:
-    return value.to_bytes(8, "big")
-
-
-def u128(value: int) -> bytes:
-    return value.to_bytes(16, "big")
-
-
-def uint(blob: bytes | memoryview) -> int:
-    return int.from_bytes(bytes(blob), "big")
-
+from ledger.store.read_model_tables import EVENT_TABLES, READ_MODEL_TABLES, u64, u128, uint
 
 _ZERO_U64 = u64(0)
 
@@ -386,7 +215,7 @@ class ReadModel:
     def reset(self, db: Connection, cursor: IndexCursor) -> None:
         """Forgets everything indexed (another deployment, or a chain that was replaced) and
         starts again from `cursor`."""
-        for table in (*_EVENT_TABLES, "chain_blocks"):
+        for table in (*EVENT_TABLES, "chain_blocks"):
             db.execute(f"DELETE FROM {table}")  # noqa: S608 - names from the declarations
         self.set_cursor(db, cursor)
 
@@ -422,7 +251,7 @@ class ReadModel:
                 (block_number, block_number),
             ).fetchall()
         }
-        for table in _EVENT_TABLES:
+        for table in EVENT_TABLES:
             db.execute(
                 f"DELETE FROM {table} WHERE block_number > ?",  # noqa: S608 - declared names
                 (block_number,),

@@ -3,7 +3,7 @@
 Every table of the ledger's database is declared on `metadata`; the Alembic migrations in
 `ledger/store/migrations/` create and upgrade databases to match it, and a test compares the two.
 Other modules declare their tables on this same object (the indexer's read model in
-`ledger/store/read_model.py`).
+`ledger/store/read_model_tables.py`).
 
 The tables below are schema version 4 as releases before the migrations created it (the SQL text
 in `legacy.py`), column for column, index for index: a database they wrote and a new one end in the

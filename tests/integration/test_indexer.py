@@ -26,7 +26,8 @@ from ledger.market.service import Market
 from ledger.market.views import OfferView, TradeState
 from ledger.settings import DEV_OPERATOR_KEY
 from ledger.store.database import Store
-from ledger.store.read_model import READ_MODEL_TABLES, IndexCursor, ReadModel
+from ledger.store.read_model import IndexCursor, ReadModel
+from ledger.store.read_model_tables import READ_MODEL_TABLES
 from tests.contracts.market_helpers import create_offer, fund, meter_id, register_meter, take_offer
 from tests.fixtures.chain import latest_time
 from tests.fixtures.rpc_proxy import RpcProxy, rpc_proxy_for

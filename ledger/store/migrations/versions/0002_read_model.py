@@ -1,4 +1,5 @@
-"""The event indexer's read model: what the contracts' events say (ledger/store/read_model.py).
+"""The event indexer's read model: what the contracts' events say
+(ledger/store/read_model_tables.py).
 
 Tables `chain_cursor` (how far the read model is indexed, and of which deployment),
 `chain_blocks` (hashes of indexed blocks, to notice a reorganisation), and one table per kind of
