@@ -2,5 +2,6 @@
 when) and the codecs of meter identities and public keys.
 
 Every key format a meter or a registrar can present is parsed here, in one place. May import
-`ledger.chain` and the top-level modules (`errors`, `settings`, `redaction`).
+`ledger.chain`, `ledger.store` (a meter's stored readings, and its key history from the read
+model) and the top-level modules (`errors`, `settings`, `redaction`).
 """
