@@ -3,8 +3,8 @@
 The core (every `ledger` module except the `ledger.cli` entry point and the `ledger.sim` tools)
 never imports the HTTP layer or the simulators, and the stages import each other one way only
 (`ALLOWED` below: chain and store first, then meters, anchoring, readings, market), so no package
-depends on one that depends on it. A module-level import and an import inside a function count the same:
-a lazy import is still a dependency.
+depends on one that depends on it. A module-level import and an import inside a function count
+the same: a lazy import is still a dependency.
 """
 
 from __future__ import annotations
