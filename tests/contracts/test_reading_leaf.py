@@ -14,7 +14,7 @@ from web3.contract import Contract
 from ledger.chain.client import Chain
 from ledger.readings.native import DOMAIN_TAG, Reading, reading_leaf
 from tests.contracts.solidity import compile_test_contract
-from tests.unit.readings.test_readings import doc_reading, doc_vector, hex_value
+from tests.unit.readings.test_native_doc_vector import doc_reading, doc_vector, hex_value
 
 pytestmark = pytest.mark.chain
 
