@@ -7,6 +7,7 @@ mined whose intent was never marked (the process died between the two).
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from ledger.readings.native import Reading, reading_leaf
 from ledger.store.backends import utc_now_iso
 from ledger.store.batches import BatchRecord, BatchStatus
 from ledger.store.database import Store
+from ledger.store.legacy import schema_v4
 from ledger.store.migrate import head_revision, schema_version
 from ledger.store.readings import StoredReading
 from tests.fixtures.postgres import store_location
@@ -306,8 +308,14 @@ INSERT INTO batches_v3 SELECT batch_id, root, count, from_ts, to_ts, status, tx_
 DROP TABLE batches;
 ALTER TABLE batches_v3 RENAME TO batches;
 UPDATE schema_info SET value = '3' WHERE key = 'version';
-DROP TABLE alembic_version;
 """
+
+
+def tables_after_version_4(tables: list[str]) -> list[str]:
+    """The tables no version-3 database had: Alembic's history and those of later revisions
+    (the read model, ...), i.e. every table the legacy v4 schema does not create."""
+    v4 = set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", schema_v4("sqlite")))
+    return [name for name in tables if name not in v4]
 
 
 def downgrade_to_version_3(database_url: str) -> None:
@@ -317,11 +325,23 @@ def downgrade_to_version_3(database_url: str) -> None:
     if isinstance(location, Path):
         with closing(sqlite3.connect(location)) as db:
             db.executescript(_SQLITE_BATCHES_V3)
+            tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            for name in tables_after_version_4(tables):
+                if not name.startswith("sqlite_"):
+                    db.execute(f"DROP TABLE {name}")
+            db.commit()
         return
     with psycopg.connect(location, autocommit=True) as db:
         db.execute("ALTER TABLE batches DROP COLUMN final_at")
         db.execute("UPDATE schema_info SET value = '3' WHERE key = 'version'")
-        db.execute("DROP TABLE alembic_version")  # version 3 had no migration history
+        tables = [
+            r[0]
+            for r in db.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+            ).fetchall()
+        ]
+        for name in tables_after_version_4(tables):
+            db.execute(f"DROP TABLE {name}")
 
 
 def anchored_then_downgraded(
