@@ -73,8 +73,7 @@ def worker_app() -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        node.start_anchoring()
-        node.start_indexing()
+        node.start_background_work()
         try:
             yield
         finally:

@@ -128,8 +128,7 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             flush=True,
         )
         if workers == 1:
-            node.start_anchoring()
-            node.start_indexing()
+            node.start_background_work()
             uvicorn.run(create_app(node), host=host, port=port, log_level="warning")
         else:
             # Each worker process builds its own node (store, anchorer) attached to the chain

@@ -115,6 +115,12 @@ class LedgerNode:
         ledger/market/indexer.py on why several are harmless)."""
         self.indexer.start()
 
+    def start_background_work(self) -> None:
+        """What a serving gateway process runs beside its requests: the anchorer and the
+        indexer. One call for the single-process `ledger serve` and for each worker."""
+        self.start_anchoring()
+        self.start_indexing()
+
     @classmethod
     def start(cls, settings: Settings, *, force_deploy: bool = False) -> LedgerNode:
         """Starts or reaches the chain, deploys if needed, and opens the store."""

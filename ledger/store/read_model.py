@@ -17,7 +17,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ledger.store.read_model_tables import EVENT_TABLES, READ_MODEL_TABLES, u64, u128, uint
+from ledger.store.backends import u64
+from ledger.store.read_model_tables import EVENT_TABLES, READ_MODEL_TABLES, u128, uint
 
 _ZERO_U64 = u64(0)
 

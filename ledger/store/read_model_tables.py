@@ -173,13 +173,8 @@ EVENT_TABLES = tuple(t.name for t in READ_MODEL_TABLES if "tx_hash" in t.c)
 """The tables of rows that come from logs: what a reset or a rollback deletes."""
 
 
-def u64(value: int) -> bytes:
-    """A uint64 column's BLOB."""
-    return value.to_bytes(8, "big")
-
-
 def u128(value: int) -> bytes:
-    """A uint128 column's BLOB."""
+    """A uint128 column's BLOB (uint64 columns use the store's `backends.u64`)."""
     return value.to_bytes(16, "big")
 
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from ledger.chain.client import GAS_PRICE_WEI, Chain, LocalChain, connect, free_port
+from ledger.chain.client import GAS_PRICE_WEI, Chain, LocalChain, connect
 from ledger.chain.deployment import Deployment, ensure_deployed
 from ledger.market.orders import OfferTerms
 from ledger.settings import DEV_OPERATOR_KEY
@@ -34,14 +34,6 @@ TAKE_WH = 100  # 25,000 minor units each: above the default minimum trade value
 SELLER_METER = meter_id("RM-PV-1")
 BUYER_METER = meter_id("RM-HH-1")
 SMALL_METER = meter_id("RM-HH-2")
-
-
-@pytest.fixture(scope="module")
-def anvil() -> Iterator[LocalChain]:
-    node = LocalChain(kind="anvil", port=free_port())
-    node.start()
-    yield node
-    node.stop()
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from ledger.anchoring.anchorer import ProofService
-from ledger.chain.client import Chain, LocalChain, connect, free_port
+from ledger.chain.client import Chain, LocalChain, connect
 from ledger.chain.deployment import Deployment, ensure_deployed
 from ledger.market.indexer import EventIndexer, IndexerState
 from ledger.market.orders import OfferTerms
@@ -36,14 +36,6 @@ SLOT = 3600
 PRICE = 250_000  # minor units per kWh
 SELLER_METER = meter_id("IDX-PV-1")
 BUYER_METER = meter_id("IDX-HH-1")
-
-
-@pytest.fixture(scope="module")
-def anvil() -> Iterator[LocalChain]:
-    node = LocalChain(kind="anvil", port=free_port())
-    node.start()
-    yield node
-    node.stop()
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from api.schemas.meters import MeterPublic
-from ledger.chain.client import Chain, LocalChain, connect, free_port
+from ledger.chain.client import Chain, LocalChain, connect
 from ledger.chain.deployment import Deployment, ensure_deployed
 from ledger.meters.keys import KeyAlgorithm, encode_public_key, generate_key
 from ledger.meters.registry import MeterAdmin
@@ -41,14 +41,6 @@ OWNER = dev_account(3).address
 def new_public_key() -> str:
     """A P-256 public key the gateway accepts (the routes refuse points off the curve)."""
     return "0x" + encode_public_key(generate_key(KeyAlgorithm.P256).public_key()).hex()
-
-
-@pytest.fixture(scope="module")
-def anvil() -> Iterator[LocalChain]:
-    node = LocalChain(kind="anvil", port=free_port())
-    node.start()
-    yield node
-    node.stop()
 
 
 @pytest.fixture(scope="module")

@@ -35,14 +35,6 @@ CONFIRMATIONS = 2
 
 
 @pytest.fixture(scope="module")
-def anvil() -> Iterator[LocalChain]:
-    node = LocalChain(kind="anvil", port=free_port())
-    node.start()
-    yield node
-    node.stop()
-
-
-@pytest.fixture(scope="module")
 def anvil_chain(anvil: LocalChain) -> Chain:
     return connect(anvil.rpc_url, DEV_OPERATOR_KEY)
 
