@@ -2,7 +2,7 @@
 
 The core (every `ledger` module except the `ledger.cli` entry point and the `ledger.sim` tools)
 never imports the HTTP layer or the simulators, and the stages import each other one way only
-(`ALLOWED` below: chain and store first, then meters, anchoring, readings, market), so no package
+(`ALLOWED` below: chain and store first, then meters, anchoring, readings, market, billing), so no package
 depends on one that depends on it. A module-level import and an import inside a function count
 the same: a lazy import is still a dependency.
 """
@@ -28,7 +28,8 @@ ALLOWED: dict[str, set[str]] = {
     "anchoring": {"top", "chain", "store"},
     "readings": {"top", "chain", "store", "meters", "anchoring"},
     "market": {"top", "chain", "store", "meters", "anchoring", "readings"},
-    "node": {"top", "chain", "store", "meters", "anchoring", "readings", "market"},
+    "billing": {"top", "chain", "store", "meters", "anchoring", "readings", "market"},
+    "node": {"top", "chain", "store", "meters", "anchoring", "readings", "market", "billing"},
 }
 ENTRY_POINTS = {"ledger.cli", "ledger"}  # the command line and the package's re-exports
 
