@@ -54,7 +54,11 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 BASELINE = "0001_baseline"
 """The revision that is schema version 4, where databases of earlier releases join."""
 
-TABLE_MODULES = ("ledger.store.schema", "ledger.store.read_model_tables")
+TABLE_MODULES = (
+    "ledger.store.schema",
+    "ledger.store.read_model_tables",
+    "ledger.store.bill_tables",
+)
 """The modules that declare tables on `schema.metadata` (imported before it is compared)."""
 
 _SQLITE_BUSY_TIMEOUT_S = 10.0

@@ -14,6 +14,9 @@ prefixed `chain_`:
                           remaining energy derived from its takes
     chain_trades          OfferTaken
     chain_settlements     TradeSettled / TradeRefunded (a trade ends at most once)
+    chain_tariffs         TariffPublished: a tariff version's hash and valid-from
+    chain_tariff_assignments  TariffAssigned: which tariff a customer has from when
+    chain_bill_runs       BillsAnchored: one Merkle root over the bills of an issuing run
 
 Every row of an event names the log it came from (block number, transaction hash, log index);
 (tx_hash, log_index) is unique in each table.
@@ -23,7 +26,8 @@ as in the rest of the store: uint64 (energy, times) in 8 bytes, uint128 (prices,
 BLOBs compare bytewise, so they sort and compare like the numbers. Ids (offer, trade, batch,
 key epoch) and block numbers are counters that stay far below 2^63 and are BIGINT.
 
-The tables are created by the Alembic revision `0002_read_model`, which opening the store runs
+The tables are created by the Alembic revisions `0002_read_model` (the first nine) and
+`0003_bills` (tariffs, assignments, bill runs), which opening the store runs
 (`ledger/store/migrate.py`); `tests/unit/store/test_migrate.py` checks it against these
 declarations.
 """
@@ -158,6 +162,38 @@ chain_settlements = Table(
     UniqueConstraint("tx_hash", "log_index"),
 )
 
+chain_tariffs = Table(
+    "chain_tariffs",
+    metadata,
+    Column("tariff_hash", LargeBinary, primary_key=True),  # keccak256 of the tariff file
+    Column("valid_from", LargeBinary, nullable=False),  # uint64
+    *_log_columns(),
+    UniqueConstraint("tx_hash", "log_index"),
+)
+chain_tariff_assignments = Table(
+    "chain_tariff_assignments",
+    metadata,
+    Column("customer", String(42), nullable=False),  # EIP-55
+    Column("valid_from", LargeBinary, nullable=False),  # uint64; rises per customer
+    Column("tariff_hash", LargeBinary, nullable=False),
+    *_log_columns(),
+    PrimaryKeyConstraint("customer", "valid_from"),
+    UniqueConstraint("tx_hash", "log_index"),
+)
+chain_bill_runs = Table(
+    "chain_bill_runs",
+    metadata,
+    Column("run_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("root", LargeBinary, nullable=False),
+    Column("bill_count", BigInteger, nullable=False),
+    Column("period_start", LargeBinary, nullable=False),  # uint64
+    Column("period_end", LargeBinary, nullable=False),  # uint64
+    Column("first_reading_batch", BigInteger, nullable=False),
+    Column("last_reading_batch", BigInteger, nullable=False),
+    *_log_columns(),
+    UniqueConstraint("tx_hash", "log_index"),
+)
+
 READ_MODEL_TABLES = (
     chain_cursor,
     chain_blocks,
@@ -168,6 +204,9 @@ READ_MODEL_TABLES = (
     chain_offers,
     chain_trades,
     chain_settlements,
+    chain_tariffs,
+    chain_tariff_assignments,
+    chain_bill_runs,
 )
 EVENT_TABLES = tuple(t.name for t in READ_MODEL_TABLES if "tx_hash" in t.c)
 """The tables of rows that come from logs: what a reset or a rollback deletes."""

@@ -1,0 +1,96 @@
+"""The bills table group: at most one current bill per customer and period, corrections replace
+what they name and keep it on record (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger.store.bills import BillAlreadyIssued, BillRun, BillStore, NewBill
+from ledger.store.database import Store
+
+CUSTOMER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+NOVEMBER = (1_793_491_200, 1_796_083_200)
+
+
+def _run(run_id: int) -> BillRun:
+    return BillRun(
+        run_id=run_id,
+        period_start=NOVEMBER[0],
+        period_end=NOVEMBER[1],
+        period_label="2026-11",
+        root=bytes([run_id]) * 32,
+        bill_count=1,
+        first_reading_batch=1,
+        last_reading_batch=1,
+        status="intent",
+        tx_hash=None,
+        block_number=None,
+        created_at="",
+        anchored_at=None,
+    )
+
+
+def _bill(
+    tag: int, *, replaces: bytes | None = None, period: tuple[int, int] = NOVEMBER
+) -> NewBill:
+    return NewBill(
+        bill_hash=bytes([tag]) * 32,
+        customer=CUSTOMER,
+        period_start=period[0],
+        period_end=period[1],
+        document=b"{}",
+        total_minor=100 * tag,
+        estimated=False,
+        replaces=replaces,
+    )
+
+
+def test_a_second_bill_for_the_same_customer_and_period_without_a_correction_link_is_refused(
+    store: Store,
+) -> None:
+    bills = BillStore(store)
+    bills.record_run(_run(1), [_bill(1)])
+    with pytest.raises(BillAlreadyIssued):
+        bills.record_run(_run(2), [_bill(2)])
+    assert bills.run(2) is None  # nothing of the refused run was written
+    assert bills.bill(bytes([2]) * 32) is None
+
+
+def test_a_bill_over_an_overlapping_period_is_refused_too(store: Store) -> None:
+    bills = BillStore(store)
+    bills.record_run(_run(1), [_bill(1)])
+    with pytest.raises(BillAlreadyIssued):
+        bills.record_run(_run(2), [_bill(2, period=(NOVEMBER[0] + 86_400, NOVEMBER[1] + 86_400))])
+
+
+def test_a_correction_replaces_the_bill_it_names_and_both_stay_on_record(store: Store) -> None:
+    bills = BillStore(store)
+    first, second = bytes([1]) * 32, bytes([2]) * 32
+    bills.record_run(_run(1), [_bill(1)])
+    bills.record_run(_run(2), [_bill(2, replaces=first)])
+    old, new = bills.bill(first), bills.bill(second)
+    assert old is not None and old.replaced_by == second
+    assert new is not None and new.replaces == first and new.replaced_by is None
+    assert [b.bill_hash for b in bills.current_bills_overlapping(CUSTOMER, *NOVEMBER)] == [second]
+    assert {b.bill_hash for b in bills.bills_of(CUSTOMER)} == {first, second}
+
+
+def test_a_correction_of_a_bill_that_was_already_replaced_is_refused(store: Store) -> None:
+    bills = BillStore(store)
+    first = bytes([1]) * 32
+    bills.record_run(_run(1), [_bill(1)])
+    bills.record_run(_run(2), [_bill(2, replaces=first)])
+    with pytest.raises(BillAlreadyIssued):
+        bills.record_run(_run(3), [_bill(3, replaces=first)])
+
+
+def test_a_run_stays_open_until_marked_anchored(store: Store) -> None:
+    bills = BillStore(store)
+    bills.record_run(_run(1), [_bill(1)])
+    opened = bills.open_run()
+    assert opened is not None and opened.run_id == 1 and opened.status == "intent"
+    bills.mark_run_anchored(1, tx_hash=b"\x11" * 32, block_number=7)
+    assert bills.open_run() is None
+    anchored = bills.run(1)
+    assert anchored is not None and anchored.status == "anchored" and anchored.block_number == 7
+    assert bills.run_bill_hashes(1) == [bytes([1]) * 32]
