@@ -503,6 +503,21 @@ class BillStore:
                 ],
             )
 
+    def drop_run(self, run_id: int) -> None:
+        """Deletes a run intent the chain refused, and its bills; the bills they would have
+        replaced are current again."""
+        with self._store.write() as db:
+            dropped = db.execute(
+                "SELECT bill_hash FROM bills WHERE run_id = ?", (run_id,)
+            ).fetchall()
+            # The run's bills go first: until then they are the current ones.
+            db.execute("DELETE FROM bills WHERE run_id = ?", (run_id,))
+            db.executemany(
+                "UPDATE bills SET replaced_by = NULL WHERE replaced_by = ?",
+                [(bytes(r[0]),) for r in dropped],
+            )
+            db.execute("DELETE FROM bill_runs WHERE run_id = ? AND status = 'intent'", (run_id,))
+
     def mark_run_anchored(self, run_id: int, *, tx_hash: bytes, block_number: int) -> None:
         with self._store.write() as db:
             db.execute(

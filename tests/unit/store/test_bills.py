@@ -94,3 +94,15 @@ def test_a_run_stays_open_until_marked_anchored(store: Store) -> None:
     anchored = bills.run(1)
     assert anchored is not None and anchored.status == "anchored" and anchored.block_number == 7
     assert bills.run_bill_hashes(1) == [bytes([1]) * 32]
+
+
+def test_dropping_a_refused_run_makes_the_bill_it_corrected_current_again(store: Store) -> None:
+    bills = BillStore(store)
+    first = bytes([1]) * 32
+    bills.record_run(_run(1), [_bill(1)])
+    bills.mark_run_anchored(1, tx_hash=b"\x11" * 32, block_number=7)
+    bills.record_run(_run(2), [_bill(2, replaces=first)])
+    bills.drop_run(2)
+    assert bills.run(2) is None and bills.bill(bytes([2]) * 32) is None
+    restored = bills.bill(first)
+    assert restored is not None and restored.replaced_by is None
