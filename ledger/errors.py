@@ -38,6 +38,16 @@ set). Defined here unless another module is named:
      |                              (Retry-After)                                (ledger.market)
      +-- GatewayError          502  the customer's client: the gateway refused; `code` is the
      |                              gateway's own                                (ledger.market)
+     +-- TariffError           422  a tariff file that cannot be used; names the field
+     |                                                                (ledger.billing.tariff)
+     +-- PeriodError           422  a billing period that cannot be billed (bad label, empty)
+     |                                                              (ledger.billing.timeline)
+     +-- NoTariffError         409  a second of the period has no tariff on record
+     |                                                              (ledger.billing.timeline)
+     +-- BillInputError        422  inputs a bill cannot be computed from (ledger.billing.compute)
+     |    +-- TariffCurrencyMismatch 409  a tariff in another currency or decimals than the token
+     +-- BillDocumentError     422  a value with no place in a canonical bill document
+     |                                                              (ledger.billing.document)
      +-- SimulationError       500  the simulation cannot run, or the gateway broke its contract
           |                                                                      (ledger.sim)
           +-- MarketDayError        the simulated market day cannot run or went wrong
