@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials
 
-from api.auth import check_registrar, registrar_bearer
+from api.auth import check_operator, check_registrar, operator_bearer, registrar_bearer
 from ledger.node import LedgerNode
 
 
@@ -32,3 +32,15 @@ def require_registrar(
 RegistrarDep = Annotated[None, Depends(require_registrar)]
 """For a registrar-only route's parameter `_: RegistrarDep`: the route runs only for the
 registrar."""
+
+
+def require_operator(
+    node: NodeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(operator_bearer)],
+) -> None:
+    """Refuses the request unless it carries the operator token (see `check_operator`)."""
+    check_operator(node.settings.operator_token, credentials)
+
+
+OperatorDep = Annotated[None, Depends(require_operator)]
+"""For an operator-only route's parameter `_: OperatorDep`."""

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
-from api.routes import health, market, meters, readings
+from api.routes import bills, health, market, meters, readings
 from ledger.node import LedgerNode
 from ledger.settings import Settings
 
@@ -38,7 +38,8 @@ def create_app(
         version="0.1.0",
         description=(
             "Signed meter readings anchored on an EVM chain; meter identities; peer-to-peer "
-            "energy trades settled from the readings; health."
+            "energy trades settled from the readings; tariffs and bills anyone can re-derive; "
+            "health."
         ),
         lifespan=lifespan,
     )
@@ -50,6 +51,7 @@ def create_app(
     app.include_router(meters.router)
     app.include_router(readings.router)
     app.include_router(market.router)
+    app.include_router(bills.router)
     return app
 
 

@@ -9,6 +9,8 @@
                               settle, refund, trades; mint (operator: settlement units)
     ledger market-day         a simulated market day on its own Ganache and gateway: offers,
                               takes, settlement from anchored readings; prints a JSON summary
+    ledger tariff ...         tariffs on record: publish, show, assign, assignments
+    ledger bills ...          issue a period's bills and anchor their root; list, show
 
 Settings come from `LEDGER_*` environment variables (see ledger/settings.py and the README).
 Errors print one line with their code and exit non-zero; no stack traces for expected failures.
@@ -30,6 +32,7 @@ from pydantic import BaseModel
 
 from api.schemas.meters import KeyEpochPublic, MeterPublic
 from api.schemas.readings import StoredReadingPublic
+from ledger import billing_cli
 from ledger.errors import LedgerError, MeterError, ToolchainError
 from ledger.meters.keys import (
     KeyAlgorithm,
@@ -455,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(handler=_cmd_simulate)
     _market_parser(commands)
     _market_day_parser(commands)
+    billing_cli.add_parsers(commands)
     return parser
 
 

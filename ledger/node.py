@@ -10,7 +10,8 @@ the same database shares.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from ledger.anchoring.anchorer import Anchorer, AnchorState, ProofService
 from ledger.chain.client import Chain, LocalChain, answers_rpc, connect, port_is_free
@@ -28,6 +29,9 @@ from ledger.redaction import redact_url
 from ledger.settings import Settings
 from ledger.store.database import Store
 from ledger.store.read_model import ReadModel
+
+if TYPE_CHECKING:
+    from ledger.billing.service import BillingService
 
 
 @dataclass
@@ -174,6 +178,16 @@ class LedgerNode:
                 local_chain.stop()
             raise
         return cls(settings, chain, deployment, store, local_chain)
+
+    @cached_property
+    def billing(self) -> BillingService:
+        """Tariffs on record and issuing runs (built on first use: a gateway process that never
+        bills does not load the billing core)."""
+        from ledger.billing.service import BillingService
+
+        return BillingService(
+            self.chain, self.deployment, self.store, index_now=self.indexer.index_now
+        )
 
     @property
     def meters(self) -> MeterAdmin:

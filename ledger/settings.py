@@ -12,6 +12,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -165,6 +166,16 @@ class Settings(BaseModel):
         default=None,
         description="Bearer token of the registrar API routes; unset: those routes answer 403.",
     )
+    operator_token: str | None = Field(
+        default=None,
+        description="Bearer token of the operator's billing routes (tariffs, issuing runs, "
+        "bills); unset: those routes answer 403.",
+    )
+    billing_time_zone: str = Field(
+        default="UTC",
+        description="IANA time zone whose calendar months `--period YYYY-MM` bills (a "
+        "tariff's band hours use the tariff's own zone).",
+    )
     workers: int | None = Field(
         default=None,
         ge=1,
@@ -205,6 +216,15 @@ class Settings(BaseModel):
         if not 0 < int(key.strip().removeprefix("0x"), 16) < _SECP256K1_ORDER:
             raise ValueError("not a private key: out of the secp256k1 range")
         return key.strip()
+
+    @field_validator("billing_time_zone")
+    @classmethod
+    def _billing_time_zone_is_known(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"{name!r} is not an IANA time zone name") from error
+        return name
 
     @model_validator(mode="after")
     def _operator_key_given_for_external_chain(self) -> Settings:

@@ -358,6 +358,31 @@ class BillStore:
             for r in rows
         ]
 
+    def signed_readings(
+        self, meter_id: bytes, first_seq: int, last_seq: int
+    ) -> list[tuple[int, bytes, bytes, str, bytes | None, int | None, int | None]]:
+        """(seq, canonical, signature, source, raw OCMF record, batch id, leaf index) of the
+        meter's stored readings with seq in `[first_seq, last_seq]`, by seq: what a bill's
+        evidence carries for anyone to check the signatures and proofs."""
+        with self._store.read() as db:
+            rows = db.execute(
+                "SELECT seq, canonical, signature, source, raw, batch_id, leaf_index FROM readings "
+                "WHERE meter_id = ? AND seq >= ? AND seq <= ? ORDER BY seq",
+                (meter_id, u64(first_seq), u64(last_seq)),
+            ).fetchall()
+        return [
+            (
+                from_u64(r[0]),
+                bytes(r[1]),
+                bytes(r[2]),
+                str(r[3]),
+                _optional_bytes(r[4]),
+                None if r[5] is None else int(r[5]),
+                None if r[6] is None else int(r[6]),
+            )
+            for r in rows
+        ]
+
     def last_final_batch(self) -> int:
         """The newest final anchored reading batch (0 when none)."""
         with self._store.read() as db:

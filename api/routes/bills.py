@@ -1,0 +1,205 @@
+"""Tariffs, issuing runs and bills.
+
+Tariffs are public (a price list is published, and its hash is on chain): anyone may list them
+and read a tariff's text and a customer's assignments (the chain's TariffAssigned events say the
+same). Publishing and assigning a tariff, issuing a run and reading bills are the operator's
+(`LEDGER_OPERATOR_TOKEN`), until customers sign in and read their own bills.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from eth_utils.address import is_checksum_address, to_checksum_address
+from fastapi import APIRouter, Path, Response
+
+from api.deps import NodeDep, OperatorDep
+from api.errors import ApiError
+from api.schemas.bills import (
+    BillEvidencePublic,
+    BillListPublic,
+    BillPublic,
+    BillRunIn,
+    BillRunPublic,
+    TariffAssignedPublic,
+    TariffAssignmentIn,
+    TariffAssignmentListPublic,
+    TariffAssignmentPublic,
+    TariffIn,
+    TariffListPublic,
+    TariffPublic,
+    TariffPublishedPublic,
+)
+from api.schemas.errors import ErrorPublic
+from ledger.billing.evidence import BillNotFound, bill_evidence, bill_view
+from ledger.billing.timeline import month_period
+from ledger.store.bills import PublishedTariff
+
+router = APIRouter(tags=["bills"])
+
+HashPath = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$", description="0x + 64 hex digits")]
+AddressPath = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{40}$")]
+
+_OPERATOR_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorPublic, "description": "no bearer token, or not the operator token"},
+    403: {"model": ErrorPublic, "description": "`operator_api_disabled`"},
+}
+
+
+def _account(address: str) -> str:
+    body = address[2:]
+    if body != body.lower() and body != body.upper() and not is_checksum_address(address):
+        raise ApiError(422, code="invalid_address", message=f"{address}: bad EIP-55 checksum")
+    return to_checksum_address(address)
+
+
+def _tariff(found: PublishedTariff) -> TariffPublic:
+    return TariffPublic(
+        tariff_hash="0x" + found.tariff_hash.hex(),
+        valid_from=found.valid_from,
+        block_number=found.block_number,
+        name=found.name,
+        text=None if found.text is None else found.text.decode("utf-8"),
+    )
+
+
+# --- tariffs ------------------------------------------------------------------------------------
+
+
+@router.get("/v1/tariffs", response_model=TariffListPublic)
+def list_tariffs(node: NodeDep) -> TariffListPublic:
+    """Every tariff published on chain (public), with its text where this gateway holds it."""
+    return TariffListPublic(tariffs=[_tariff(t) for t in node.billing.bills.published_tariffs()])
+
+
+@router.get(
+    "/v1/tariffs/{tariff_hash}",
+    response_model=TariffPublic,
+    responses={404: {"model": ErrorPublic, "description": "`unknown_tariff`"}},
+)
+def get_tariff(tariff_hash: HashPath, node: NodeDep) -> TariffPublic:
+    """A published tariff and its file (public): keccak256 of `text` is `tariff_hash`."""
+    found = node.billing.bills.published_tariff(bytes.fromhex(tariff_hash[2:]))
+    if found is None:
+        raise ApiError(404, code="unknown_tariff", message=f"no tariff {tariff_hash} on chain")
+    return _tariff(found)
+
+
+@router.post(
+    "/v1/tariffs",
+    response_model=TariffPublishedPublic,
+    status_code=201,
+    responses={
+        **_OPERATOR_ERRORS,
+        409: {"model": ErrorPublic, "description": "`bill_registry_tariff_already_published`"},
+        422: {"model": ErrorPublic, "description": "`invalid_tariff` (names the field), ..."},
+    },
+)
+def publish_tariff(body: TariffIn, node: NodeDep, _: OperatorDep) -> dict[str, Any]:
+    """Operator: checks a tariff file, keeps its text and records its hash on chain."""
+    return node.billing.publish_tariff(body.text.encode("utf-8"), body.valid_from)
+
+
+@router.get("/v1/customers/{address}/tariff-assignments", response_model=TariffAssignmentListPublic)
+def list_assignments(address: AddressPath, node: NodeDep) -> TariffAssignmentListPublic:
+    """The customer's tariff assignments on chain (public, as the chain's events are)."""
+    customer = _account(address)
+    return TariffAssignmentListPublic(
+        customer=customer,
+        assignments=[
+            TariffAssignmentPublic(tariff_hash="0x" + digest.hex(), valid_from=valid_from)
+            for valid_from, digest in node.billing.bills.assignments(customer)
+        ],
+    )
+
+
+@router.post(
+    "/v1/customers/{address}/tariff-assignments",
+    response_model=TariffAssignedPublic,
+    status_code=201,
+    responses={
+        **_OPERATOR_ERRORS,
+        404: {"model": ErrorPublic, "description": "`unknown_tariff`"},
+        409: {"model": ErrorPublic, "description": "refused by the BillRegistry's state"},
+    },
+)
+def assign_tariff(
+    address: AddressPath, body: TariffAssignmentIn, node: NodeDep, _: OperatorDep
+) -> dict[str, Any]:
+    """Operator: bills the customer with a published tariff from `valid_from` on."""
+    return node.billing.assign_tariff(
+        _account(address), bytes.fromhex(body.tariff_hash[2:]), body.valid_from
+    )
+
+
+# --- runs and bills -----------------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/bills/runs",
+    response_model=BillRunPublic,
+    responses={
+        **_OPERATOR_ERRORS,
+        409: {"model": ErrorPublic, "description": "`bill_period_not_over`, ..."},
+        422: {"model": ErrorPublic, "description": "`invalid_period`"},
+    },
+)
+def issue_bills(body: BillRunIn, node: NodeDep, _: OperatorDep, response: Response) -> Any:
+    """Operator: issues every customer's bill for the period and anchors their root (idempotent:
+    a second run over the same data issues nothing). 201 when bills were issued, 200 when
+    nothing was new."""
+    label = body.period
+    if label is not None and (body.period_start is not None or body.period_end is not None):
+        raise ApiError(422, code="invalid_period", message="give period, or period_start+end")
+    if label is not None:
+        start, end = month_period(label, node.settings.billing_time_zone)
+    elif body.period_start is not None and body.period_end is not None:
+        start, end = body.period_start, body.period_end
+    else:
+        raise ApiError(422, code="invalid_period", message="give period, or period_start+end")
+    result = node.billing.issue(start, end, label=label)
+    response.status_code = 201 if result.run_id is not None else 200
+    return result.as_dict()
+
+
+@router.get(
+    "/v1/customers/{address}/bills",
+    response_model=BillListPublic,
+    responses=_OPERATOR_ERRORS,
+)
+def list_bills(address: AddressPath, node: NodeDep, _: OperatorDep) -> BillListPublic:
+    """Operator: the customer's bills, newest period first (corrected ones too, marked)."""
+    customer = _account(address)
+    bills = node.billing.bills
+    return BillListPublic(
+        customer=customer,
+        bills=[BillPublic.model_validate(bill_view(bills, b)) for b in bills.bills_of(customer)],
+    )
+
+
+@router.get(
+    "/v1/bills/{bill_hash}",
+    response_model=BillPublic,
+    responses={**_OPERATOR_ERRORS, 404: {"model": ErrorPublic, "description": "`bill_not_found`"}},
+)
+def get_bill(bill_hash: HashPath, node: NodeDep, _: OperatorDep) -> BillPublic:
+    """Operator: one bill with its document, anchor and proof."""
+    bills = node.billing.bills
+    found = bills.bill(bytes.fromhex(bill_hash[2:]))
+    if found is None:
+        raise BillNotFound(f"no bill {bill_hash}")
+    return BillPublic.model_validate(bill_view(bills, found))
+
+
+@router.get(
+    "/v1/bills/{bill_hash}/evidence",
+    response_model=BillEvidencePublic,
+    responses={
+        **_OPERATOR_ERRORS,
+        404: {"model": ErrorPublic, "description": "`bill_not_found`"},
+        409: {"model": ErrorPublic, "description": "`bill_not_anchored`"},
+    },
+)
+def get_bill_evidence(bill_hash: HashPath, node: NodeDep, _: OperatorDep) -> dict[str, Any]:
+    """Operator: the bill's verification package, the input of `ledger verify-bill`."""
+    return bill_evidence(node.store, node.deployment, bytes.fromhex(bill_hash[2:]))
