@@ -136,8 +136,14 @@ def timeline(
         raise PeriodError(f"period [{period_start}, {period_end}) is empty")
     relevant = _assignments_in_force(period_start, period_end, assignments)
     # A tariff is identified by its hash (the hash of its exact text), so the hashes and
-    # valid-from instants that matter, with the period, decide the time line entirely.
-    key = (period_start, period_end, tuple((a.tariff_hash, a.valid_from) for a in relevant))
+    # valid-from instants that matter, with the period, decide the time line entirely; the
+    # one in force at the start counts from the start, whenever it was assigned.
+    key = (
+        period_start,
+        period_end,
+        relevant[0].tariff_hash,
+        tuple((a.tariff_hash, a.valid_from) for a in relevant[1:]),
+    )
     with _cache_lock:
         cached = _cache.get(key)
         if cached is not None:
