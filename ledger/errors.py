@@ -48,6 +48,9 @@ set). Defined here unless another module is named:
      |    +-- TariffCurrencyMismatch 409  a tariff in another currency or decimals than the token
      +-- BillDocumentError     422  a value with no place in a canonical bill document
      |                                                              (ledger.billing.document)
+     +-- BillRegistryInputError 422  a BillRegistry argument that cannot be sent (not 32 bytes,
+     |                              out of its type's range, not an address)
+     |                                                              (ledger.billing.registry)
      +-- SimulationError       500  the simulation cannot run, or the gateway broke its contract
           |                                                                      (ledger.sim)
           +-- MarketDayError        the simulated market day cannot run or went wrong
@@ -143,7 +146,13 @@ def snake_case(name: str) -> str:
 # libraries <Library><Problem>; what a name says decides its status, so an error added to a
 # contract gets one without a list to update (tests/unit/test_errors.py checks every error in
 # every compiled ABI).
-_CONTRACT_FAMILIES = ("MeterRegistry", "ReadingLedger", "EnergyMarket", "SettlementToken")
+_CONTRACT_FAMILIES = (
+    "MeterRegistry",
+    "ReadingLedger",
+    "EnergyMarket",
+    "SettlementToken",
+    "BillRegistry",
+)
 """The prefixes of the ledger's own contracts' errors (their names are the contracts')."""
 _NOT_FOUND = re.compile(r"(?:Unknown|No)[A-Z]")
 """What the request names does not exist: `...UnknownMeter`, `...UnknownTrade`, `...NoKeyAt`."""

@@ -29,10 +29,18 @@ SOLCX_DIR = PROJECT_ROOT / "tools" / "solcx"
 BUILD_DIR = PROJECT_ROOT / "build"
 ARTIFACTS_FILE = BUILD_DIR / "ledger-artifacts.json"
 # The contracts the ledger deploys; interfaces and OpenZeppelin bases are compiled but not kept.
-# In deployment order: EnergyMarket's constructor takes the addresses of the three before it.
+# In deployment order: EnergyMarket's constructor takes the addresses of the three before it,
+# BillRegistry's the ReadingLedger's. A contract added later goes last, so the contracts before it
+# keep the addresses a deployer's nonces give them.
 # Bumped when the cached artifact fields change, so an older cache is rebuilt rather than read.
 _ARTIFACT_FORMAT = 3
-DEPLOYABLE_CONTRACTS = ("MeterRegistry", "ReadingLedger", "SettlementToken", "EnergyMarket")
+DEPLOYABLE_CONTRACTS = (
+    "MeterRegistry",
+    "ReadingLedger",
+    "SettlementToken",
+    "EnergyMarket",
+    "BillRegistry",
+)
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,18 @@ def use_bundled_solc() -> None:
     os.environ.setdefault("SOLCX_BINARY_PATH", str(SOLCX_DIR))
 
 
+def cache_key(input_json: dict[str, Any]) -> str:
+    """The key of the artifact cache: the compiler input, the artifact format and the names of
+    the deployable contracts (the cache keeps only those, so a contract added to the list is not
+    looked for in a cache written for the same sources before)."""
+    keyed = {
+        "input": input_json,
+        "artifactFormat": _ARTIFACT_FORMAT,
+        "deployable": list(DEPLOYABLE_CONTRACTS),
+    }
+    return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()
+
+
 def compile_contracts(*, use_cache: bool = True) -> dict[str, ContractArtifact]:
     """Compiles the contracts (or loads the cached result of the same inputs).
 
@@ -137,8 +157,7 @@ def compile_contracts(*, use_cache: bool = True) -> dict[str, ContractArtifact]:
     settings = read_compiler_settings()
     sources = contract_sources()
     input_json = standard_json_input(settings, sources)
-    keyed = {"input": input_json, "artifactFormat": _ARTIFACT_FORMAT}
-    input_hash = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()
+    input_hash = cache_key(input_json)
     if use_cache and ARTIFACTS_FILE.exists():
         cached = json.loads(ARTIFACTS_FILE.read_text())
         if cached.get("inputHash") == input_hash:

@@ -85,6 +85,10 @@ class Deployment:
     def energy_market(self) -> Contract:
         return self.contracts["EnergyMarket"]
 
+    @property
+    def bill_registry(self) -> Contract:
+        return self.contracts["BillRegistry"]
+
 
 def record_path(data_dir: Path, chain_id: int) -> Path:
     """Where the addresses for `chain_id` are recorded."""
@@ -190,6 +194,8 @@ def _constructor_args(
             market.settlement_window_s,
             market.min_trade_value,
         )
+    if name == "BillRegistry":
+        return (admin, addresses["ReadingLedger"])
     return (admin,)
 
 

@@ -1,9 +1,9 @@
 """Gas snapshot: gas used by the state-changing calls, compared with `snapshots/gas.json`.
 
-A change that makes registering, rotating, revoking, anchoring, trading or settling dearer (or
-cheaper) fails here and, once accepted with `UPDATE_GAS_SNAPSHOT=1`, shows in the snapshot file's
-diff. Every input is a constant (no block times), because calldata gas depends on the argument
-bytes:
+A change that makes registering, rotating, revoking, anchoring, trading, settling, publishing
+or assigning a tariff or anchoring bills dearer (or cheaper) fails here and, once accepted with
+`UPDATE_GAS_SNAPSHOT=1`, shows in the snapshot file's diff. Every input is a constant (no block
+times), because calldata gas depends on the argument bytes:
 - the market's slot is in 2100 and the chain's clock is moved past it (`evm_increaseTime`)
   rather than the times moved to the clock; the measurement runs on a chain snapshot that is
   reverted afterwards, so the session's clock and accounts are as they were;
@@ -70,6 +70,11 @@ OFFER = OfferTerms(SELLER_METER, 6_000, 250_000, SLOT_START, OFFER_EXPIRY)  # 0.
 TAKE_WH = 2_000  # three takes of the offer: settled with proofs, settled pinned, refunded
 BUDGET = 2_000_000  # the buyer's units, all of them permitted to the market
 BATCH_SIZE = 1_000  # readings per anchored batch, as the anchoring target assumes
+# Bills: a tariff version's hash, and a run of 1,000 bills (the gas-per-bill target's size) for
+# November 2023 (UTC), long over.
+GAS_TARIFF = keccak(text="gas snapshot tariff")
+BILLS_PER_RUN = 1_000
+BILLING_PERIOD = (1_698_796_800, 1_701_388_800)
 
 
 def measure(
@@ -117,6 +122,24 @@ def _measure(
         "ReadingLedger.anchor",
         ledger.functions.anchor(
             2, keccak(text="batch 2"), 1000, FIRST_VALID_FROM + 86_400, FIRST_VALID_FROM + 172_799
+        ),
+    )
+
+    # Bills: a tariff published and assigned (from 2096, ahead of any clock), one issuing run of
+    # 1,000 bills over a past month and the two batches above. Before the market moves the clock.
+    bills = deployment.bill_registry
+    run(
+        "BillRegistry.publishTariff",
+        bills.functions.publishTariff(GAS_TARIFF, ROTATION_VALID_FROM),
+    )
+    run(
+        "BillRegistry.assignTariff",
+        bills.functions.assignTariff(buyer.address, GAS_TARIFF, ROTATION_VALID_FROM),
+    )
+    run(
+        "BillRegistry.anchorBills",
+        bills.functions.anchorBills(
+            1, keccak(text="bills of run 1"), BILLS_PER_RUN, *BILLING_PERIOD, 1, 2
         ),
     )
 
@@ -275,6 +298,26 @@ def test_anchoring_a_batch_of_1000_costs_at_most_60_gas_per_reading(
         )
 
     assert int(receipt["gasUsed"]) <= 60 * 1000
+
+
+def test_anchoring_a_run_of_1000_bills_costs_at_most_100_gas_per_bill(
+    chain: Chain, deployment: Deployment
+) -> None:
+    ledger = deployment.reading_ledger
+    for batch_id in (1, 2):
+        root = keccak(batch_id.to_bytes(32, "big"))
+        chain.transact(ledger.functions.anchor(batch_id, root, 1000, *BILLING_PERIOD))
+    bills = deployment.bill_registry
+    used = []
+    # The first run and a later one: neither may cost more (the run counter starts non-zero).
+    for run_id in (1, 2):
+        root = keccak(text=f"bills of run {run_id}")
+        receipt = chain.transact(
+            bills.functions.anchorBills(run_id, root, BILLS_PER_RUN, *BILLING_PERIOD, 1, 2)
+        )
+        used.append(int(receipt["gasUsed"]))
+
+    assert max(used) <= 100 * BILLS_PER_RUN
 
 
 def test_gas_used_matches_the_committed_snapshot(

@@ -47,6 +47,26 @@ def test_a_record_from_an_older_build_gets_the_missing_contracts(
     assert set(json.loads(path.read_text())["contracts"]) == set(completed.addresses)
 
 
+def test_a_record_from_before_bill_registry_gets_it_beside_its_reading_ledger(
+    chain: Chain, tmp_path: Path
+) -> None:
+    full = ensure_deployed(chain, tmp_path)
+    path = record_path(tmp_path, chain.chain_id)
+    record = json.loads(path.read_text())
+    older = {k: v for k, v in record["contracts"].items() if k != "BillRegistry"}
+    path.write_text(json.dumps({**record, "contracts": older}))
+
+    completed = ensure_deployed(chain, tmp_path)
+
+    assert completed.deployed_now
+    assert {k: v for k, v in completed.addresses.items() if k != "BillRegistry"} == older
+    assert completed.addresses["BillRegistry"] != full.addresses["BillRegistry"]
+    reading_ledger = completed.bill_registry.functions.readingLedger().call()
+    assert reading_ledger == older["ReadingLedger"]
+    recorded = json.loads(path.read_text())["contracts"]
+    assert recorded["BillRegistry"] == completed.addresses["BillRegistry"]
+
+
 def test_a_recorded_address_holding_other_code_is_refused(chain: Chain, tmp_path: Path) -> None:
     ensure_deployed(chain, tmp_path)
     path = record_path(tmp_path, chain.chain_id)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
+import ledger.chain.compiler
 from ledger.chain.compiler import (
     DEPLOYABLE_CONTRACTS,
+    cache_key,
     compile_contracts,
     contract_sources,
     read_compiler_settings,
@@ -60,3 +64,15 @@ def test_test_only_contracts_are_left_out_of_the_ledgers_build() -> None:
         path for path in with_tests if path.startswith("contracts/test/")
     }
     assert "contracts/libraries/ReadingLeaf.sol" in built
+
+
+def test_the_cache_key_changes_when_a_contract_becomes_deployable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The cache keeps only the deployable contracts: a cache of the same sources written before
+    # BillRegistry was deployable lacks it, and must be rebuilt rather than read.
+    request = standard_json_input(read_compiler_settings(), contract_sources())
+    now = cache_key(request)
+    monkeypatch.setattr(ledger.chain.compiler, "DEPLOYABLE_CONTRACTS", DEPLOYABLE_CONTRACTS[:-1])
+
+    assert cache_key(request) != now
