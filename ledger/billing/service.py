@@ -242,8 +242,9 @@ class BillingService:
         customers = self._bills.customers_assigned_before(period_end)
         iterate = progress(customers) if progress is not None else customers
         computed: list[_Computed] = []
+        final = self._bills.final_batches()
         for customer in iterate:
-            bill = self._compute(customer, period_start, period_end, label, result)
+            bill = self._compute(customer, period_start, period_end, label, final, result)
             if bill is not None:
                 computed.append(bill)
         if not computed:
@@ -257,6 +258,7 @@ class BillingService:
         period_start: int,
         period_end: int,
         label: str | None,
+        final: frozenset[int],
         result: IssueResult,
     ) -> _Computed | None:
         assignments = self._bills.assignments(customer)
@@ -286,7 +288,7 @@ class BillingService:
             period_end=period_end,
             period_label=label if start == period_start else None,
             meters=tuple(meters),
-            readings={m: self._readings(m, start, period_end) for m in meters},
+            readings={m: self._readings(m, start, period_end, final) for m in meters},
             tariffs=tariffs,
             assignments=tuple(Assignment(digest, valid_from) for valid_from, digest in assignments),
             trades=(),
@@ -313,13 +315,11 @@ class BillingService:
             None if previous is None else previous.bill_hash,
         )
 
-    def _readings(self, meter: bytes, start: int, end: int) -> list[BillReading]:
-        return [
-            BillReading(meter, seq, ts, imported, exported, batch)
-            for seq, ts, imported, exported, batch in self._bills.anchored_readings(
-                meter, start, end
-            )
-        ]
+    def _readings(
+        self, meter: bytes, start: int, end: int, final: frozenset[int]
+    ) -> list[BillReading]:
+        rows = self._bills.anchored_readings(meter, start, end, final)
+        return [BillReading(meter, seq, ts, imp, exp, batch) for seq, ts, imp, exp, batch in rows]
 
     def _with_trades(
         self, inputs: BillInputs, meters: Sequence[bytes], start: int, end: int

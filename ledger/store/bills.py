@@ -9,6 +9,7 @@ of integers and bytes; `ledger/billing/service.py` turns them into the billing c
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -168,6 +169,23 @@ class TradeRow:
     paid: int
 
 
+# One value holding every row of a meter's seq range: seq, timestamp, import, export (8-byte
+# big-endian, as stored) and the batch id as 8 bytes, 40 bytes a row. Rows still pending (no
+# batch) are left out.
+_PACKED_READINGS = {
+    "sqlite": (
+        "SELECT group_concat(hex(seq) || hex(timestamp) || hex(import_wh) || hex(export_wh) || "
+        "printf('%016x', batch_id), '') FROM (SELECT seq, timestamp, import_wh, export_wh, "
+        "batch_id FROM readings WHERE meter_id = ? AND seq >= ? AND seq <= ? "
+        "AND batch_id IS NOT NULL ORDER BY seq)"
+    ),
+    "postgresql": (
+        "SELECT string_agg(seq || timestamp || import_wh || export_wh || int8send(batch_id), "
+        "''::bytea ORDER BY seq) FROM readings WHERE meter_id = ? AND seq >= ? AND seq <= ? "
+        "AND batch_id IS NOT NULL"
+    ),
+}
+
 _RUN_COLUMNS = (
     "run_id, period_start, period_end, period_label, root, bill_count, first_reading_batch, "
     "last_reading_batch, status, tx_hash, block_number, created_at, anchored_at"
@@ -298,34 +316,55 @@ class BillStore:
             ).fetchall()
         return [bytes(r[0]) for r in rows]
 
+    def final_batches(self) -> frozenset[int]:
+        """Ids of the reading batches that are anchored and final: what a bill may rely on."""
+        with self._store.read() as db:
+            rows = db.execute(
+                "SELECT batch_id FROM batches WHERE status = 'anchored' AND final_at IS NOT NULL"
+            ).fetchall()
+        return frozenset(int(r[0]) for r in rows)
+
     def anchored_readings(
-        self, meter_id: bytes, period_start: int, period_end: int
+        self,
+        meter_id: bytes,
+        period_start: int,
+        period_end: int,
+        final_batches: frozenset[int] | None = None,
     ) -> list[tuple[int, int, int, int, int]]:
         """(seq, timestamp, import Wh, export Wh, batch id) of the meter's readings in final
         anchored batches from the last one at or before `period_start` to the first one at or
         after `period_end`, by seq. Readings still pending, or in a batch that is not final,
-        are left out: a bill relies only on what is provable on chain."""
+        are left out: a bill relies only on what is provable on chain.
+
+        Billing reads a month of 15-minute readings per meter, so the rows come back as one
+        value per meter (SQLite: the hex of every row's fixed-width fields, concatenated;
+        PostgreSQL: their bytes) and are decoded in one `struct` call, not field by field.
+        """
+        final = self.final_batches() if final_batches is None else final_batches
         anchored = (
-            "SELECT r.seq, r.timestamp, r.import_wh, r.export_wh, r.batch_id FROM readings r "
-            "JOIN batches b ON b.batch_id = r.batch_id WHERE r.meter_id = ? "
-            "AND b.status = 'anchored' AND b.final_at IS NOT NULL"
+            "SELECT r.seq FROM readings r JOIN batches b ON b.batch_id = r.batch_id "
+            "WHERE r.meter_id = ? AND b.status = 'anchored' AND b.final_at IS NOT NULL"
         )
         start, end = u64(period_start), u64(period_end)
         with self._store.read() as db:
-            before = db.execute(
+            # A meter's timestamps rise with its seq, so the period is one seq range.
+            first = db.execute(
                 f"{anchored} AND r.timestamp <= ? ORDER BY r.seq DESC LIMIT 1", (meter_id, start)
-            ).fetchall()
-            inside = db.execute(
-                f"{anchored} AND r.timestamp > ? AND r.timestamp < ? ORDER BY r.seq",
-                (meter_id, start, end),
-            ).fetchall()
-            after = db.execute(
-                f"{anchored} AND r.timestamp >= ? ORDER BY r.seq LIMIT 1", (meter_id, end)
-            ).fetchall()
-        return [
-            (from_u64(r[0]), from_u64(r[1]), from_u64(r[2]), from_u64(r[3]), int(r[4]))
-            for r in (*before, *inside, *after)
-        ]
+            ).fetchone()
+            low = u64(0) if first is None else bytes(first[0])
+            last = db.execute(
+                f"{anchored} AND r.seq >= ? AND r.timestamp >= ? ORDER BY r.seq LIMIT 1",
+                (meter_id, low, end),
+            ).fetchone()
+            high = u64(2**64 - 1) if last is None else bytes(last[0])
+            packed = db.execute(_PACKED_READINGS[db.name], (meter_id, low, high)).fetchone()[0]
+        if not packed:
+            return []
+        raw = bytes.fromhex(packed) if isinstance(packed, str) else bytes(packed)
+        rows = sorted(struct.iter_unpack(">5Q", raw))  # by seq, whatever order SQL gave
+        if all(row[4] in final for row in rows):
+            return rows
+        return [row for row in rows if row[4] in final]
 
     def trades_of_meters(
         self, meters: Sequence[bytes], delivery_from: int, delivery_to: int

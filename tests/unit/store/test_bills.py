@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from ledger.store.backends import u64
 from ledger.store.bills import BillAlreadyIssued, BillRun, BillStore, NewBill
 from ledger.store.database import Store
 
@@ -106,3 +107,39 @@ def test_dropping_a_refused_run_makes_the_bill_it_corrected_current_again(store:
     assert bills.run(2) is None and bills.bill(bytes([2]) * 32) is None
     restored = bills.bill(first)
     assert restored is not None and restored.replaced_by is None
+
+
+def test_a_bill_reads_the_readings_in_final_anchored_batches_around_its_period(
+    store: Store,
+) -> None:
+    meter = b"M".ljust(32, b"\0")
+    with store.write() as db:
+        for batch_id, status, final_at in ((1, "anchored", "x"), (2, "intent", None)):
+            db.execute(
+                "INSERT INTO batches (batch_id, root, count, from_ts, to_ts, status, created_at, "
+                "final_at) VALUES (?, ?, 1, ?, ?, ?, '', ?)",
+                (batch_id, bytes([batch_id]) * 32, u64(0), u64(0), status, final_at),
+            )
+        for seq in range(7):
+            batch = None if seq == 6 else (2 if seq == 4 else 1)
+            db.execute(
+                "INSERT INTO readings (meter_id, seq, timestamp, import_wh, export_wh, status, "
+                "canonical, signature, key_epoch, leaf, receipt_id, received_at, batch_id) "
+                "VALUES (?, ?, ?, ?, ?, 0, ?, ?, 0, ?, ?, '', ?)",
+                (
+                    meter,
+                    u64(seq),
+                    u64(100 * (seq + 1)),
+                    u64(10 * seq),
+                    u64(seq),
+                    b"",
+                    b"",
+                    bytes([seq]) * 32,
+                    f"r{seq}",
+                    batch,
+                ),
+            )
+    rows = BillStore(store).anchored_readings(meter, 250, 450)
+    # seq 1 (t=200) is the last at or before the start; seq 4 (t=500) is in a batch that is
+    # not anchored, so seq 5 (t=600) is the first at or after the end; seq 6 is pending.
+    assert rows == [(1, 200, 10, 1, 1), (2, 300, 20, 2, 1), (3, 400, 30, 3, 1), (5, 600, 50, 5, 1)]
