@@ -51,6 +51,9 @@ set). Defined here unless another module is named:
      +-- BillRegistryInputError 422  a BillRegistry argument that cannot be sent (not 32 bytes,
      |                              out of its type's range, not an address)
      |                                                              (ledger.billing.registry)
+     +-- BillPackageError      422  a verification package file that is not JSON (`ledger
+     |                              verify-bill`; a package's own faults are report findings)
+     |                                                                (ledger.billing.verify)
      +-- SimulationError       500  the simulation cannot run, or the gateway broke its contract
           |                                                                      (ledger.sim)
           +-- MarketDayError        the simulated market day cannot run or went wrong
