@@ -7,6 +7,7 @@
     ledger bills issue (--period YYYY-MM | --from T --to T)
     ledger bills list CUSTOMER
     ledger bills show HASH [--evidence] [--out FILE]
+    ledger verify-bill BILL.json --rpc URL [--bill-registry ADDRESS]
 
 Each prints JSON (the same as the gateway's routes answer) and exits non-zero with one line
 `error [code]: ...` on a refusal.
@@ -167,8 +168,23 @@ def cmd_bills(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify_bill(settings: Settings, args: argparse.Namespace) -> int:
+    """Checks one bill with the chain and its package only: no node, database or deployment
+    record (`settings` is unused). Prints the JSON report; one line per failure on stderr."""
+    from ledger.billing.verify import load_package, verify_bill_package
+
+    report = verify_bill_package(
+        load_package(Path(args.package)), args.rpc, bill_registry=args.bill_registry
+    )
+    _print(report.as_dict())
+    for check, finding in report.failures:
+        record = " ".join(f"{k}={v}" for k, v in finding.record.items())
+        print(f"FAILED {check} [{finding.code}] {record}: {finding.message}", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
 def add_parsers(commands: Any) -> None:
-    """Adds `tariff` and `bills` to the `ledger` command's subcommands."""
+    """Adds `tariff`, `bills` and `verify-bill` to the `ledger` command's subcommands."""
     tariff = commands.add_parser("tariff", help="tariffs on record: publish, show, assign")
     tariff_commands = tariff.add_subparsers(dest="tariff_command", required=True)
     publish = tariff_commands.add_parser("publish", help="check a tariff file, record its hash")
@@ -201,3 +217,15 @@ def add_parsers(commands: Any) -> None:
     )
     bill_show.add_argument("--out", help="write it to this file instead of stdout")
     bills.set_defaults(handler=cmd_bills)
+
+    verify = commands.add_parser(
+        "verify-bill",
+        help="check a bill's verification package against the chain alone (exit 1 on a failure)",
+    )
+    verify.add_argument("package", help="the package (`ledger bills show HASH --evidence`)")
+    verify.add_argument("--rpc", required=True, help="a JSON-RPC endpoint of the bill's chain")
+    verify.add_argument(
+        "--bill-registry",
+        help="the ledger's BillRegistry address as you know it; default: the package's",
+    )
+    verify.set_defaults(handler=cmd_verify_bill)
