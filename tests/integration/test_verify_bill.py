@@ -350,3 +350,43 @@ def test_a_package_without_its_anchor_is_malformed(scenario: Scenario) -> None:
 
     assert failures(report) == [("package", "package_malformed", {})]
     assert [c.status for c in report.checks[1:]] == ["skipped"] * (len(CHECKS) - 1)
+
+
+def test_a_bill_for_another_chain_id_is_the_wrong_chain(scenario: Scenario) -> None:
+    package = copy.deepcopy(scenario.native)
+    package["bill"]["chain_id"] += 1
+
+    report = verify(scenario, rehashed(package))
+
+    chain_id = scenario.billed.chain_id
+    assert ("chain", "wrong_chain", {"chain_id": chain_id}) in failures(report)
+
+
+# --- a trade that is not the chain's ------------------------------------------------------------
+
+
+def test_a_p2p_line_naming_a_trade_the_market_does_not_hold_is_a_trade_mismatch(
+    scenario: Scenario,
+) -> None:
+    package = copy.deepcopy(scenario.native)
+    bill = package["bill"]
+    bill["lines"].append(
+        {
+            "kind": "p2p_purchase",
+            "band": None,
+            "tariff": None,
+            "quantity": 500,
+            "unit": "Wh",
+            "unit_price_minor": None,
+            "price_per": None,
+            "amount_minor": 100_000,
+            "estimated": False,
+            "estimate_rule": None,
+            "evidence": {"readings": [], "trades": [999]},
+        }
+    )
+    package["trades"] = [999]
+
+    report = verify(scenario, rehashed(package))
+
+    assert ("trades", "trade_mismatch", {"trade": 999}) in failures(report)
