@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.anchoring.merkle import MerkleTree
+from ledger.anchoring.merkle import MerkleTree, keccak256
 from ledger.billing.compute import (
     BillInputs,
     BillReading,
@@ -33,7 +33,7 @@ from ledger.billing.compute import (
     TariffCurrencyMismatch,
     compute_bill,
 )
-from ledger.billing.document import bill_hash, bill_leaf, canonical_json
+from ledger.billing.document import bill_leaf, canonical_json
 from ledger.billing.registry import BillRegistryClient
 from ledger.billing.tariff import Tariff, TariffError, parse_tariff, tariff_hash
 from ledger.billing.timeline import Assignment
@@ -303,7 +303,7 @@ class BillingService:
             result.skipped.append(SkippedCustomer(customer, error.code, str(error)))
             return None
         if previous is not None:
-            if bill_hash(document) == previous.bill_hash:
+            if keccak256(canonical_json(document)) == previous.bill_hash:
                 result.unchanged += 1
                 return None
             document["replaces"] = "0x" + previous.bill_hash.hex()
@@ -358,7 +358,7 @@ class BillingService:
         batches: list[int] = []
         for item in computed:
             document = canonical_json(item.document)
-            digest = bill_hash(item.document)
+            digest = keccak256(document)  # the bill hash (document.bill_hash, serialised once)
             batches.extend(int(run[3]) for run in item.document["reading_batches"])
             new_bills.append(
                 NewBill(

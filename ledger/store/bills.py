@@ -235,6 +235,81 @@ def _bill(row: Sequence[Any]) -> StoredBill:
     )
 
 
+def _seq_bound(db: Connection, meter_id: bytes, time: int, *, before: bool) -> int:
+    """The seq of the meter's last stored reading at or before `time` (`before`), or of its
+    first at or after it; the meter's first (last) seq when there is none.
+
+    Timestamps rise with seq, so this is a binary search over seq by primary-key lookups: a
+    few dozen index probes, where `timestamp <= ? ORDER BY seq DESC LIMIT 1` would read every
+    row after `time` (readings have no index on their timestamp)."""
+    # ORDER BY ... LIMIT 1 rather than min()/max(): PostgreSQL has no min(bytea).
+    first = db.execute(
+        "SELECT seq FROM readings WHERE meter_id = ? ORDER BY seq LIMIT 1", (meter_id,)
+    ).fetchone()
+    if first is None:
+        return 0
+    last = db.execute(
+        "SELECT seq FROM readings WHERE meter_id = ? ORDER BY seq DESC LIMIT 1", (meter_id,)
+    ).fetchone()
+    low, high = from_u64(first[0]), from_u64(last[0])
+
+    def at_or_after(seq: int) -> tuple[int, int]:
+        row = db.execute(
+            "SELECT seq, timestamp FROM readings WHERE meter_id = ? AND seq >= ? "
+            "ORDER BY seq LIMIT 1",
+            (meter_id, u64(seq)),
+        ).fetchone()
+        return from_u64(row[0]), from_u64(row[1])
+
+    if before:
+        # The greatest stored seq whose timestamp is <= time (or the first seq).
+        found = low
+        while low <= high:
+            middle = (low + high) // 2
+            seq, timestamp = at_or_after(middle)
+            if timestamp <= time:
+                found, low = seq, seq + 1
+            else:
+                high = middle - 1
+        return found
+    # The least stored seq whose timestamp is >= time (or the last seq).
+    found = high
+    while low <= high:
+        middle = (low + high) // 2
+        seq, timestamp = at_or_after(middle)
+        if timestamp >= time:
+            found, high = seq, middle - 1
+        else:
+            low = seq + 1
+    return found
+
+
+def _anchored_seq(db: Connection, meter_id: bytes, time: int, *, before: bool) -> int | None:
+    """The seq of the meter's last reading in a final anchored batch at or before `time`
+    (`before`), or its first at or after it."""
+    order = "DESC" if before else ""
+    compare = "<=" if before else ">="
+    row = db.execute(
+        "SELECT r.seq FROM readings r JOIN batches b ON b.batch_id = r.batch_id "
+        "WHERE r.meter_id = ? AND b.status = 'anchored' AND b.final_at IS NOT NULL "
+        f"AND r.timestamp {compare} ? ORDER BY r.seq {order} LIMIT 1",  # noqa: S608
+        (meter_id, u64(time)),
+    ).fetchone()
+    return None if row is None else from_u64(row[0])
+
+
+def _packed_rows(
+    db: Connection, meter_id: bytes, low: int, high: int
+) -> list[tuple[int, int, int, int, int]]:
+    """(seq, timestamp, import, export, batch id) of the meter's batched readings with seq in
+    [low, high], by seq, read as one packed value (`_PACKED_READINGS`)."""
+    packed = db.execute(_PACKED_READINGS[db.name], (meter_id, u64(low), u64(high))).fetchone()[0]
+    if not packed:
+        return []
+    raw = bytes.fromhex(packed) if isinstance(packed, str) else bytes(packed)
+    return sorted(struct.iter_unpack(">5Q", raw))  # by seq, whatever order SQL gave
+
+
 class BillStore:
     """Billing's reads and writes on the store's connection (see the module docstring)."""
 
@@ -341,30 +416,25 @@ class BillStore:
         PostgreSQL: their bytes) and are decoded in one `struct` call, not field by field.
         """
         final = self.final_batches() if final_batches is None else final_batches
-        anchored = (
-            "SELECT r.seq FROM readings r JOIN batches b ON b.batch_id = r.batch_id "
-            "WHERE r.meter_id = ? AND b.status = 'anchored' AND b.final_at IS NOT NULL"
-        )
-        start, end = u64(period_start), u64(period_end)
         with self._store.read() as db:
-            # A meter's timestamps rise with its seq, so the period is one seq range.
-            first = db.execute(
-                f"{anchored} AND r.timestamp <= ? ORDER BY r.seq DESC LIMIT 1", (meter_id, start)
-            ).fetchone()
-            low = u64(0) if first is None else bytes(first[0])
-            last = db.execute(
-                f"{anchored} AND r.seq >= ? AND r.timestamp >= ? ORDER BY r.seq LIMIT 1",
-                (meter_id, low, end),
-            ).fetchone()
-            high = u64(2**64 - 1) if last is None else bytes(last[0])
-            packed = db.execute(_PACKED_READINGS[db.name], (meter_id, low, high)).fetchone()[0]
-        if not packed:
-            return []
-        raw = bytes.fromhex(packed) if isinstance(packed, str) else bytes(packed)
-        rows = sorted(struct.iter_unpack(">5Q", raw))  # by seq, whatever order SQL gave
-        if all(row[4] in final for row in rows):
-            return rows
-        return [row for row in rows if row[4] in final]
+            low = _seq_bound(db, meter_id, period_start, before=True)
+            high = _seq_bound(db, meter_id, period_end, before=False)
+            rows = _packed_rows(db, meter_id, low, high)
+            if rows and all(row[4] in final for row in rows):
+                return rows
+            rows = [row for row in rows if row[4] in final]
+            # A boundary reading that is stored but not (finally) anchored: the bill reaches to
+            # the nearest anchored one, looked up the slow way (a join per row).
+            if not rows or rows[0][1] > period_start:
+                anchored = _anchored_seq(db, meter_id, period_start, before=True)
+                if anchored is not None and (not rows or anchored < rows[0][0]):
+                    rows = [r for r in _packed_rows(db, meter_id, anchored, high) if r[4] in final]
+            if not rows or rows[-1][1] < period_end:
+                anchored = _anchored_seq(db, meter_id, period_end, before=False)
+                if anchored is not None and (not rows or anchored > rows[-1][0]):
+                    low = rows[0][0] if rows else low
+                    rows = [r for r in _packed_rows(db, meter_id, low, anchored) if r[4] in final]
+        return rows
 
     def trades_of_meters(
         self, meters: Sequence[bytes], delivery_from: int, delivery_to: int

@@ -143,3 +143,37 @@ def test_a_bill_reads_the_readings_in_final_anchored_batches_around_its_period(
     # seq 1 (t=200) is the last at or before the start; seq 4 (t=500) is in a batch that is
     # not anchored, so seq 5 (t=600) is the first at or after the end; seq 6 is pending.
     assert rows == [(1, 200, 10, 1, 1), (2, 300, 20, 2, 1), (3, 400, 30, 3, 1), (5, 600, 50, 5, 1)]
+
+
+def test_the_period_bounds_are_found_among_gaps_in_the_sequence(store: Store) -> None:
+    meter = b"G".ljust(32, b"\0")
+    seqs = [0, 1, 5, 6, 9, 20]  # readings missing between them (gaps)
+    with store.write() as db:
+        db.execute(
+            "INSERT INTO batches (batch_id, root, count, from_ts, to_ts, status, created_at, "
+            "final_at) VALUES (1, ?, 1, ?, ?, 'anchored', '', 'x')",
+            (bytes(32), u64(0), u64(0)),
+        )
+        for seq in seqs:
+            db.execute(
+                "INSERT INTO readings (meter_id, seq, timestamp, import_wh, export_wh, status, "
+                "canonical, signature, key_epoch, leaf, receipt_id, received_at, batch_id) "
+                "VALUES (?, ?, ?, ?, ?, 0, ?, ?, 0, ?, ?, '', 1)",
+                (
+                    meter,
+                    u64(seq),
+                    u64(1000 + 10 * seq),
+                    u64(0),
+                    u64(0),
+                    b"",
+                    b"",
+                    bytes([seq]) * 32,
+                    f"g{seq}",
+                ),
+            )
+    bills = BillStore(store)
+    assert [r[0] for r in bills.anchored_readings(meter, 1055, 1085)] == [5, 6, 9]
+    assert [r[0] for r in bills.anchored_readings(meter, 1000, 1090)] == [0, 1, 5, 6, 9]
+    assert [r[0] for r in bills.anchored_readings(meter, 1049, 1091)] == [1, 5, 6, 9, 20]
+    assert [r[0] for r in bills.anchored_readings(meter, 500, 600)] == [0]
+    assert [r[0] for r in bills.anchored_readings(meter, 5000, 6000)] == [20]
