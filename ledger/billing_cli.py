@@ -228,4 +228,5 @@ def add_parsers(commands: Any) -> None:
         "--bill-registry",
         help="the ledger's BillRegistry address as you know it; default: the package's",
     )
-    verify.set_defaults(handler=cmd_verify_bill)
+    # Needs nothing of this machine's ledger: no LEDGER_* setting is read.
+    verify.set_defaults(handler=cmd_verify_bill, needs_settings=False)

@@ -54,6 +54,18 @@ set). Defined here unless another module is named:
      +-- BillPackageError      422  a verification package file that is not JSON (`ledger
      |                              verify-bill`; a package's own faults are report findings)
      |                                                                (ledger.billing.verify)
+     +-- BillingError          409  an issuing run or tariff change that cannot be done as asked
+     |    |                                                          (ledger.billing.service)
+     |    +-- PeriodNotOver         the period ends after the chain's latest block time
+     |    +-- InvalidPeriod    422  an empty period, or neither a month nor a range given
+     |    +-- UnknownTariff    404  a tariff not published, or whose text this gateway lacks
+     |    +-- BillRunConflict       the chain holds another root under a committed run's id
+     +-- BillAlreadyIssued     409  a second current bill for a customer's period without a
+     |                              correction link                            (ledger.store)
+     +-- BillNotFound          404  no bill with that hash                (ledger.billing.evidence)
+     +-- BillAnchorPending     409  the bill's run is committed, its root not yet seen mined
+     |                                                              (ledger.billing.evidence)
+     +-- InvalidAddress        422  not an account address (0x + 40 hex, EIP-55) (ledger.billing_cli)
      +-- SimulationError       500  the simulation cannot run, or the gateway broke its contract
           |                                                                      (ledger.sim)
           +-- MarketDayError        the simulated market day cannot run or went wrong

@@ -197,7 +197,7 @@ def get_bill(bill_hash: HashPath, node: NodeDep, _: OperatorDep) -> BillPublic:
     responses={
         **_OPERATOR_ERRORS,
         404: {"model": ErrorPublic, "description": "`bill_not_found`"},
-        409: {"model": ErrorPublic, "description": "`bill_not_anchored`"},
+        409: {"model": ErrorPublic, "description": "`bill_anchor_pending`"},
     },
 )
 def get_bill_evidence(bill_hash: HashPath, node: NodeDep, _: OperatorDep) -> dict[str, Any]:

@@ -34,10 +34,10 @@ class BillNotFound(LedgerError):
     http_status = 404
 
 
-class BillNotAnchored(LedgerError):
+class BillAnchorPending(LedgerError):
     """The bill's run is committed but its anchoring has not been seen mined yet."""
 
-    code = "bill_not_anchored"
+    code = "bill_anchor_pending"
     http_status = 409
 
 
@@ -83,7 +83,7 @@ def bill_evidence(store: Store, deployment: Deployment, bill_hash: bytes) -> dic
 
     Raises:
         BillNotFound: no bill has this hash.
-        BillNotAnchored: its run is not anchored yet.
+        BillAnchorPending: its run is not anchored yet.
         LedgerError: a tariff text or a reading the bill names is missing from the store.
     """
     bills = BillStore(store)
@@ -92,7 +92,7 @@ def bill_evidence(store: Store, deployment: Deployment, bill_hash: bytes) -> dic
         raise BillNotFound(f"no bill 0x{bill_hash.hex()}")
     run = bills.run(bill.run_id)
     if run is None or run.status != "anchored":
-        raise BillNotAnchored(f"bill 0x{bill_hash.hex()} is not anchored yet: ask again shortly")
+        raise BillAnchorPending(f"bill 0x{bill_hash.hex()} is not anchored yet: ask again shortly")
     document = json.loads(bill.document)
     tariffs: dict[str, str] = {}
     for digest in document["tariffs"]:
