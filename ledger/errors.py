@@ -65,7 +65,8 @@ set). Defined here unless another module is named:
      +-- BillNotFound          404  no bill with that hash                (ledger.billing.evidence)
      +-- BillAnchorPending     409  the bill's run is committed, its root not yet seen mined
      |                                                              (ledger.billing.evidence)
-     +-- InvalidAddress        422  not an account address (0x + 40 hex, EIP-55) (ledger.billing_cli)
+     +-- InvalidAddress        422  not an account address (0x + 40 hex, EIP-55)
+     |                                                                (ledger.billing_cli)
      +-- SimulationError       500  the simulation cannot run, or the gateway broke its contract
           |                                                                      (ledger.sim)
           +-- MarketDayError        the simulated market day cannot run or went wrong
