@@ -13,7 +13,8 @@ under the same load. The run:
    - sends readings flat out from several keep-alive connections: ingest throughput;
 3. restarts the gateway on the same data with the anchorer off, ingests 100,000 readings flat out
    and measures its memory with them pending, then sends one anchor transaction per reading
-   (naive) and one anchor of a 1,000-reading batch on the same chain.
+   (naive) and one anchor of a 1,000-reading batch on the same chain;
+4. issues a month's bills for 1,000 customers on a chain of its own (`bench/bills.py`).
 
 Progress goes to stderr; the summary to stdout. The exit code is 0 when everything could be
 measured, whether or not the targets hold, and 1 when something broke.
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.anchoring import count_pending, has_anchorer, latency, wait_anchored
+from bench.bills import measure_bills
 from bench.fleet import SignedFleet, decode_object
 from bench.gateway import BenchError, Gateway, start_gateway
 from bench.load import LoadResult, batches, flat_out, paced, post_all
@@ -144,9 +146,12 @@ def measure(args: argparse.Namespace, work: Path, notes: list[str]) -> dict[str,
         workers=args.workers,
     )
     try:
-        return _measure(args, work, notes, plan, fleet, began)
+        figures = _measure(args, work, notes, plan, fleet, began)
     finally:
         fleet.close()
+    if args.bill_customers:
+        figures.update(measure_bills(work, customers=args.bill_customers, say=say))
+    return figures
 
 
 def _measure(
@@ -297,6 +302,16 @@ TARGETS: Sequence[Target] = (
         lambda f: _at_most(f["anchor_gas_per_reading"], 60),
     ),
     (
+        "bills_issued",
+        "bills issued >= 200 per s",
+        lambda f: _at_least(f.get("bills_issued_per_s"), 200),
+    ),
+    (
+        "bill_anchor_gas",
+        "bill anchor gas <= 100 per bill",
+        lambda f: _at_most(f.get("bill_anchor_gas_per_bill"), 100),
+    ),
+    (
         "anchor_latency",
         "anchor latency p99 <= 3 s",
         lambda f: _at_most(f.get("anchor_latency_p99_s"), 3.0),
@@ -317,6 +332,8 @@ def report(figures: dict[str, Any], notes: list[str]) -> dict[str, Any]:
         ("anchor latency p50", "anchor_latency_p50_s", "s"),
         ("anchor latency p99", "anchor_latency_p99_s", "s"),
         ("gateway RSS, readings pending", "gateway_rss_mb", "MB"),
+        ("bills issued (a month of 15-min readings each)", "bills_issued_per_s", "bills/s"),
+        ("bill anchor gas per bill (one root a run)", "bill_anchor_gas_per_bill", "gas"),
         ("chain (Ganache) RSS", "chain_rss_mb", "MB"),
     ]
     print("benchmark:")
@@ -357,6 +374,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--naive", type=int, default=200, help="naive transactions")
     parser.add_argument("--anchor-batch", type=int, default=1000, help="readings in one anchor")
     parser.add_argument("--workers", type=int, default=2, help="signing processes")
+    parser.add_argument(
+        "--bill-customers", type=int, default=1000, help="customers billed (0: skip the bills)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the data directory and logs")
     args = parser.parse_args(argv)
     if args.anchor_batch > args.pending or args.naive > args.pending:
@@ -380,6 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "latency_s": args.latency_s,
         "naive_tx": args.naive,
         "anchor_batch": args.anchor_batch,
+        "bill_customers": args.bill_customers,
     }
     figures["elapsed_s"] = round(time.perf_counter() - began, 1)
     if args.keep:
