@@ -109,7 +109,10 @@ interface IBillRegistry {
 
     /// @notice Anchors the root of the next issuing run. Operator role only.
     /// @dev `runId` must be `runCount() + 1`; the period must be over (`periodEnd <= block time`);
-    /// the reading batches must be anchored in the ReadingLedger already.
+    /// the reading batches must be anchored in the ReadingLedger already. A run is stored in two
+    /// slots, times in 48 bits and batch ids in 40: past those (a block time after the year
+    /// 8.9 million, a trillionth batch) it reverts with `SafeCastOverflowedUintDowncast` rather
+    /// than store a truncated value.
     function anchorBills(
         uint64 runId,
         bytes32 root,
