@@ -251,7 +251,7 @@ _HANDLERS: dict[str, dict[str, _Handler]] = {
 
 def deployment_key(deployment: Deployment) -> str:
     """What the cursor records of the deployment it indexes (another one starts afresh)."""
-    names = sorted(n for n in _HANDLERS if n in deployment.addresses)  # TEMP
+    names = sorted(_HANDLERS)
     return f"{deployment.chain_id}:" + ",".join(
         str(deployment.addresses[name]).lower() for name in names
     )
@@ -280,8 +280,6 @@ class EventIndexer:
         # (address, topic0) -> (the contract's event to decode it with, handler)
         self._events: dict[tuple[str, bytes], tuple[Any, _Handler]] = {}
         for name, handlers in _HANDLERS.items():
-            if name not in deployment.contracts:  # TEMP until BillRegistry is deployed
-                continue
             contract: Contract = deployment.contracts[name]
             for event_name, handler in handlers.items():
                 event = contract.events[event_name]()
