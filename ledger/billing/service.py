@@ -411,11 +411,16 @@ class BillingService:
                     f"the chain holds root 0x{on_chain.root.hex()} under run {run.run_id}, this "
                     f"database committed 0x{run.root.hex()}"
                 )
+            # Mined before a crash: its transaction and block come from the BillsAnchored event.
+            self._index_now()
             chain_run = self._bills.chain_run(run.run_id)
+            if chain_run is None:
+                raise BillingError(
+                    f"run {run.run_id} is on chain but its BillsAnchored event is not indexed "
+                    "yet: issue again shortly"
+                )
             self._bills.mark_run_anchored(
-                run.run_id,
-                tx_hash=b"" if chain_run is None else chain_run.tx_hash,
-                block_number=0 if chain_run is None else chain_run.block_number,
+                run.run_id, tx_hash=chain_run.tx_hash, block_number=chain_run.block_number
             )
             return
         try:

@@ -1,0 +1,92 @@
+"""Issuing runs that a crash interrupts finish with the same run id and root, never a second one.
+
+A run is committed as an intent before `anchorBills` is sent. Two crashes are simulated on a
+real chain: the transaction was never sent (the chain went away), and it was mined but the
+gateway died before marking the run anchored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.billing.registry import BillRegistryClient
+from ledger.errors import ChainUnavailable, ContractRevert
+from tests.fixtures.billing import BilledLedger, billed_ledger
+
+
+def _nonce(billed: BilledLedger) -> int:
+    chain = billed.node.chain
+    return int(chain.w3.eth.get_transaction_count(chain.operator.address, "pending"))
+
+
+class _Crash(Exception):
+    """Stands for the process dying at that point."""
+
+
+def test_a_run_whose_anchoring_was_never_sent_is_sent_by_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with billed_ledger(tmp_path / "data", hours=2) as billed:
+        service = billed.node.billing
+        registry: Any = service.registry
+
+        def unreachable(**_: Any) -> None:
+            raise ChainUnavailable(rpc_url="http://chain", reason="connection refused")
+
+        monkeypatch.setattr(registry, "anchor_bills", unreachable)
+        with pytest.raises(ChainUnavailable):
+            service.issue(billed.period_start, billed.period_end)
+        opened = service.bills.open_run()
+        assert opened is not None and opened.run_id == 1
+        monkeypatch.undo()
+
+        resumed = service.issue(billed.period_start, billed.period_end)
+        assert resumed.resumed_run_id == 1
+        assert resumed.issued == [] and resumed.unchanged == len(billed.customers)
+        assert service.bills.open_run() is None
+        chain_run = BillRegistryClient(billed.node.chain, billed.node.deployment)
+        assert chain_run.run_count() == 1
+        assert chain_run.run(1).root == opened.root
+
+
+def test_a_run_mined_before_a_crash_is_marked_anchored_without_sending_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with billed_ledger(tmp_path / "data", hours=2) as billed:
+        service = billed.node.billing
+        store: Any = service.bills
+        real_mark = store.mark_run_anchored
+
+        def die_after_mining(*_: Any, **__: Any) -> None:
+            raise _Crash
+
+        monkeypatch.setattr(store, "mark_run_anchored", die_after_mining)
+        with pytest.raises(_Crash):
+            service.issue(billed.period_start, billed.period_end)
+        monkeypatch.setattr(store, "mark_run_anchored", real_mark)
+        sent = _nonce(billed)
+
+        resumed = service.issue(billed.period_start, billed.period_end)
+        assert resumed.resumed_run_id == 1 and resumed.issued == []
+        assert _nonce(billed) == sent  # nothing sent again
+        run = service.bills.run(1)
+        assert run is not None and run.status == "anchored" and run.block_number
+        assert BillRegistryClient(billed.node.chain, billed.node.deployment).run_count() == 1
+
+
+def test_a_run_the_registry_refuses_leaves_no_bill_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with billed_ledger(tmp_path / "data", hours=2) as billed:
+        service = billed.node.billing
+        # Claim reading batches the ReadingLedger never anchored: the registry refuses the run.
+        monkeypatch.setattr(service.bills, "last_final_batch", lambda: 10**6)
+        monkeypatch.setattr(service.bills, "anchored_readings", lambda *a, **k: [])
+        with pytest.raises(ContractRevert) as refused:
+            service.issue(billed.period_start, billed.period_end)
+        assert refused.value.code == "bill_registry_reading_batch_not_anchored"
+        assert service.bills.runs() == [] and service.bills.open_run() is None
+        assert service.bills.bills_of(billed.customers[0]) == []
