@@ -9,6 +9,8 @@
                               settle, refund, trades; mint (operator: settlement units)
     ledger market-day         a simulated market day on its own Ganache and gateway: offers,
                               takes, settlement from anchored readings; prints a JSON summary
+    ledger sim month          a simulated month on its own Anvil and gateway: readings, trading
+                              days, then every household's bill issued; prints a JSON summary
     ledger tariff ...         tariffs on record: publish, show, assign, assignments
     ledger bills ...          issue a period's bills and anchor their root; list, show
 
@@ -458,6 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(handler=_cmd_simulate)
     _market_parser(commands)
     _market_day_parser(commands)
+    _sim_parser(commands)
     billing_cli.add_parsers(commands)
     return parser
 
@@ -492,6 +495,50 @@ def _market_day_parser(commands: Any) -> None:
     day.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     day.add_argument("--data-dir", help="keep chain and database here (new or empty directory)")
     day.set_defaults(handler=_cmd_market_day)
+
+
+def _cmd_sim_month(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger.sim import market_day, month
+
+    summary = month.run_local_month(
+        month=args.month,
+        time_zone=settings.billing_time_zone,
+        households=args.households,
+        pv=args.pv,
+        trading_days=args.trading_days,
+        seed=args.seed,
+        tariff=Path(args.tariff).read_bytes() if args.tariff else None,
+        data_dir=Path(args.data_dir) if args.data_dir else None,
+        progress=market_day.say_on_stderr,
+    )
+    _print(summary)
+    return 0
+
+
+def _sim_parser(commands: Any) -> None:
+    sim = commands.add_parser("sim", help="simulations on their own chain and gateway")
+    sim_commands = sim.add_subparsers(dest="sim_command", required=True)
+    month = sim_commands.add_parser(
+        "month",
+        help="simulate a billed month of households on a new chain and gateway",
+        description="Starts an Anvil whose clock begins before the month and a gateway in this "
+        "process, registers the households' meters, publishes the tariff and assigns it to every "
+        "household, posts the month's signed 15-minute readings (the P2P market trading on "
+        "--trading-days days, as `ledger market-day` does), then issues every household's bill "
+        "and anchors their root. Prints a JSON summary; stops the chain and gateway at the end.",
+    )
+    month.add_argument(
+        "--month", help="YYYY-MM in LEDGER_BILLING_TIME_ZONE, over (default: the last full month)"
+    )
+    month.add_argument("--households", type=int, default=20, help="households in all (20)")
+    month.add_argument("--pv", type=int, default=5, help="of which with PV, the sellers (5)")
+    month.add_argument(
+        "--trading-days", type=int, default=2, help="days of the month the market runs (2)"
+    )
+    month.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    month.add_argument("--tariff", help="tariff file (default: tariffs/household-tou.toml)")
+    month.add_argument("--data-dir", help="keep chain and database here (new or empty directory)")
+    month.set_defaults(handler=_cmd_sim_month)
 
 
 def main(argv: list[str] | None = None) -> int:

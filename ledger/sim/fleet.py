@@ -48,7 +48,7 @@ from typing import Any
 from ledger.errors import LedgerError
 from ledger.meters.keys import KeyAlgorithm, MeterPrivateKey, generate_key
 from ledger.meters.registry import meter_id_bytes
-from ledger.readings.native import Reading, sign_reading
+from ledger.readings.native import Reading, sign_canonical, sign_reading
 
 SLOT_S = 900
 """Profile resolution: one value per 15-minute slot of the day."""
@@ -377,7 +377,7 @@ def generate(
             )
             state.next_seq += 1
             canonical = reading.encode()
-            signature = sign_reading(meter.key, reading)
+            signature = sign_canonical(meter.key, canonical)  # encoded once, above
             if fault == FaultKind.BAD_SIGNATURE:
                 flipped = chance.randrange(len(signature))
                 signature = (

@@ -82,6 +82,10 @@ class HttpSender:
             self._connection = None
 
 
+_CHAIN_STATE = {"ganache": "ganache", "anvil": "anvil/state.json"}
+"""Where `keep_chain` keeps each chain's state under the data directory (as `ledger serve`)."""
+
+
 @contextmanager
 def local_gateway(
     data_dir: Path,
@@ -89,21 +93,26 @@ def local_gateway(
     chain_start: int,
     keep_chain: bool = False,
     anchor_interval_s: float = 0.5,
+    billing_time_zone: str = "UTC",
+    chain_kind: str = "ganache",
 ) -> Iterator[tuple[str, LedgerNode]]:
-    """A Ganache whose clock starts at `chain_start` and a gateway served from this process
-    (real HTTP on a free port); yields (base URL, node) and stops both afterwards.
+    """A Ganache (or with `chain_kind="anvil"` an Anvil) whose clock starts at `chain_start`
+    and a gateway served from this process (real HTTP on a free port); yields (base URL, node)
+    and stops both afterwards.
 
-    The chain is in memory unless `keep_chain`, which keeps its database under `data_dir`
-    (slower: Ganache then writes every block to disk)."""
+    The chain is in memory unless `keep_chain`, which keeps its database (Anvil: its state
+    file) under `data_dir` (slower: Ganache then writes every block to disk).
+    `billing_time_zone` is the gateway's `LEDGER_BILLING_TIME_ZONE` (whose calendar months a
+    simulated month bills)."""
     import uvicorn
 
     from api.main import create_app
 
     local = LocalChain(
-        kind="ganache",
+        kind=chain_kind,
         port=free_port(),
-        db_path=data_dir / "chain" / "ganache" if keep_chain else None,
-        log_path=data_dir / "ganache.log",
+        db_path=data_dir / "chain" / _CHAIN_STATE[chain_kind] if keep_chain else None,
+        log_path=data_dir / f"{chain_kind}.log",
         start_time=chain_start,
     )
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -114,6 +123,7 @@ def local_gateway(
             data_dir=data_dir,
             operator_key=DEV_OPERATOR_KEY,
             anchor_interval_s=anchor_interval_s,
+            billing_time_zone=billing_time_zone,
         )
         node = LedgerNode.start(settings)
         try:

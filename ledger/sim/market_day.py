@@ -134,7 +134,7 @@ def run_market_day(
     say = progress or (lambda _: None)
     began = time.monotonic()
     client = MarketClient(gateway_url)
-    slot_s = _check_market(client, chain, deployment, day_start)
+    slot_s = check_market(client, chain, deployment, day_start)
     homes = make_households(households, pv, seed=seed, prefix=prefix)
     plan = plan_day(
         homes,
@@ -153,11 +153,13 @@ def run_market_day(
             "start the chain with a clock before the day"
         )
 
-    minted = _setup(chain, deployment, homes, plan, valid_from=day_start + READINGS_BEGIN_S)
+    minted = register_and_mint(
+        chain, deployment, homes, plan, valid_from=day_start + READINGS_BEGIN_S
+    )
     say(f"registered {len(homes)} meters ({pv} with PV), minted units to {len(minted)} buyers")
-    trades = _trade_day_ahead(client, plan, minted)
+    trades = trade_day_ahead(client, plan, minted)
     say(f"day-ahead: {len(plan.offers)} offers, {len(trades)} trades")
-    posted, settlements = _deliver_and_settle(
+    posted, settlements = deliver_and_settle(
         client,
         chain,
         gateway_url,
@@ -169,7 +171,7 @@ def run_market_day(
         say=say,
     )
 
-    rows = [_trade_row(trade, settlements[int(trade["trade_id"])]) for trade in trades]
+    rows = [trade_row(trade, settlements[int(trade["trade_id"])]) for trade in trades]
     trades_per_seller_slot: dict[tuple[str, int], int] = defaultdict(int)
     for row in rows:
         trades_per_seller_slot[(row["seller_meter"], row["slot_start"])] += 1
@@ -207,9 +209,7 @@ def run_market_day(
     }
 
 
-def _check_market(
-    client: MarketClient, chain: Chain, deployment: Deployment, day_start: int
-) -> int:
+def check_market(client: MarketClient, chain: Chain, deployment: Deployment, day_start: int) -> int:
     """The market's slot length, after checking that the day can be run against it."""
     info = client.info()
     if (
@@ -227,7 +227,7 @@ def _check_market(
     return slot_s
 
 
-def _setup(
+def register_and_mint(
     chain: Chain,
     deployment: Deployment,
     homes: list[Household],
@@ -252,7 +252,7 @@ def _setup(
     return minted
 
 
-def _trade_day_ahead(
+def trade_day_ahead(
     client: MarketClient, plan: DayPlan, minted: dict[Household, int]
 ) -> list[dict[str, Any]]:
     """Posts the offers, then the takes (a buyer's first take carries its token permit for
@@ -288,7 +288,7 @@ def _trade_day_ahead(
     return trades
 
 
-def _deliver_and_settle(
+def deliver_and_settle(
     client: MarketClient,
     chain: Chain,
     gateway_url: str,
@@ -336,7 +336,7 @@ def _deliver_and_settle(
             slot_trades = sorted(by_slot.get(slot_start, []))
             if not slot_trades and slot_end < day_end:
                 continue  # nothing to settle: the meters upload with a later slot
-            posted += _post(sender, unsent)
+            posted += post_readings(sender, unsent)
             unsent = []
             # Each slot boundary's reading and the one before it, for every meter trading.
             meters = sorted({m for trade_id in slot_trades for m in meters_of[trade_id]})
@@ -359,7 +359,7 @@ def _deliver_and_settle(
     return posted, settlements
 
 
-def _trade_row(trade: dict[str, Any], settled: dict[str, Any]) -> dict[str, Any]:
+def trade_row(trade: dict[str, Any], settled: dict[str, Any]) -> dict[str, Any]:
     return {
         "trade_id": int(trade["trade_id"]),
         "offer_id": int(trade["offer_id"]),
@@ -375,10 +375,10 @@ def _trade_row(trade: dict[str, Any], settled: dict[str, Any]) -> dict[str, Any]
     }
 
 
-def _post(sender: HttpSender, readings: list[Planned]) -> int:
+def post_readings(sender: HttpSender, readings: list[Planned], chunk_size: int = POST_CHUNK) -> int:
     """Posts the readings in chunks; every one must be accepted."""
-    for begin in range(0, len(readings), POST_CHUNK):
-        chunk = readings[begin : begin + POST_CHUNK]
+    for begin in range(0, len(readings), chunk_size):
+        chunk = readings[begin : begin + chunk_size]
         refused = [
             (p.meter_id, p.reading.seq, r.get("code"))
             for p, r in zip(chunk, sender(chunk), strict=True)
