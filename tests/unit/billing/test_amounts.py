@@ -161,7 +161,7 @@ def test_readings_going_back_in_time_are_refused() -> None:
 
 def test_another_meters_reading_is_refused() -> None:
     made = readings([(MONDAY, 0), (MONDAY + HOUR, 5)])
-    made[1] = dataclasses.replace(made[1], meter_id=bytes(32))
+    made[1] = made[1]._replace(meter_id=bytes(32))
     with pytest.raises(BillInputError, match="another meter's"):
         compute_bill(inputs(MONDAY, MONDAY + DAY, {METER: made}))
 
