@@ -62,8 +62,10 @@ class Settings(BaseModel):
     )
     # Operator key (issue 9, item 7): the development key only ever signs on a chain the
     # gateway started itself; against LEDGER_RPC_URL the key must be given.
+    # Secrets are left out of the settings' repr, which reaches logs and test reports.
     operator_key: str | None = Field(
         default=None,
+        repr=False,
         description="Private key that deploys, registers meters and anchors (64 hex digits, "
         "0x optional). Required when rpc_url is set; unset: the development key of the "
         "managed local chain.",
@@ -164,10 +166,12 @@ class Settings(BaseModel):
     )
     registrar_token: str | None = Field(
         default=None,
+        repr=False,
         description="Bearer token of the registrar API routes; unset: those routes answer 403.",
     )
     operator_token: str | None = Field(
         default=None,
+        repr=False,
         description="Bearer token of the operator's billing routes (tariffs, issuing runs, "
         "bills); unset: those routes answer 403.",
     )

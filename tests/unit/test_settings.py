@@ -105,3 +105,11 @@ def test_a_malformed_operator_key_is_a_config_error_that_does_not_repeat_it(
 
 def test_an_operator_key_without_0x_is_accepted() -> None:
     assert Settings.from_env({"LEDGER_OPERATOR_KEY": OTHER_KEY[2:]}).signing_key == OTHER_KEY[2:]
+
+
+def test_the_settings_repr_shows_no_key_or_token() -> None:
+    key = "0x" + "ab" * 32
+    shown = repr(
+        Settings(operator_key=key, registrar_token="reg-s3cret", operator_token="op-s3cret")
+    )
+    assert key[2:] not in shown and "reg-s3cret" not in shown and "op-s3cret" not in shown
