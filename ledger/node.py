@@ -186,7 +186,11 @@ class LedgerNode:
         from ledger.billing.service import BillingService
 
         return BillingService(
-            self.chain, self.deployment, self.store, index_now=self.indexer.index_now
+            self.chain,
+            self.deployment,
+            self.store,
+            index_now=self.indexer.index_now,
+            workers=self.settings.billing_workers,
         )
 
     @property

@@ -175,6 +175,13 @@ class Settings(BaseModel):
         description="Bearer token of the operator's billing routes (tariffs, issuing runs, "
         "bills); unset: those routes answer 403.",
     )
+    billing_workers: int = Field(
+        default_factory=lambda: min(os.cpu_count() or 1, 4),
+        ge=1,
+        le=64,
+        description="Processes an issuing run of 200 customers or more computes bills in "
+        "(1: in the calling process only); default: one per CPU core, at most 4.",
+    )
     billing_time_zone: str = Field(
         default="UTC",
         description="IANA time zone whose calendar months `--period YYYY-MM` bills (a "

@@ -25,18 +25,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.anchoring.merkle import MerkleTree, keccak256
+from ledger.anchoring.merkle import MerkleTree
 from ledger.billing.compute import (
-    BillInputs,
-    BillReading,
-    SettledTrade,
     TariffCurrencyMismatch,
-    compute_bill,
 )
-from ledger.billing.document import bill_leaf, canonical_json
+from ledger.billing.document import bill_leaf
+from ledger.billing.issuing import Computed, RunContext, Skipped, compute_outcomes
 from ledger.billing.registry import BillRegistryClient
-from ledger.billing.tariff import Tariff, TariffError, parse_tariff, tariff_hash
-from ledger.billing.timeline import Assignment
+from ledger.billing.tariff import Tariff, parse_tariff, tariff_hash
 from ledger.chain.client import Chain
 from ledger.chain.deployment import Deployment
 from ledger.errors import LedgerError
@@ -117,15 +113,6 @@ class IssueResult:
         }
 
 
-@dataclass(frozen=True)
-class _Computed:
-    customer: str
-    period_start: int
-    period_end: int
-    document: dict[str, Any]
-    replaces: bytes | None
-
-
 class BillingService:
     """Tariffs on record and issuing runs (see the module docstring)."""
 
@@ -136,13 +123,15 @@ class BillingService:
         store: Store,
         *,
         index_now: Callable[[], None],
+        workers: int = 1,
     ) -> None:
         self._chain = chain
+        self._store = store
+        self._workers = workers
         self._deployment = deployment
         self._bills = BillStore(store)
         self._registry = BillRegistryClient(chain, deployment)
         self._index_now = index_now
-        self._tariffs: dict[bytes, Tariff] = {}
         self._currency: tuple[str, int] | None = None
         self._slot_s: int | None = None
 
@@ -197,18 +186,6 @@ class BillingService:
             "block_number": sent.block_number,
         }
 
-    def tariff(self, digest: bytes) -> Tariff:
-        """The parsed tariff of a hash on record (cached: a version never changes)."""
-        cached = self._tariffs.get(digest)
-        if cached is not None:
-            return cached
-        text = self._bills.tariff_text(digest)
-        if text is None:
-            raise UnknownTariff(f"this gateway holds no text for tariff 0x{digest.hex()}")
-        parsed = parse_tariff(text)
-        self._tariffs[digest] = parsed
-        return parsed
-
     # --- issuing --------------------------------------------------------------------------
 
     def issue(
@@ -240,138 +217,59 @@ class BillingService:
             )
         self._index_now()
         customers = self._bills.customers_assigned_before(period_end)
-        iterate = progress(customers) if progress is not None else customers
-        computed: list[_Computed] = []
-        final = self._bills.final_batches()
-        for customer in iterate:
-            bill = self._compute(customer, period_start, period_end, label, final, result)
-            if bill is not None:
-                computed.append(bill)
-        if not computed:
-            return result
-        self._record_and_anchor(computed, period_start, period_end, label, result)
-        return result
-
-    def _compute(
-        self,
-        customer: str,
-        period_start: int,
-        period_end: int,
-        label: str | None,
-        final: frozenset[int],
-        result: IssueResult,
-    ) -> _Computed | None:
-        assignments = self._bills.assignments(customer)
-        start = max(period_start, assignments[0][0])
-        try:
-            tariffs = {digest: self.tariff(digest) for _, digest in assignments}
-        except (UnknownTariff, TariffError) as error:
-            result.skipped.append(SkippedCustomer(customer, error.code, str(error)))
-            return None
-        current = self._bills.current_bills_overlapping(customer, start, period_end)
-        if any((b.period_start, b.period_end) != (start, period_end) for b in current):
-            result.skipped.append(
-                SkippedCustomer(
-                    customer,
-                    "bill_period_overlaps",
-                    "a current bill covers part of this period only: correct that bill first",
-                )
-            )
-            return None
-        previous = current[0] if current else None
-        meters = self._bills.meters_of(customer)
-        inputs = BillInputs(
+        context = RunContext(
+            period_start=period_start,
+            period_end=period_end,
+            label=label,
             chain_id=self._deployment.chain_id,
             bill_registry=self._deployment.addresses["BillRegistry"],
-            customer=customer,
-            period_start=start,
-            period_end=period_end,
-            period_label=label if start == period_start else None,
-            meters=tuple(meters),
-            readings={m: self._readings(m, start, period_end, final) for m in meters},
-            tariffs=tariffs,
-            assignments=tuple(Assignment(digest, valid_from) for valid_from, digest in assignments),
-            trades=(),
-            pending_trades=(),
-            replaces=None if previous is None else previous.replaces,
             currency=self._token_currency(),
+            slot_s=self._market_slot_s(),
+            final_batches=self._bills.final_batches(),
         )
-        inputs = self._with_trades(inputs, meters, start, period_end)
-        try:
-            document = compute_bill(inputs)
-        except LedgerError as error:
-            result.skipped.append(SkippedCustomer(customer, error.code, str(error)))
-            return None
-        if previous is not None:
-            if keccak256(canonical_json(document)) == previous.bill_hash:
-                result.unchanged += 1
-                return None
-            document["replaces"] = "0x" + previous.bill_hash.hex()
-        return _Computed(
-            customer,
-            start,
-            period_end,
-            document,
-            None if previous is None else previous.bill_hash,
-        )
-
-    def _readings(
-        self, meter: bytes, start: int, end: int, final: frozenset[int]
-    ) -> list[BillReading]:
-        rows = self._bills.anchored_readings(meter, start, end, final)
-        return [BillReading(meter, seq, ts, imp, exp, batch) for seq, ts, imp, exp, batch in rows]
-
-    def _with_trades(
-        self, inputs: BillInputs, meters: Sequence[bytes], start: int, end: int
-    ) -> BillInputs:
-        slot_s = self._market_slot_s()
-        settled: list[SettledTrade] = []
-        pending: list[int] = []
-        for row in self._bills.trades_of_meters(meters, start, end):
-            if row.outcome == "settled":
-                settled.append(
-                    SettledTrade(
-                        trade_id=row.trade_id,
-                        seller_meter=row.seller_meter,
-                        buyer_meter=row.buyer_meter,
-                        slot_start=row.delivery_start,
-                        slot_end=row.delivery_start + slot_s,
-                        delivered_wh=row.delivered_wh,
-                        paid=row.paid,
-                    )
+        computed: list[Computed] = []
+        for outcome in compute_outcomes(
+            self._bills,
+            self._store.location,
+            context,
+            customers,
+            workers=self._workers,
+            progress=progress,
+        ):
+            if isinstance(outcome, Computed):
+                computed.append(outcome)
+            elif isinstance(outcome, Skipped):
+                result.skipped.append(
+                    SkippedCustomer(outcome.customer, outcome.code, outcome.message)
                 )
-            elif row.outcome is None:
-                pending.append(row.trade_id)
-        return BillInputs(
-            **{**vars(inputs), "trades": tuple(settled), "pending_trades": tuple(pending)}
-        )
+            else:
+                result.unchanged += 1
+        if computed:
+            self._record_and_anchor(computed, period_start, period_end, label, result)
+        return result
 
     def _record_and_anchor(
         self,
-        computed: Sequence[_Computed],
+        computed: Sequence[Computed],
         period_start: int,
         period_end: int,
         label: str | None,
         result: IssueResult,
     ) -> None:
-        new_bills: list[NewBill] = []
-        batches: list[int] = []
-        for item in computed:
-            document = canonical_json(item.document)
-            digest = keccak256(document)  # the bill hash (document.bill_hash, serialised once)
-            batches.extend(int(run[3]) for run in item.document["reading_batches"])
-            new_bills.append(
-                NewBill(
-                    bill_hash=digest,
-                    customer=item.customer,
-                    period_start=item.period_start,
-                    period_end=item.period_end,
-                    document=document,
-                    total_minor=int(item.document["total_minor"]),
-                    estimated=any(line["estimated"] for line in item.document["lines"]),
-                    replaces=item.replaces,
-                )
+        new_bills = [
+            NewBill(
+                bill_hash=item.bill_hash,
+                customer=item.customer,
+                period_start=item.period_start,
+                period_end=item.period_end,
+                document=item.document,
+                total_minor=item.total_minor,
+                estimated=item.estimated,
+                replaces=item.replaces,
             )
+            for item in computed
+        ]
+        batches = [batch for item in computed for batch in item.batches]
         last_final = self._bills.last_final_batch()
         if last_final == 0:
             raise BillingError("no reading batch is anchored yet: there is nothing to bill from")

@@ -34,6 +34,8 @@ class Store:
         # The gateway serves requests from a thread pool and anchors from another thread; one
         # connection guarded by a lock keeps the single-writer rule explicit.
         self._lock = threading.Lock()
+        # Where it is: another process (a billing worker) opens its own connection from it.
+        self.location = location
         self._backend: SQLiteBackend | PostgresBackend
         if isinstance(location, Path):
             self.path: Path | None = location

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from ledger.billing.issuing import Computed, RunContext, compute_outcomes
 from ledger.billing.registry import BillRegistryClient
 from ledger.errors import ChainUnavailable, ContractRevert
 from tests.fixtures.billing import BilledLedger, billed_ledger
@@ -90,3 +91,30 @@ def test_a_run_the_registry_refuses_leaves_no_bill_behind(
         assert refused.value.code == "bill_registry_reading_batch_not_anchored"
         assert service.bills.runs() == [] and service.bills.open_run() is None
         assert service.bills.bills_of(billed.customers[0]) == []
+
+
+def test_worker_processes_compute_the_same_bills_as_the_calling_process(tmp_path: Path) -> None:
+    with billed_ledger(tmp_path / "data", hours=2, meters_per_customer=(2, 1, 1)) as billed:
+        node = billed.node
+        service = node.billing
+        bills = service.bills
+        context = RunContext(
+            period_start=billed.period_start,
+            period_end=billed.period_end,
+            label=None,
+            chain_id=node.chain.chain_id,
+            bill_registry=node.deployment.addresses["BillRegistry"],
+            currency=("ELC", 6),
+            slot_s=3600,
+            final_batches=bills.final_batches(),
+        )
+        customers = bills.customers_assigned_before(billed.period_end)
+        here = list(compute_outcomes(bills, node.store.location, context, customers, workers=1))
+        spread = list(
+            compute_outcomes(
+                bills, node.store.location, context, customers, workers=2, parallel_from=1
+            )
+        )
+        assert len(here) == len(customers) == 3
+        assert all(isinstance(outcome, Computed) for outcome in here)
+        assert spread == here
