@@ -58,19 +58,24 @@ node_modules/.installed: package.json package-lock.json
 run: bootstrap
 	$(VENV)/bin/ledger serve
 
+# pytest-xdist workers for the tests (0: one process, every test in order). Most contract and
+# integration tests wait on chains, subprocesses and fsync rather than compute, so more workers
+# than the two cores of CI overlap that waiting (README "Tests").
+PYTEST_WORKERS ?= 3
+
 # One pytest run over unit, contract and integration tests (testpaths in pyproject.toml), so its
 # closing line counts the whole suite.
 test: bootstrap lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS)
 
 test-unit: bootstrap
 	$(VENV)/bin/pytest tests/unit
 
 test-contracts: bootstrap
-	$(VENV)/bin/pytest tests/contracts
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) tests/contracts
 
 test-integration: bootstrap
-	$(VENV)/bin/pytest tests/integration
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) tests/integration
 
 lint: ruff mypy slither fuzz
 
