@@ -21,7 +21,7 @@ from tests.contracts.market_machine import (
     run_machine,
 )
 
-pytestmark = pytest.mark.chain
+pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
 
 def test_market_keeps_its_invariants_under_random_trading(world: World) -> None:

@@ -28,7 +28,7 @@ from tests.contracts.market_machine import (
 )
 from tests.contracts.solidity import Compiled, compile_sources
 
-pytestmark = pytest.mark.chain
+pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,9 @@ from scripts.mint import DEMO_UNITS
 from tests.fixtures.chain import dev_account
 from tests.fixtures.gateway import Gateway, ledger_env, start_gateway
 
-pytestmark = pytest.mark.chain
+# One xdist group with test_toolchain's `brownie compile`: both write brownie's build/ in the
+# project.
+pytestmark = [pytest.mark.chain, pytest.mark.slow, pytest.mark.xdist_group("brownie-build")]
 
 BROWNIE = Path(sys.executable).parent / "brownie"
 LEDGER_GANACHE = PROJECT_ROOT / "tools" / "ledger-ganache"

@@ -42,6 +42,8 @@ from ledger.store.database import Store
 from tests.fixtures.gateway import Gateway, ledger_env, start_gateway
 from tests.fixtures.postgres import store_location
 
+pytestmark = pytest.mark.slow
+
 KILLS = 20
 
 

@@ -39,7 +39,7 @@ from ledger.sim.day_plan import day_start_of
 from ledger.sim.market_day import CHAIN_LEAD_S, run_market_day
 from tests.fixtures.gateway import LEDGER_BIN, ledger_env, start_gateway
 
-pytestmark = pytest.mark.chain
+pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
 DAY = "2026-06-21"
 SEED = 7

@@ -35,6 +35,8 @@ from tests.integration.test_durability import (
     wait_until_everything_is_anchored,
 )
 
+pytestmark = pytest.mark.slow
+
 # The anchoring lease's advisory lock key (ledger.store.backends.PG_ANCHOR_LOCK): one bigint key
 # shows in pg_locks as classid 0 and objid = the key.
 _ANCHOR_LOCK_KEY = 0x454C_0002

@@ -52,6 +52,8 @@ def test_wrapper_reports_compile_errors_in_json() -> None:
     assert errors[0]["severity"] == "error"
 
 
+# With test_brownie_scripts.py on one xdist worker: both write brownie's build/ in the project.
+@pytest.mark.xdist_group("brownie-build")
 def test_brownie_builds_the_same_bytecode_as_the_ledger() -> None:
     env = {**os.environ, "SOLCX_BINARY_PATH": str(SOLCX_DIR)}
     subprocess.run(
