@@ -58,8 +58,9 @@ set). Defined here unless another module is named:
      |    |                                                          (ledger.billing.service)
      |    +-- PeriodNotOver         the period ends after the chain's latest block time
      |    +-- InvalidPeriod    422  an empty period, or neither a month nor a range given
-     |    +-- UnknownTariff    404  a tariff not published, or whose text this gateway lacks
      |    +-- BillRunConflict       the chain holds another root under a committed run's id
+     +-- UnknownTariff         404  a tariff not published, or whose text this gateway lacks
+     |                                                              (ledger.billing.issuing)
      +-- BillAlreadyIssued     409  a second current bill for a customer's period without a
      |                              correction link                            (ledger.store)
      +-- BillNotFound          404  no bill with that hash                (ledger.billing.evidence)

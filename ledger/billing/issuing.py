@@ -77,7 +77,9 @@ UNCHANGED = "unchanged"
 Outcome = Computed | Skipped | str
 
 
-class UnknownTariffText(LedgerError):
+class UnknownTariff(LedgerError):
+    """A tariff not published on chain, or whose text this gateway does not hold."""
+
     code = "unknown_tariff"
     http_status = 404
 
@@ -95,7 +97,7 @@ class BillComputer:
         if cached is None:
             text = self._bills.tariff_text(digest)
             if text is None:
-                raise UnknownTariffText(f"this gateway holds no text for tariff 0x{digest.hex()}")
+                raise UnknownTariff(f"this gateway holds no text for tariff 0x{digest.hex()}")
             cached = self._tariffs[digest] = parse_tariff(text)
         return cached
 
@@ -105,7 +107,7 @@ class BillComputer:
         start, end = max(context.period_start, assignments[0][0]), context.period_end
         try:
             tariffs = {digest: self.tariff(digest) for _, digest in assignments}
-        except (UnknownTariffText, TariffError) as error:
+        except (UnknownTariff, TariffError) as error:
             return Skipped(customer, error.code, str(error))
         current = self._bills.current_bills_overlapping(customer, start, end)
         if any((b.period_start, b.period_end) != (start, end) for b in current):

@@ -30,7 +30,7 @@ from ledger.billing.compute import (
     TariffCurrencyMismatch,
 )
 from ledger.billing.document import bill_leaf
-from ledger.billing.issuing import Computed, RunContext, Skipped, compute_outcomes
+from ledger.billing.issuing import Computed, RunContext, Skipped, UnknownTariff, compute_outcomes
 from ledger.billing.registry import BillRegistryClient
 from ledger.billing.tariff import Tariff, parse_tariff, tariff_hash
 from ledger.chain.client import Chain
@@ -61,11 +61,6 @@ class PeriodNotOver(BillingError):
 class InvalidPeriod(BillingError):
     code = "invalid_period"
     http_status = 422
-
-
-class UnknownTariff(BillingError):
-    code = "unknown_tariff"
-    http_status = 404
 
 
 class BillRunConflict(BillingError):
