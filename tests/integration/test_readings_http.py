@@ -91,13 +91,22 @@ def test_reading_with_a_bad_signature_is_rejected_with_bad_signature(gateway: Ga
     assert response.json()["rejected"] == 1
 
 
-def test_stored_reading_is_served_with_its_exact_bytes_and_receipt(gateway: Gateway) -> None:
-    key, start = register_meter(gateway, METER)
-    body = signed(key, start, 7)
-    receipt = post(gateway, body).json()["results"][0]["receipt"]
+def test_stored_reading_is_served_with_its_exact_bytes_and_receipt(
+    tmp_path: Path, chain_kind: str
+) -> None:
+    # Anchoring off: with it on, the anchorer could batch the reading between the POST and the
+    # GET (a busy machine makes that likely), and the reading must be seen not yet anchored.
+    env = ledger_env(tmp_path / "data", chain_kind, free_port(), LEDGER_ANCHOR_ENABLED="false")
+    gateway = start_gateway(env, tmp_path / "gateway.log")
+    try:
+        key, start = register_meter(gateway, METER)
+        body = signed(key, start, 7)
+        receipt = post(gateway, body).json()["results"][0]["receipt"]
 
-    stored = httpx.get(f"{gateway.base_url}/v1/meters/{METER}/readings/7")
-    missing = httpx.get(f"{gateway.base_url}/v1/meters/{METER}/readings/8")
+        stored = httpx.get(f"{gateway.base_url}/v1/meters/{METER}/readings/7")
+        missing = httpx.get(f"{gateway.base_url}/v1/meters/{METER}/readings/8")
+    finally:
+        gateway.stop()
 
     assert stored.status_code == 200, stored.text
     reading = stored.json()
