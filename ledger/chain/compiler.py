@@ -159,7 +159,10 @@ def compile_contracts(*, use_cache: bool = True) -> dict[str, ContractArtifact]:
     input_json = standard_json_input(settings, sources)
     input_hash = cache_key(input_json)
     if use_cache and ARTIFACTS_FILE.exists():
-        cached = json.loads(ARTIFACTS_FILE.read_text())
+        try:
+            cached = json.loads(ARTIFACTS_FILE.read_text())
+        except json.JSONDecodeError:
+            cached = {}  # not a cache this code wrote: compile and replace it
         if cached.get("inputHash") == input_hash:
             return _artifacts_from_json(cached["contracts"])
 
@@ -198,7 +201,11 @@ def compile_contracts(*, use_cache: bool = True) -> dict[str, ContractArtifact]:
     if missing:
         raise ToolchainError(f"compiler output lacks contracts: {sorted(missing)}")
     BUILD_DIR.mkdir(exist_ok=True)
-    ARTIFACTS_FILE.write_text(json.dumps({"inputHash": input_hash, "contracts": compiled}))
+    # Written aside and renamed: processes starting at the same time (gateway workers, tests)
+    # read the cache while one writes it, and must see the old file or the new one, never half.
+    partial = ARTIFACTS_FILE.with_name(f"{ARTIFACTS_FILE.name}.{os.getpid()}.tmp")
+    partial.write_text(json.dumps({"inputHash": input_hash, "contracts": compiled}))
+    os.replace(partial, ARTIFACTS_FILE)
     return _artifacts_from_json(compiled)
 
 

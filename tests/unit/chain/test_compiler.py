@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 import ledger.chain.compiler
@@ -76,3 +79,18 @@ def test_the_cache_key_changes_when_a_contract_becomes_deployable(
     monkeypatch.setattr(ledger.chain.compiler, "DEPLOYABLE_CONTRACTS", DEPLOYABLE_CONTRACTS[:-1])
 
     assert cache_key(request) != now
+
+
+def test_a_cache_file_cut_short_by_a_concurrent_writer_is_rebuilt_not_a_crash(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    compile_contracts()  # the real cache, written whole
+    good = ledger.chain.compiler.ARTIFACTS_FILE.read_text()
+    cut = tmp_path / "ledger-artifacts.json"
+    cut.write_text(good[: len(good) // 2])
+    monkeypatch.setattr(ledger.chain.compiler, "ARTIFACTS_FILE", cut)
+    monkeypatch.setattr(ledger.chain.compiler, "BUILD_DIR", tmp_path)
+    artifacts = compile_contracts()
+    assert set(artifacts) == set(DEPLOYABLE_CONTRACTS)
+    assert json.loads(cut.read_text())["inputHash"] == json.loads(good)["inputHash"]
+    assert list(tmp_path.glob("*.tmp")) == []
