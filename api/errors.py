@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 
+from eth_utils.address import is_checksum_address, to_checksum_address
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -98,3 +99,16 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LedgerError, _ledger_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+
+
+def account_address(address: str) -> str:
+    """The EIP-55 form of an account address from a path or body (its pattern already checked).
+
+    All-lowercase (or all-uppercase) hex carries no checksum; mixed case must be a valid one, so
+    a mistyped address is refused (422 `invalid_address`) instead of silently naming another
+    account.
+    """
+    body = address[2:]
+    if body != body.lower() and body != body.upper() and not is_checksum_address(address):
+        raise ApiError(422, code="invalid_address", message=f"{address}: bad EIP-55 checksum")
+    return to_checksum_address(address)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from eth_utils.address import is_checksum_address, to_checksum_address
 from fastapi import APIRouter, Path, Response
 
 from api.deps import NodeDep, OperatorDep
 from api.errors import ApiError
+from api.errors import account_address as _account
 from api.schemas.bills import (
     BillEvidencePublic,
     BillListPublic,
@@ -44,13 +44,6 @@ _OPERATOR_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorPublic, "description": "no bearer token, or not the operator token"},
     403: {"model": ErrorPublic, "description": "`operator_api_disabled`"},
 }
-
-
-def _account(address: str) -> str:
-    body = address[2:]
-    if body != body.lower() and body != body.upper() and not is_checksum_address(address):
-        raise ApiError(422, code="invalid_address", message=f"{address}: bad EIP-55 checksum")
-    return to_checksum_address(address)
 
 
 def _tariff(found: PublishedTariff) -> TariffPublic:

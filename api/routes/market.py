@@ -16,11 +16,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from eth_utils.address import is_checksum_address, to_checksum_address
 from fastapi import APIRouter, Path
 
 from api.deps import NodeDep
-from api.errors import ApiError
+from api.errors import account_address as _account
 from api.schemas.errors import ErrorPublic
 from api.schemas.market import (
     Eip712Public,
@@ -219,15 +218,6 @@ def customer_trades(address: AddressPath, node: NodeDep) -> TradeListPublic:
 
 def _relay_quota(node: LedgerNode) -> RelayQuota:
     return RelayQuota(node.store, per_hour=node.settings.relay_quota_per_hour)
-
-
-def _account(address: str) -> str:
-    # All-lowercase (or all-uppercase) hex carries no checksum; mixed case must be a valid one,
-    # so a mistyped address is refused instead of silently naming another account.
-    body = address[2:]
-    if body != body.lower() and body != body.upper() and not is_checksum_address(address):
-        raise ApiError(422, code="invalid_address", message=f"{address}: bad EIP-55 checksum")
-    return to_checksum_address(address)
 
 
 def _hex_bytes(text: str) -> bytes:
