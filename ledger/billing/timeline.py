@@ -135,6 +135,9 @@ def timeline(
     if period_start >= period_end:
         raise PeriodError(f"period [{period_start}, {period_end}) is empty")
     relevant = _assignments_in_force(period_start, period_end, assignments)
+    # Checked before the cache: a time line cached for a caller that had the tariff's text
+    # must not stand in for one whose caller has not.
+    _require_on_record(relevant, tariffs)
     # A tariff is identified by its hash (the hash of its exact text), so the hashes and
     # valid-from instants that matter, with the period, decide the time line entirely; the
     # one in force at the start counts from the start, whenever it was assigned.
@@ -177,15 +180,18 @@ def _assignments_in_force(
     return relevant
 
 
-def _build(
-    period_start: int, period_end: int, relevant: list[Assignment], tariffs: Mapping[bytes, Tariff]
-) -> Timeline:
+def _require_on_record(relevant: list[Assignment], tariffs: Mapping[bytes, Tariff]) -> None:
     for assignment in relevant:
         if assignment.tariff_hash not in tariffs:
             raise NoTariffError(
                 f"tariff 0x{assignment.tariff_hash.hex()} (assigned from "
                 f"{assignment.valid_from}) is not on record"
             )
+
+
+def _build(
+    period_start: int, period_end: int, relevant: list[Assignment], tariffs: Mapping[bytes, Tariff]
+) -> Timeline:
     # Instants where the tariff in force changes inside the period (the first one is in force
     # at the period start, so its valid_from is replaced by the start).
     changes = [period_start] + [a.valid_from for a in relevant[1:]]

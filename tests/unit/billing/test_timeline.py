@@ -147,6 +147,13 @@ def test_an_assignment_of_a_tariff_whose_text_is_missing_has_no_tariff() -> None
         segments(MONDAY, MONDAY + DAY, [Assignment(tariff.hash, 0)], {})
 
 
+def test_a_time_line_cached_for_one_caller_does_not_hide_a_missing_tariff_from_another() -> None:
+    tariff = make_tariff(name="cached, then missing")
+    timeline(MONDAY, MONDAY + DAY, [Assignment(tariff.hash, 0)], {tariff.hash: tariff})
+    with pytest.raises(NoTariffError, match="is not on record"):
+        timeline(MONDAY, MONDAY + DAY, [Assignment(tariff.hash, 0)], {})
+
+
 def test_an_empty_period_is_refused() -> None:
     tariff = make_tariff()
     with pytest.raises(PeriodError, match="is empty"):
