@@ -80,6 +80,58 @@ class BillReading(NamedTuple):
     batch_id: int
 
 
+class MeterReadings:
+    """One meter's anchored readings as columns, by seq: what the store hands over for a
+    meter-month (about 3,000 readings) without making an object per reading. Indexing gives a
+    `BillReading`; the computation reads the columns and only a few dozen rows."""
+
+    __slots__ = ("batch_ids", "exports", "imports", "meter_id", "seqs", "timestamps")
+
+    def __init__(
+        self,
+        meter_id: bytes,
+        seqs: Sequence[int],
+        timestamps: Sequence[int],
+        imports: Sequence[int],
+        exports: Sequence[int],
+        batch_ids: Sequence[int],
+    ) -> None:
+        self.meter_id = meter_id
+        self.seqs = seqs
+        self.timestamps = timestamps
+        self.imports = imports
+        self.exports = exports
+        self.batch_ids = batch_ids
+
+    @classmethod
+    def of(cls, meter_id: bytes, readings: Sequence[BillReading]) -> MeterReadings:
+        """The columns of `readings`, which must all be `meter_id`'s."""
+        # list.count compares the same bytes object by identity first: one C-level pass.
+        if [r.meter_id for r in readings].count(meter_id) != len(readings):
+            raise BillInputError(f"readings of meter {_hex(meter_id)} include another meter's")
+        return cls(
+            meter_id,
+            [r.seq for r in readings],
+            [r.timestamp for r in readings],
+            [r.import_wh for r in readings],
+            [r.export_wh for r in readings],
+            [r.batch_id for r in readings],
+        )
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def __getitem__(self, index: int) -> BillReading:
+        return BillReading(
+            self.meter_id,
+            self.seqs[index],
+            self.timestamps[index],
+            self.imports[index],
+            self.exports[index],
+            self.batch_ids[index],
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class SettledTrade:
     """A P2P trade settled on chain: `delivered_wh` and `paid` (minor units) from settlement."""
@@ -97,10 +149,10 @@ class SettledTrade:
 class BillInputs:
     """Everything one bill is computed from.
 
-    `readings[meter]`: that meter's anchored readings sorted by seq, from the last one at or
-    before `period_start` to the first one at or after `period_end` (all of them where those do
-    not exist). `assignments`: the customer's, sorted by valid_from. `currency`: the settlement
-    token's (symbol, decimals).
+    `readings[meter]`: that meter's anchored readings sorted by seq (a list of `BillReading`, or
+    the same as `MeterReadings` columns), from the last one at or before `period_start` to the
+    first one at or after `period_end` (all of them where those do not exist). `assignments`:
+    the customer's, sorted by valid_from. `currency`: the settlement token's (symbol, decimals).
     """
 
     chain_id: int
@@ -110,7 +162,7 @@ class BillInputs:
     period_end: int
     period_label: str | None
     meters: tuple[bytes, ...]
-    readings: Mapping[bytes, Sequence[BillReading]]
+    readings: Mapping[bytes, Sequence[BillReading] | MeterReadings]
     tariffs: Mapping[bytes, Tariff]
     assignments: Sequence[Assignment]
     trades: Sequence[SettledTrade]
@@ -246,9 +298,12 @@ class _MeterEnergy:
     """Every reading used, as (first_seq, last_seq, batch_id) runs."""
 
 
-def _meter_energy(meter: bytes, readings: Sequence[BillReading], line_up: Timeline) -> _MeterEnergy:
+def _meter_energy(
+    meter: bytes, given: Sequence[BillReading] | MeterReadings, line_up: Timeline
+) -> _MeterEnergy:
     start, end = line_up.period_start, line_up.period_end
-    ts, seqs = _checked_readings(meter, readings)
+    readings = _checked_readings(meter, given)
+    ts, seqs = readings.timestamps, readings.seqs
     energy = _MeterEnergy(_Side(), _Side(), {}, None, [])
     n = len(readings)
     first_interval = last_interval = 0
@@ -425,10 +480,11 @@ def _runs_without_gaps(u0: int, u1: int, gaps: list[int], seqs: Sequence[int]) -
 
 
 def _batch_runs(
-    readings: Sequence[BillReading], u0: int, u1: int, gaps: list[int]
+    readings: MeterReadings, u0: int, u1: int, gaps: list[int]
 ) -> list[tuple[int, int, int]]:
     """Readings u0..u1 as (first_seq, last_seq, batch_id) runs of consecutive seqs and one batch."""
-    batches = list(map(attrgetter("batch_id"), readings[u0 : u1 + 1]))
+    batches = list(readings.batch_ids[u0 : u1 + 1])
+    seqs = readings.seqs
     ascending = batches == sorted(batches)  # the usual case: later seqs in later batches
     runs: list[tuple[int, int, int]] = []
     cuts = [0] + [g + 1 - u0 for g in gaps] + [len(batches)]
@@ -442,7 +498,7 @@ def _batch_runs(
                 after = index + 1
                 while after < hi and batches[after] == batch:
                     after += 1
-            runs.append((readings[u0 + index].seq, readings[u0 + after - 1].seq, batch))
+            runs.append((seqs[u0 + index], seqs[u0 + after - 1], batch))
             index = after
     return runs
 
@@ -681,19 +737,25 @@ def _checked_trades(
     return sorted(trades, key=attrgetter("trade_id"))
 
 
-def _checked_readings(meter: bytes, readings: Sequence[BillReading]) -> tuple[list[int], list[int]]:
-    """The readings' timestamps and seqs, after checking they are the meter's and in order."""
-    ts = [r.timestamp for r in readings]
-    seqs = [r.seq for r in readings]
-    # Linear C-level checks (sorted() of sorted input is one pass; list.count compares the
-    # same bytes object by identity first): ~0.1 ms for a month of 15-minute readings.
-    if [r.meter_id for r in readings].count(meter) != len(readings):
+def _checked_readings(
+    meter: bytes, readings: Sequence[BillReading] | MeterReadings
+) -> MeterReadings:
+    """The readings as columns, after checking they are the meter's and in order."""
+    if not isinstance(readings, MeterReadings):
+        readings = MeterReadings.of(meter, readings)
+    elif readings.meter_id != meter:
         raise BillInputError(f"readings of meter {_hex(meter)} include another meter's")
-    if seqs != sorted(seqs) or len(set(seqs)) != len(seqs):
+    seqs, ts = readings.seqs, readings.timestamps
+    columns = (seqs, ts, readings.imports, readings.exports, readings.batch_ids)
+    if len({len(column) for column in columns}) != 1:
+        raise BillInputError(f"readings of meter {_hex(meter)}: columns of unequal length")
+    # Linear C-level checks (sorted() of sorted input is one pass): ~0.1 ms for a month of
+    # 15-minute readings.
+    if list(seqs) != sorted(seqs) or len(set(seqs)) != len(seqs):
         raise BillInputError(f"readings of meter {_hex(meter)} are not in ascending seq order")
-    if ts != sorted(ts):
+    if list(ts) != sorted(ts):
         raise BillInputError(f"readings of meter {_hex(meter)} go back in time")
-    return ts, seqs
+    return readings
 
 
 def _address(value: str, name: str) -> str:

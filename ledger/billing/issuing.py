@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ledger.anchoring.merkle import keccak256
-from ledger.billing.compute import BillInputs, BillReading, SettledTrade, compute_bill
+from ledger.billing.compute import BillInputs, MeterReadings, SettledTrade, compute_bill
 from ledger.billing.document import canonical_json
 from ledger.billing.tariff import Tariff, TariffError, parse_tariff
 from ledger.billing.timeline import Assignment
@@ -158,9 +158,9 @@ class BillComputer:
             replaces=None if previous is None else previous.bill_hash,
         )
 
-    def _readings(self, meter: bytes, start: int, end: int) -> list[BillReading]:
-        rows = self._bills.anchored_readings(meter, start, end, self._context.final_batches)
-        return [BillReading(meter, seq, ts, imp, exp, batch) for seq, ts, imp, exp, batch in rows]
+    def _readings(self, meter: bytes, start: int, end: int) -> MeterReadings:
+        columns = self._bills.anchored_readings(meter, start, end, self._context.final_batches)
+        return MeterReadings(meter, *columns)
 
     def _trades(
         self, meters: Sequence[bytes], start: int, end: int
@@ -192,7 +192,8 @@ _worker: BillComputer | None = None
 
 def _start_worker(location: Path | str, context: RunContext) -> None:
     global _worker  # noqa: PLW0603 - one computer per worker process, made once
-    _worker = BillComputer(BillStore(Store(location)), context)
+    # The parent opened the store, so its schema is this release's: no upgrade check here.
+    _worker = BillComputer(BillStore(Store(location, upgrade_schema=False)), context)
 
 
 def _compute_chunk(customers: Sequence[str]) -> list[Outcome]:

@@ -22,7 +22,6 @@ from ledger.store import relay as relay_table
 from ledger.store.backends import Backend, PostgresBackend, SQLiteBackend
 from ledger.store.batches import BatchRecord, PendingLeaf
 from ledger.store.lease import AnchorLease
-from ledger.store.migrate import upgrade
 from ledger.store.readings import Gap, IntegrityEvent, ReadingWriter, StoredReading
 from ledger.store.relay import RelaySlot
 
@@ -30,7 +29,7 @@ from ledger.store.relay import RelaySlot
 class Store:
     """The ledger's database: a SQLite file (a `Path`) or PostgreSQL (a `postgresql://` URL)."""
 
-    def __init__(self, location: Path | str) -> None:
+    def __init__(self, location: Path | str, *, upgrade_schema: bool = True) -> None:
         # The gateway serves requests from a thread pool and anchors from another thread; one
         # connection guarded by a lock keeps the single-writer rule explicit.
         self._lock = threading.Lock()
@@ -45,6 +44,14 @@ class Store:
             self.path = None
             self._backend = PostgresBackend(location)
             self._lease_location = location
+        self.revision: str | None = None
+        if not upgrade_schema:
+            # A process whose parent has opened (so upgraded) this database: billing's worker
+            # processes, which would each import Alembic and queue for the upgrade lock.
+            return
+        # Imported here: Alembic alone takes ~0.4 s to import, which those workers skip.
+        from ledger.store.migrate import upgrade  # noqa: PLC0415
+
         try:
             # Before any other use: a database of an older release is brought to this one's
             # schema (under a lock, so several workers opening it at once is safe).

@@ -96,6 +96,16 @@ readings = Table(
 )
 Index("readings_pending", readings.c.received_at, **_where("batch_id IS NULL"))
 Index("readings_by_batch", readings.c.batch_id, readings.c.leaf_index)
+# Covering index for billing's meter-month reads (migration 0004 says why).
+Index(
+    "readings_for_bills",
+    readings.c.meter_id,
+    readings.c.seq,
+    readings.c.timestamp,
+    readings.c.import_wh,
+    readings.c.export_wh,
+    readings.c.batch_id,
+)
 
 # Batches of readings for ReadingLedger. A row is committed as an 'intent' (root, and
 # readings.batch_id / leaf_index of its members) BEFORE the anchoring transaction is sent, and

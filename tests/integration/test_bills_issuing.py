@@ -15,6 +15,7 @@ import pytest
 from ledger.billing.issuing import Computed, RunContext, compute_outcomes
 from ledger.billing.registry import BillRegistryClient
 from ledger.errors import ChainUnavailable, ContractRevert
+from ledger.store.bills import ReadingColumns
 from tests.fixtures.billing import BilledLedger, billed_ledger
 
 
@@ -85,7 +86,9 @@ def test_a_run_the_registry_refuses_leaves_no_bill_behind(
         service = billed.node.billing
         # Claim reading batches the ReadingLedger never anchored: the registry refuses the run.
         monkeypatch.setattr(service.bills, "last_final_batch", lambda: 10**6)
-        monkeypatch.setattr(service.bills, "anchored_readings", lambda *a, **k: [])
+        monkeypatch.setattr(
+            service.bills, "anchored_readings", lambda *a, **k: ReadingColumns.of_rows([])
+        )
         with pytest.raises(ContractRevert) as refused:
             service.issue(billed.period_start, billed.period_end)
         assert refused.value.code == "bill_registry_reading_batch_not_anchored"

@@ -10,10 +10,13 @@ function count the same: a lazy import is still a dependency.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from ledger.chain.compiler import PROJECT_ROOT
+from ledger.store.database import Store
 
 ROOT = Path(PROJECT_ROOT)
 
@@ -126,3 +129,29 @@ def test_the_allowed_stage_imports_have_no_cycle() -> None:
 
     for stage in ALLOWED:
         visit(stage, ())
+
+
+def test_every_name_the_package_exports_is_there_on_first_use() -> None:
+    import ledger
+
+    for name in ledger.__all__:
+        assert getattr(ledger, name) is not None, name
+
+
+def test_a_billing_worker_starts_without_web3_or_alembic(tmp_path: Path) -> None:
+    # Billing's worker processes import only the bill computation and the store: web3 and
+    # Alembic cost about a second of each worker's start (see ledger/__init__.py).
+    path = tmp_path / "ledger.db"
+    Store(path).close()  # the parent opens (and upgrades) the database first
+    probe = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from ledger.billing.issuing import RunContext, _start_worker\n"
+        f"_start_worker(Path({str(path)!r}), RunContext(0, 1, None, 1, '0x' + '00' * 20, "
+        "('ELC', 2), 900, frozenset()))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('web3', 'alembic')))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert completed.stdout.strip() == "[]"

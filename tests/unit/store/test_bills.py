@@ -142,7 +142,12 @@ def test_a_bill_reads_the_readings_in_final_anchored_batches_around_its_period(
     rows = BillStore(store).anchored_readings(meter, 250, 450)
     # seq 1 (t=200) is the last at or before the start; seq 4 (t=500) is in a batch that is
     # not anchored, so seq 5 (t=600) is the first at or after the end; seq 6 is pending.
-    assert rows == [(1, 200, 10, 1, 1), (2, 300, 20, 2, 1), (3, 400, 30, 3, 1), (5, 600, 50, 5, 1)]
+    assert rows.rows() == [
+        (1, 200, 10, 1, 1),
+        (2, 300, 20, 2, 1),
+        (3, 400, 30, 3, 1),
+        (5, 600, 50, 5, 1),
+    ]
 
 
 def test_the_period_bounds_are_found_among_gaps_in_the_sequence(store: Store) -> None:
@@ -172,8 +177,45 @@ def test_the_period_bounds_are_found_among_gaps_in_the_sequence(store: Store) ->
                 ),
             )
     bills = BillStore(store)
-    assert [r[0] for r in bills.anchored_readings(meter, 1055, 1085)] == [5, 6, 9]
-    assert [r[0] for r in bills.anchored_readings(meter, 1000, 1090)] == [0, 1, 5, 6, 9]
-    assert [r[0] for r in bills.anchored_readings(meter, 1049, 1091)] == [1, 5, 6, 9, 20]
-    assert [r[0] for r in bills.anchored_readings(meter, 500, 600)] == [0]
-    assert [r[0] for r in bills.anchored_readings(meter, 5000, 6000)] == [20]
+    assert list(bills.anchored_readings(meter, 1055, 1085).seqs) == [5, 6, 9]
+    assert list(bills.anchored_readings(meter, 1000, 1090).seqs) == [0, 1, 5, 6, 9]
+    assert list(bills.anchored_readings(meter, 1049, 1091).seqs) == [1, 5, 6, 9, 20]
+    assert list(bills.anchored_readings(meter, 500, 600).seqs) == [0]
+    assert list(bills.anchored_readings(meter, 5000, 6000).seqs) == [20]
+
+
+def test_register_values_of_any_bytes_come_back_exactly_from_the_packed_read(store: Store) -> None:
+    # Bytes that are no valid UTF-8 (0xff, a lone 0xc3), NULs, and the largest uint64: the
+    # packed read joins the stored bytes as they are, whatever they hold.
+    meter = b"\xff\x00\xc3".ljust(32, b"\x80")
+    values = [
+        (0, 100, 0, 0, 1),
+        (1, 200, 0xFF_C3_00_80_FF_00_C3_28, 0x00_00_00_00_00_00_00_FF, 1),
+        (2, 2**64 - 1, 2**64 - 1, 2**63, 2**40),
+    ]
+    with store.write() as db:
+        for batch_id in (1, 2**40):
+            db.execute(
+                "INSERT INTO batches (batch_id, root, count, from_ts, to_ts, status, created_at, "
+                "final_at) VALUES (?, ?, 1, ?, ?, 'anchored', '', 'x')",
+                (batch_id, bytes(32), u64(0), u64(0)),
+            )
+        for seq, timestamp, imported, exported, batch_id in values:
+            db.execute(
+                "INSERT INTO readings (meter_id, seq, timestamp, import_wh, export_wh, status, "
+                "canonical, signature, key_epoch, leaf, receipt_id, received_at, batch_id) "
+                "VALUES (?, ?, ?, ?, ?, 0, ?, ?, 0, ?, ?, '', ?)",
+                (
+                    meter,
+                    u64(seq),
+                    u64(timestamp),
+                    u64(imported),
+                    u64(exported),
+                    b"",
+                    b"",
+                    bytes([seq]) * 32,
+                    f"b{seq}",
+                    batch_id,
+                ),
+            )
+    assert BillStore(store).anchored_readings(meter, 0, 2**64 - 1).rows() == values
