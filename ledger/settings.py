@@ -187,6 +187,26 @@ class Settings(BaseModel):
         description="IANA time zone whose calendar months `--period YYYY-MM` bills (a "
         "tariff's band hours use the tariff's own zone).",
     )
+    # Customers' sign-in (api/routes/auth.py, docs/access.md).
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        pattern=r"^https?://[^/?#\s]+/?$",
+        description="Scheme, host and port clients reach the gateway at: a Sign-In with "
+        "Ethereum message must name its host[:port] as domain and this URL as URI.",
+    )
+    session_secret: str | None = Field(
+        default=None,
+        repr=False,
+        min_length=32,
+        description="Key of the session tokens (HS256), at least 32 characters; unset: 32 "
+        "random bytes kept in data_dir/session-secret (mode 0600), created once.",
+    )
+    session_ttl_s: int = Field(
+        default=3600,
+        ge=60,
+        le=7 * 24 * 3600,
+        description="Lifetime of a session token from sign-in, in seconds.",
+    )
     workers: int | None = Field(
         default=None,
         ge=1,
