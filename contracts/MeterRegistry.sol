@@ -9,6 +9,8 @@ import {IMeterRegistry} from "./interfaces/IMeterRegistry.sol";
 contract MeterRegistry is IMeterRegistry, AccessControl {
     /// @notice May register meters, rotate and revoke their keys.
     bytes32 public constant REGISTRAR_ROLE = keccak256("REGISTRAR_ROLE");
+    /// @inheritdoc IMeterRegistry
+    bytes32 public constant AUDITOR_ROLE = keccak256("AUDITOR_ROLE");
 
     uint8 private constant _ALGORITHM_P256 = 0;
     uint8 private constant _ALGORITHM_ED25519 = 1;

@@ -78,6 +78,13 @@ interface IMeterRegistry {
     /// timestamped from then on no longer verify, so any already accepted are suspect).
     event MeterKeyRevoked(bytes32 indexed meterId, uint256 epoch, uint64 revokedAt);
 
+    /// @notice The role of the accounts that may read every customer's off-chain data (readings,
+    /// consumption, bills) at the gateways that trust this registry; it grants no write here.
+    /// The admin grants it with `grantRole(AUDITOR_ROLE, account)`; a gateway checks `hasRole` when
+    /// the account signs in (Sign-In with Ethereum).
+    /// @return role keccak256("AUDITOR_ROLE").
+    function AUDITOR_ROLE() external view returns (bytes32 role);
+
     /// @notice Registers a meter with its owner and first key. Registrar role only.
     /// @dev `validFrom` may lie in the past (a meter installed before it was registered): with no
     /// earlier key, nothing already signed can be invalidated by it.

@@ -58,6 +58,7 @@ TABLE_MODULES = (
     "ledger.store.schema",
     "ledger.store.read_model_tables",
     "ledger.store.bill_tables",
+    "ledger.store.sign_in",
 )
 """The modules that declare tables on `schema.metadata` (imported before it is compared)."""
 
