@@ -16,7 +16,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # each cost about a tenth of the suite's CPU time (README "Tests").
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: help bootstrap run test test-unit test-contracts test-integration lint ruff mypy slither fuzz bench clean
+.PHONY: help bootstrap chromium run test test-unit test-contracts test-integration lint ruff mypy slither fuzz bench clean
 
 help:
 	@echo "make run    - start a local Ganache (data in ./data), deploy if needed, serve on 127.0.0.1:8000"
@@ -67,10 +67,19 @@ run: bootstrap
 # than the two cores of CI overlap that waiting (README "Tests").
 PYTEST_WORKERS ?= 3
 
-# One pytest run over unit, contract and integration tests (testpaths in pyproject.toml), so its
+# One pytest run over unit, contract, integration and browser tests (testpaths in pyproject.toml), so its
 # closing line counts the whole suite.
-test: bootstrap lint
+test: bootstrap chromium lint
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS)
+
+# The page tests (tests/browser) drive Debian's chromium through Playwright's executable_path;
+# `playwright install` (a browser downloaded from a CDN) is never run. Installed when missing.
+CHROMIUM := /usr/bin/chromium
+chromium: $(CHROMIUM)
+$(CHROMIUM):
+	sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
 
 test-unit: bootstrap
 	$(VENV)/bin/pytest tests/unit

@@ -17,7 +17,8 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
-from api.routes import bills, health, market, meters, readings
+from api.routes import auth, bills, health, market, meters, readings
+from api.routes.pages import install_pages
 from ledger.node import LedgerNode
 from ledger.settings import Settings
 
@@ -42,16 +43,22 @@ def create_app(
             "health."
         ),
         lifespan=lifespan,
+        # /docs and /redoc are served by api/routes/pages.py with their scripts from the
+        # gateway: FastAPI's own pages load them from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.node = node
     install_error_handlers(app)
     # Outermost but for Starlette's error middleware: no route sees a body over the limit.
     app.add_middleware(BodySizeLimit, max_bytes=node.settings.body_limit_bytes)
     app.include_router(health.router)
+    app.include_router(auth.router)
     app.include_router(meters.router)
     app.include_router(readings.router)
     app.include_router(market.router)
     app.include_router(bills.router)
+    install_pages(app)
     return app
 
 
