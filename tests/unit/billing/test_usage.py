@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -24,8 +25,10 @@ from tests.unit.billing.billing_support import (
 )
 
 
-def columns(points: list[tuple[int, ...]], **kwargs: object) -> MeterReadings:
-    return MeterReadings.of(METER, readings(points, **kwargs))  # type: ignore[arg-type]
+def columns(
+    points: Sequence[tuple[int, int] | tuple[int, int, int]], seqs: Sequence[int] | None = None
+) -> MeterReadings:
+    return MeterReadings.of(METER, readings(points, seqs=seqs))
 
 
 def by_hour(start: int, hours: int) -> list[int]:
@@ -184,7 +187,7 @@ def test_the_intervals_of_a_bill_period_add_up_to_its_grid_lines(
     points, seqs = drawn
     start, end = MONDAY, MONDAY + 2 * DAY
     bounds = interval_bounds(start, end, group_by, "UTC")  # type: ignore[arg-type]
-    found = consumption(columns(points, seqs=seqs), bounds)  # type: ignore[arg-type]
+    found = consumption(columns(points, seqs=seqs), bounds)
     document = compute_bill(
         inputs(start, end, {METER: readings(points, seqs=seqs)}, tariffs=[_FLAT])
     )
