@@ -90,7 +90,8 @@ def require_meter_reader(
 
     Raises:
         ApiError: 401 `sign_in_required` when the request proved no role.
-        LedgerError | ApiError: `not_found` (default: 404 `meter_not_found`) for any other
+        LedgerError | ApiError: `not_found` (default: 404 `meter_registry_unknown_meter`, as
+            for a meter the registry does not hold) for any other
             caller: exactly what the route answers for a meter or reading it does not hold, so
             a stranger learns nothing, not even that the meter exists.
     """
@@ -100,9 +101,8 @@ def require_meter_reader(
         raise sign_in_required()
     if caller.role == "customer" and owns_meter(node, caller, meter_id):
         return
-    raise not_found or ApiError(
-        404, code="meter_not_found", message=f"no meter {meter_id_text(meter_id)!r}"
-    )
+    # What the meter routes answer for a meter the registry does not hold.
+    raise not_found or ContractRevert(error_name="MeterRegistryUnknownMeter", args=(meter_id,))
 
 
 def require_customer_data(
