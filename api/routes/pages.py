@@ -33,6 +33,14 @@ ASSET_DIRS: dict[str, Path] = {
 
 FAVICON_URL = "/app/favicon.svg"
 
+DOCS_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:"
+)
+"""The docs pages may load from the gateway only. ReDoc's sidebar shows a logo from
+cdn.redoc.ly that no option turns off: the browser refuses that request instead of making it.
+(Swagger UI's set-up script is inline, hence 'unsafe-inline'.)"""
+
 router = APIRouter(include_in_schema=False)
 
 
@@ -52,25 +60,29 @@ def app_without_slash() -> RedirectResponse:
 @router.get("/docs")
 def swagger_ui() -> HTMLResponse:
     """Swagger UI over /openapi.json, with its script and styles from the gateway."""
-    return get_swagger_ui_html(
+    page = get_swagger_ui_html(
         openapi_url="/openapi.json",
         title="Energy ledger gateway - Swagger UI",
         swagger_js_url=f"{ASSETS_PREFIX}/swagger-ui/swagger-ui-bundle.js",
         swagger_css_url=f"{ASSETS_PREFIX}/swagger-ui/swagger-ui.css",
         swagger_favicon_url=FAVICON_URL,
     )
+    page.headers["Content-Security-Policy"] = DOCS_CONTENT_SECURITY_POLICY
+    return page
 
 
 @router.get("/redoc")
 def redoc() -> HTMLResponse:
     """ReDoc over /openapi.json, from the gateway, with the system's fonts (no Google Fonts)."""
-    return get_redoc_html(
+    page = get_redoc_html(
         openapi_url="/openapi.json",
         title="Energy ledger gateway - ReDoc",
         redoc_js_url=f"{ASSETS_PREFIX}/redoc/redoc.standalone.js",
         redoc_favicon_url=FAVICON_URL,
         with_google_fonts=False,
     )
+    page.headers["Content-Security-Policy"] = DOCS_CONTENT_SECURITY_POLICY
+    return page
 
 
 def install_pages(app: FastAPI) -> None:
