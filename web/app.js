@@ -7,6 +7,17 @@
 const state = { token: null, address: null, role: null, health: null, bill: null, packageText: null, charts: [] };
 const $ = (selector) => document.querySelector(selector);
 
+/** A meter id (bytes32) as its serial when it is printable text right-padded with zeros
+ * (docs/reading-format.md), else its first hex digits. */
+function meterLabel(hex) {
+  const bytes = ethers.getBytes(hex);
+  let end = bytes.length;
+  while (end > 0 && bytes[end - 1] === 0) end--;
+  const serial = bytes.slice(0, end);
+  if (end > 0 && serial.every((b) => b >= 0x20 && b < 0x7f)) return String.fromCharCode(...serial);
+  return hex.slice(0, 10) + "…";
+}
+
 // --- the gateway ---------------------------------------------------------------------------
 
 async function api(path, { method = "GET", body, raw = false } = {}) {
@@ -29,21 +40,22 @@ function showError(error) {
 
 // --- sign-in -------------------------------------------------------------------------------
 
-/** The EIP-4361 message the gateway checks (docs/access.md): this page's host and origin, the
- * gateway's chain, a nonce it issued, valid for ten minutes. */
-function siweMessage({ address, chainId, nonce }) {
+/** The EIP-4361 message the gateway checks (docs/access.md): the domain, URI and chain the
+ * nonce's answer names (the gateway's public address, which is this page's unless a proxy
+ * serves it elsewhere), the nonce, valid for ten minutes. */
+function siweMessage({ address, nonce }) {
   const issued = new Date();
   const expires = new Date(issued.getTime() + 10 * 60 * 1000);
   return [
-    `${location.host} wants you to sign in with your Ethereum account:`,
+    `${nonce.domain || location.host} wants you to sign in with your Ethereum account:`,
     address,
     "",
     "Sign in to the energy ledger to read your meters' readings and your bills.",
     "",
-    `URI: ${location.origin}`,
+    `URI: ${nonce.uri || location.origin}`,
     "Version: 1",
-    `Chain ID: ${chainId}`,
-    `Nonce: ${nonce}`,
+    `Chain ID: ${nonce.chain_id || state.health.chain.chain_id}`,
+    `Nonce: ${nonce.nonce}`,
     `Issued At: ${issued.toISOString()}`,
     `Expiration Time: ${expires.toISOString()}`,
   ].join("\n");
@@ -54,8 +66,8 @@ async function signInWithWallet() {
   if (!window.ethereum) throw new Error(I18n.t("signIn.noWallet"));
   const [account] = await window.ethereum.request({ method: "eth_requestAccounts" });
   const address = ethers.getAddress(account);
-  const { nonce } = await api("/v1/auth/nonce", { method: "POST", body: {} });
-  const message = siweMessage({ address, chainId: state.health.chain.chain_id, nonce });
+  const nonce = await api("/v1/auth/nonce", { method: "POST", body: {} });
+  const message = siweMessage({ address, nonce });
   const signature = await window.ethereum.request({ method: "personal_sign", params: [ethers.hexlify(ethers.toUtf8Bytes(message)), address] });
   const session = await api("/v1/auth/sign-in", { method: "POST", body: { message, signature } });
   state.token = session.token;
@@ -305,7 +317,7 @@ function renderDownloads() {
   const list = $("#downloads");
   list.replaceChildren(downloadItem(I18n.t("downloads.evidence"), `/v1/bills/${state.bill.hash}/evidence`, `bill-${state.bill.hash.slice(2, 12)}.json`));
   for (const meter of state.bill.pkg.bill.meters) {
-    const short = meter.slice(0, 10) + "…";
+    const short = meterLabel(meter);
     list.append(downloadItem(I18n.t("downloads.exportJson", { meter: short }), `/v1/meters/${meter}/export.json`, `meter-${meter.slice(2, 12)}.json`));
     list.append(downloadItem(I18n.t("downloads.exportCsv", { meter: short }), `/v1/meters/${meter}/export.csv`, `meter-${meter.slice(2, 12)}.csv`));
     list.append(downloadItem(I18n.t("downloads.exportXml", { meter: short }), `/v1/meters/${meter}/export.xml`, `meter-${meter.slice(2, 12)}.xml`));
