@@ -56,6 +56,24 @@ def roles(*allowed: Role) -> dict[str, Any]:
     return {"x-roles": list(allowed)}
 
 
+PUBLIC: tuple[Role, ...] = ("anonymous", "customer", "auditor", "registrar", "operator")
+"""Every HTTP caller (`meter` is not one: it proves itself by a reading's signature)."""
+
+PRIVATE: tuple[Role, ...] = ("customer", "auditor", "operator")
+"""Off-chain data: its customer (the owner), the auditors and the operator."""
+
+
+def public() -> dict[str, Any]:
+    """`openapi_extra` of a route anyone may call."""
+    return roles(*PUBLIC)
+
+
+def private() -> dict[str, Any]:
+    """`openapi_extra` of a route of one customer's off-chain data: its owner (other customers
+    get 404), the auditors and the operator."""
+    return roles(*PRIVATE)
+
+
 def sign_in_required() -> ApiError:
     return ApiError(
         401,

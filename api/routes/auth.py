@@ -26,7 +26,7 @@ from fastapi import APIRouter, Request
 from siwe import SiweMessage, generate_nonce
 from siwe.siwe import VerificationError
 
-from api.access import roles
+from api.access import public
 from api.auth import issue_session, session_token
 from api.deps import CallerDep, NodeDep, get_session_secret
 from api.errors import ApiError
@@ -64,7 +64,7 @@ def expected_origin(node: LedgerNode) -> tuple[str, str, str]:
     return public.scheme, public.netloc, f"{public.scheme}://{public.netloc}"
 
 
-@router.post("/nonce", response_model=NoncePublic, openapi_extra=roles("anonymous"))
+@router.post("/nonce", response_model=NoncePublic, openapi_extra=public())
 def new_nonce(node: NodeDep) -> NoncePublic:
     """A single-use nonce for a sign-in message, and the domain, URI and chain id the message
     must name."""
@@ -85,7 +85,7 @@ def new_nonce(node: NodeDep) -> NoncePublic:
     "/sign-in",
     response_model=SessionPublic,
     responses=_SIGN_IN_ERRORS,
-    openapi_extra=roles("anonymous"),
+    openapi_extra=public(),
 )
 def sign_in(body: SignInIn, node: NodeDep, request: Request) -> SessionPublic:
     """Checks a signed EIP-4361 message and opens a session for its address."""
@@ -142,7 +142,7 @@ def sign_in(body: SignInIn, node: NodeDep, request: Request) -> SessionPublic:
     "/session",
     response_model=CallerPublic,
     responses={401: {"model": ErrorPublic, "description": "`invalid_session`"}},
-    openapi_extra=roles("anonymous", "customer", "auditor", "registrar", "operator"),
+    openapi_extra=public(),
 )
 def who_am_i(caller: CallerDep) -> CallerPublic:
     """Who the request's bearer token says the caller is (anonymous without one): a client

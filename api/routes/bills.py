@@ -1,9 +1,10 @@
 """Tariffs, issuing runs and bills.
 
 Tariffs are public (a price list is published, and its hash is on chain): anyone may list them
-and read a tariff's text and a customer's assignments (the chain's TariffAssigned events say the
-same). Publishing and assigning a tariff, issuing a run and reading bills are the operator's
-(`LEDGER_OPERATOR_TOKEN`), until customers sign in and read their own bills.
+and read a tariff's text. A customer's bills and tariff assignments are its own, the auditors'
+and the operator's (api/access.py; any other caller gets the 404 of an unknown bill or
+customer). Publishing and assigning a tariff and issuing a run are the operator's
+(`LEDGER_OPERATOR_TOKEN`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
 
-from api.deps import NodeDep, OperatorDep
+from api.access import (
+    Caller,
+    private,
+    public,
+    require_customer_data,
+    roles,
+    sign_in_required,
+)
+from api.deps import CallerDep, NodeDep, OperatorDep
 from api.errors import ApiError
 from api.errors import account_address as _account
 from api.schemas.bills import (
@@ -33,7 +42,8 @@ from api.schemas.bills import (
 from api.schemas.errors import ErrorPublic
 from ledger.billing.evidence import BillNotFound, bill_evidence, bill_view
 from ledger.billing.timeline import month_period
-from ledger.store.bills import PublishedTariff
+from ledger.node import LedgerNode
+from ledger.store.bills import PublishedTariff, StoredBill
 
 router = APIRouter(tags=["bills"])
 
@@ -44,6 +54,24 @@ _OPERATOR_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorPublic, "description": "no bearer token, or not the operator token"},
     403: {"model": ErrorPublic, "description": "`operator_api_disabled`"},
 }
+
+
+_PRIVATE_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorPublic, "description": "`sign_in_required`, `invalid_session`"},
+    404: {"model": ErrorPublic, "description": "another customer's: `customer_not_found`"},
+}
+
+
+def _readable_bill(node: LedgerNode, caller: Caller, bill_hash: str) -> StoredBill:
+    """The bill, if the caller may read it; otherwise the same 404 as for no such bill."""
+    if caller.role == "anonymous":  # before the lookup: the answer must not depend on it
+        raise sign_in_required()
+    found = node.billing.bills.bill(bytes.fromhex(bill_hash[2:]))
+    not_found = BillNotFound(f"no bill {bill_hash.lower()}")
+    if found is None:
+        raise not_found
+    require_customer_data(caller, found.customer, not_found=not_found)
+    return found
 
 
 def _tariff(found: PublishedTariff) -> TariffPublic:
@@ -59,7 +87,7 @@ def _tariff(found: PublishedTariff) -> TariffPublic:
 # --- tariffs ------------------------------------------------------------------------------------
 
 
-@router.get("/v1/tariffs", response_model=TariffListPublic)
+@router.get("/v1/tariffs", response_model=TariffListPublic, openapi_extra=public())
 def list_tariffs(node: NodeDep) -> TariffListPublic:
     """Every tariff published on chain (public), with its text where this gateway holds it."""
     return TariffListPublic(tariffs=[_tariff(t) for t in node.billing.bills.published_tariffs()])
@@ -69,6 +97,7 @@ def list_tariffs(node: NodeDep) -> TariffListPublic:
     "/v1/tariffs/{tariff_hash}",
     response_model=TariffPublic,
     responses={404: {"model": ErrorPublic, "description": "`unknown_tariff`"}},
+    openapi_extra=public(),
 )
 def get_tariff(tariff_hash: HashPath, node: NodeDep) -> TariffPublic:
     """A published tariff and its file (public): keccak256 of `text` is `tariff_hash`."""
@@ -87,16 +116,25 @@ def get_tariff(tariff_hash: HashPath, node: NodeDep) -> TariffPublic:
         409: {"model": ErrorPublic, "description": "`bill_registry_tariff_already_published`"},
         422: {"model": ErrorPublic, "description": "`invalid_tariff` (names the field), ..."},
     },
+    openapi_extra=roles("operator"),
 )
 def publish_tariff(body: TariffIn, node: NodeDep, _: OperatorDep) -> dict[str, Any]:
     """Operator: checks a tariff file, keeps its text and records its hash on chain."""
     return node.billing.publish_tariff(body.text.encode("utf-8"), body.valid_from)
 
 
-@router.get("/v1/customers/{address}/tariff-assignments", response_model=TariffAssignmentListPublic)
-def list_assignments(address: AddressPath, node: NodeDep) -> TariffAssignmentListPublic:
-    """The customer's tariff assignments on chain (public, as the chain's events are)."""
+@router.get(
+    "/v1/customers/{address}/tariff-assignments",
+    response_model=TariffAssignmentListPublic,
+    responses=_PRIVATE_ERRORS,
+    openapi_extra=private(),
+)
+def list_assignments(
+    address: AddressPath, node: NodeDep, caller: CallerDep
+) -> TariffAssignmentListPublic:
+    """The customer's tariff assignments (the customer, the auditors and the operator)."""
     customer = _account(address)
+    require_customer_data(caller, customer)
     return TariffAssignmentListPublic(
         customer=customer,
         assignments=[
@@ -115,6 +153,7 @@ def list_assignments(address: AddressPath, node: NodeDep) -> TariffAssignmentLis
         404: {"model": ErrorPublic, "description": "`unknown_tariff`"},
         409: {"model": ErrorPublic, "description": "refused by the BillRegistry's state"},
     },
+    openapi_extra=roles("operator"),
 )
 def assign_tariff(
     address: AddressPath, body: TariffAssignmentIn, node: NodeDep, _: OperatorDep
@@ -136,6 +175,7 @@ def assign_tariff(
         409: {"model": ErrorPublic, "description": "`bill_period_not_over`, ..."},
         422: {"model": ErrorPublic, "description": "`invalid_period`"},
     },
+    openapi_extra=roles("operator"),
 )
 def issue_bills(body: BillRunIn, node: NodeDep, _: OperatorDep, response: Response) -> Any:
     """Operator: issues every customer's bill for the period and anchors their root (idempotent:
@@ -158,11 +198,14 @@ def issue_bills(body: BillRunIn, node: NodeDep, _: OperatorDep, response: Respon
 @router.get(
     "/v1/customers/{address}/bills",
     response_model=BillListPublic,
-    responses=_OPERATOR_ERRORS,
+    responses=_PRIVATE_ERRORS,
+    openapi_extra=private(),
 )
-def list_bills(address: AddressPath, node: NodeDep, _: OperatorDep) -> BillListPublic:
-    """Operator: the customer's bills, newest period first (corrected ones too, marked)."""
+def list_bills(address: AddressPath, node: NodeDep, caller: CallerDep) -> BillListPublic:
+    """The customer's bills, newest period first (corrected ones too, marked): the customer, the
+    auditors and the operator."""
     customer = _account(address)
+    require_customer_data(caller, customer)
     bills = node.billing.bills
     return BillListPublic(
         customer=customer,
@@ -173,14 +216,17 @@ def list_bills(address: AddressPath, node: NodeDep, _: OperatorDep) -> BillListP
 @router.get(
     "/v1/bills/{bill_hash}",
     response_model=BillPublic,
-    responses={**_OPERATOR_ERRORS, 404: {"model": ErrorPublic, "description": "`bill_not_found`"}},
+    responses={
+        **_PRIVATE_ERRORS,
+        404: {"model": ErrorPublic, "description": "`bill_not_found` (or another's bill)"},
+    },
+    openapi_extra=private(),
 )
-def get_bill(bill_hash: HashPath, node: NodeDep, _: OperatorDep) -> BillPublic:
-    """Operator: one bill with its document, anchor and proof."""
+def get_bill(bill_hash: HashPath, node: NodeDep, caller: CallerDep) -> BillPublic:
+    """One bill with its document, anchor and proof: its customer, the auditors and the
+    operator."""
     bills = node.billing.bills
-    found = bills.bill(bytes.fromhex(bill_hash[2:]))
-    if found is None:
-        raise BillNotFound(f"no bill {bill_hash}")
+    found = _readable_bill(node, caller, bill_hash)
     return BillPublic.model_validate(bill_view(bills, found))
 
 
@@ -188,11 +234,14 @@ def get_bill(bill_hash: HashPath, node: NodeDep, _: OperatorDep) -> BillPublic:
     "/v1/bills/{bill_hash}/evidence",
     response_model=BillEvidencePublic,
     responses={
-        **_OPERATOR_ERRORS,
-        404: {"model": ErrorPublic, "description": "`bill_not_found`"},
+        **_PRIVATE_ERRORS,
+        404: {"model": ErrorPublic, "description": "`bill_not_found` (or another's bill)"},
         409: {"model": ErrorPublic, "description": "`bill_anchor_pending`"},
     },
+    openapi_extra=private(),
 )
-def get_bill_evidence(bill_hash: HashPath, node: NodeDep, _: OperatorDep) -> dict[str, Any]:
-    """Operator: the bill's verification package, the input of `ledger verify-bill`."""
+def get_bill_evidence(bill_hash: HashPath, node: NodeDep, caller: CallerDep) -> dict[str, Any]:
+    """The bill's verification package, the input of `ledger verify-bill`: its customer, the
+    auditors and the operator."""
+    _readable_bill(node, caller, bill_hash)
     return bill_evidence(node.store, node.deployment, bytes.fromhex(bill_hash[2:]))

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from api.access import public
 from api.deps import NodeDep
 from api.schemas.errors import ErrorPublic
 from api.schemas.health import HealthPublic
@@ -16,6 +17,7 @@ router = APIRouter(tags=["health"])
 @router.get(
     "/healthz",
     response_model=HealthPublic,
+    openapi_extra=public(),
     responses={
         503: {
             "model": ErrorPublic,

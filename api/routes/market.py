@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
+from api.access import public
 from api.deps import NodeDep
 from api.errors import account_address as _account
 from api.schemas.errors import ErrorPublic
@@ -81,7 +82,7 @@ _ORDER_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/v1/market", response_model=MarketPublic)
+@router.get("/v1/market", openapi_extra=public(), response_model=MarketPublic)
 def get_market(node: NodeDep) -> MarketPublic:
     """Where the market is and what to sign: EIP-712 domains and types, slot length, windows."""
     market = node.market
@@ -107,7 +108,7 @@ def get_market(node: NodeDep) -> MarketPublic:
     )
 
 
-@router.get("/v1/market/nonces/{address}", response_model=NoncesPublic)
+@router.get("/v1/market/nonces/{address}", openapi_extra=public(), response_model=NoncesPublic)
 def get_nonces(address: AddressPath, node: NodeDep) -> NoncesPublic:
     """The nonces the account's next signed order and next token permit must carry."""
     account = _account(address)
@@ -118,7 +119,7 @@ def get_nonces(address: AddressPath, node: NodeDep) -> NoncesPublic:
     )
 
 
-@router.get("/v1/offers", response_model=OfferListPublic)
+@router.get("/v1/offers", openapi_extra=public(), response_model=OfferListPublic)
 def list_offers(node: NodeDep, include_closed: bool = False) -> OfferListPublic:
     """Open offers (takeable now), oldest first; `include_closed=true` lists every offer."""
     market = node.market
@@ -127,13 +128,24 @@ def list_offers(node: NodeDep, include_closed: bool = False) -> OfferListPublic:
     return OfferListPublic(offers=[_offer(market, o, now) for o in offers])
 
 
-@router.get("/v1/offers/{offer_id}", response_model=OfferPublic, responses=_READ_ERRORS)
+@router.get(
+    "/v1/offers/{offer_id}",
+    openapi_extra=public(),
+    response_model=OfferPublic,
+    responses=_READ_ERRORS,
+)
 def get_offer(offer_id: IdPath, node: NodeDep) -> OfferPublic:
     market = node.market
     return _offer(market, market.offer(offer_id), market.chain_time())
 
 
-@router.post("/v1/offers", status_code=201, response_model=OfferPublic, responses=_ORDER_ERRORS)
+@router.post(
+    "/v1/offers",
+    status_code=201,
+    openapi_extra=public(),
+    response_model=OfferPublic,
+    responses=_ORDER_ERRORS,
+)
 def create_offer(body: OfferIn, node: NodeDep) -> OfferPublic:
     """Relays a seller-signed offer (`createOfferBySig`); the seller must own the meter."""
     market = node.market
@@ -157,6 +169,7 @@ def create_offer(body: OfferIn, node: NodeDep) -> OfferPublic:
 @router.post(
     "/v1/offers/{offer_id}/take",
     status_code=201,
+    openapi_extra=public(),
     response_model=TradePublic,
     responses=_ORDER_ERRORS,
 )
@@ -184,14 +197,22 @@ def take_offer(offer_id: IdPath, body: TakeIn, node: NodeDep) -> TradePublic:
     return _trade(market, market.trade(trade_id), tx_hash_hex(receipt))
 
 
-@router.get("/v1/trades/{trade_id}", response_model=TradePublic, responses=_READ_ERRORS)
+@router.get(
+    "/v1/trades/{trade_id}",
+    openapi_extra=public(),
+    response_model=TradePublic,
+    responses=_READ_ERRORS,
+)
 def get_trade(trade_id: IdPath, node: NodeDep) -> TradePublic:
     """A trade's state, escrow, and once settled what was delivered, paid and refunded."""
     return _trade(node.market, node.market.trade(trade_id))
 
 
 @router.post(
-    "/v1/trades/{trade_id}/settle", response_model=SettlementPublic, responses=_RELAY_ERRORS
+    "/v1/trades/{trade_id}/settle",
+    openapi_extra=public(),
+    response_model=SettlementPublic,
+    responses=_RELAY_ERRORS,
 )
 def settle_trade(trade_id: IdPath, node: NodeDep) -> Settlement:
     """Settles a trade after its slot from the stored, anchored boundary readings (anyone may)."""
@@ -199,14 +220,19 @@ def settle_trade(trade_id: IdPath, node: NodeDep) -> Settlement:
 
 
 @router.post(
-    "/v1/trades/{trade_id}/refund", response_model=SettlementPublic, responses=_RELAY_ERRORS
+    "/v1/trades/{trade_id}/refund",
+    openapi_extra=public(),
+    response_model=SettlementPublic,
+    responses=_RELAY_ERRORS,
 )
 def refund_trade(trade_id: IdPath, node: NodeDep) -> Settlement:
     """Returns the escrow of a trade not settled within its settlement window (anyone may)."""
     return node.market.refund(trade_id)
 
 
-@router.get("/v1/customers/{address}/trades", response_model=TradeListPublic)
+@router.get(
+    "/v1/customers/{address}/trades", openapi_extra=public(), response_model=TradeListPublic
+)
 def customer_trades(address: AddressPath, node: NodeDep) -> TradeListPublic:
     """The trades in which the account buys or sells, oldest first."""
     account = _account(address)

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Body, Path, Query
 from web3 import Web3
 from web3.exceptions import ProviderConnectionError, TimeExhausted, Web3RPCError
 
+from api.access import public, roles
 from api.deps import NodeDep, RegistrarDep
 from api.schemas.errors import ErrorPublic
 from api.schemas.meters import (
@@ -62,13 +63,15 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/{meter_id}", response_model=MeterPublic, responses=_ERRORS)
+@router.get("/{meter_id}", response_model=MeterPublic, responses=_ERRORS, openapi_extra=public())
 def get_meter(meter_id: MeterIdPath, node: NodeDep) -> MeterView:
     """The meter's owner and its full key history, as the MeterRegistry holds it."""
     return node.meter_history.show(meter_id)
 
 
-@router.get("/{meter_id}/key", response_model=KeyEpochPublic, responses=_ERRORS)
+@router.get(
+    "/{meter_id}/key", response_model=KeyEpochPublic, responses=_ERRORS, openapi_extra=public()
+)
 def get_meter_key_at(
     meter_id: MeterIdPath,
     node: NodeDep,
@@ -103,6 +106,7 @@ _WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     status_code=201,
     response_model=MeterChangePublic,
     responses=_WRITE_ERRORS,
+    openapi_extra=roles("registrar"),
 )
 def register_meter(_: RegistrarDep, body: MeterRegisterIn, node: NodeDep) -> MeterChangePublic:
     """Registers a meter with its owner and first key (registrar only)."""
@@ -123,6 +127,7 @@ def register_meter(_: RegistrarDep, body: MeterRegisterIn, node: NodeDep) -> Met
     "/{meter_id}/rotate",
     response_model=MeterChangePublic,
     responses=_WRITE_ERRORS,
+    openapi_extra=roles("registrar"),
 )
 def rotate_meter_key(
     _: RegistrarDep, meter_id: MeterIdPath, body: MeterRotateIn, node: NodeDep
@@ -136,6 +141,7 @@ def rotate_meter_key(
     "/{meter_id}/revoke",
     response_model=MeterRevokePublic,
     responses=_WRITE_ERRORS,
+    openapi_extra=roles("registrar"),
 )
 def revoke_meter_key(
     _: RegistrarDep,
@@ -163,6 +169,7 @@ def revoke_meter_key(
     "/{meter_id}/suspect-readings",
     response_model=SuspectReadingsPublic,
     responses=_WRITE_ERRORS,
+    openapi_extra=roles("registrar"),
 )
 def get_suspect_readings(
     _: RegistrarDep,

@@ -1,4 +1,5 @@
-"""Readings: submit signed native readings; read a stored one back."""
+"""Readings: submit signed native readings (anyone may relay them: the meter's signature is what
+proves them); read a stored one back (its owner, the auditors and the operator only)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Request
 
-from api.deps import NodeDep
+from api.access import private, require_meter_reader, roles
+from api.deps import CallerDep, NodeDep
 from api.routes.meters import MeterIdPath
 from api.schemas.errors import ErrorPublic
 from api.schemas.readings import (
@@ -17,7 +19,8 @@ from api.schemas.readings import (
     ReadingsRequestIn,
     StoredReadingPublic,
 )
-from ledger.readings.ingest import BatchTooLarge
+from ledger.meters.registry import meter_id_bytes
+from ledger.readings.ingest import BatchTooLarge, ReadingNotFound
 from ledger.readings.results import OcmfSubmission, Submission
 
 router = APIRouter(tags=["readings"])
@@ -58,6 +61,7 @@ async def refuse_oversized_batch(request: Request, node: NodeDep) -> None:
         },
     },
     dependencies=[Depends(refuse_oversized_batch)],
+    openapi_extra=roles("meter"),
 )
 def post_readings(
     body: Annotated[ReadingsRequestIn, Body()], node: NodeDep
@@ -85,18 +89,25 @@ def _submission(item: ReadingIn | OcmfReadingIn) -> Submission | OcmfSubmission:
     response_model=StoredReadingPublic,
     tags=["meters"],
     responses={
-        404: {"model": ErrorPublic, "description": "no reading stored under (meter, seq)"},
+        401: {"model": ErrorPublic, "description": "`sign_in_required`, `invalid_session`"},
+        404: {
+            "model": ErrorPublic,
+            "description": "`reading_not_found`: no reading stored under (meter, seq), or the "
+            "meter is not the signed-in customer's",
+        },
         422: {"model": ErrorPublic, "description": "malformed meter id or seq"},
         503: {
             "model": ErrorPublic,
             "description": "database unreachable (`store_unavailable`, with Retry-After)",
         },
     },
+    openapi_extra=private(),
 )
 def get_reading(
     meter_id: MeterIdPath,
     seq: Annotated[int, Path(ge=0, lt=2**64, description="the reading's seq")],
     node: NodeDep,
+    caller: CallerDep,
 ) -> StoredReadingPublic:
     """A stored reading: its fields, the exact bytes and signature received, its receipt, and
     where it is anchored: batch id, leaf, Merkle proof, root and transaction (null until
@@ -105,6 +116,15 @@ def get_reading(
     The proof is shown as soon as its batch is mined, with `confirmations` (blocks on top of the
     anchoring block) and `final`: true once the batch was seen `LEDGER_CONFIRMATIONS` deep on
     the canonical chain. Until then a reorganisation may drop the batch (the gateway then
-    anchors it again and the proof may change)."""
+    anchors it again and the proof may change).
+
+    The meter's owner (signed in), an auditor or the operator only: anyone else gets the 404 of
+    a reading that is not stored."""
+    require_meter_reader(
+        node,
+        caller,
+        meter_id_bytes(meter_id),
+        not_found=ReadingNotFound(f"no reading of meter {meter_id!r} with seq {seq} is stored"),
+    )
     stored = node.ingestor.reading(meter_id, seq)
     return StoredReadingPublic.of(stored, node.proofs.anchoring(stored))
