@@ -41,7 +41,9 @@ set). Defined here unless another module is named:
      +-- TariffError           422  a tariff file that cannot be used; names the field
      |                                                                (ledger.billing.tariff)
      +-- PeriodError           422  a billing period that cannot be billed (bad label, empty)
-     |                                                              (ledger.billing.timeline)
+     |    |                                                         (ledger.billing.timeline)
+     |    +-- PeriodTooLong    422  a consumption query or export over too long a period
+     |                                                                 (ledger.billing.usage)
      +-- NoTariffError         409  a second of the period has no tariff on record
      |                                                              (ledger.billing.timeline)
      +-- BillInputError        422  inputs a bill cannot be computed from (ledger.billing.compute)

@@ -36,6 +36,31 @@ STEP_S = 900
 """Every real UTC offset is a multiple of 15 minutes: local hours start on multiples of this."""
 
 
+DAY_S = 24 * 3600
+MAX_CONSUMPTION_PERIOD_S = 367 * DAY_S
+"""Longest period of a consumption query: a year (and a day for a DST change)."""
+MAX_EXPORT_PERIOD_S = 93 * DAY_S
+"""Longest period of an export: a quarter (a month of 15-minute readings with their proofs is
+about 3 MB of JSON)."""
+
+
+class PeriodTooLong(PeriodError):
+    """A consumption query or export over more time than it may cover in one request."""
+
+    code = "period_too_long"
+    http_status = 422
+
+
+def check_period(period_start: int, period_end: int, longest_s: int) -> None:
+    """Refuses an empty period (PeriodError) and one longer than `longest_s` (PeriodTooLong)."""
+    if period_start >= period_end:
+        raise PeriodError(f"period [{period_start}, {period_end}) is empty")
+    if period_end - period_start > longest_s:
+        raise PeriodTooLong(
+            f"period [{period_start}, {period_end}) is longer than {longest_s // DAY_S} days"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Interval:
     """Consumption of one interval `[start, end)` (Unix seconds), in Wh.
