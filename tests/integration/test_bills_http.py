@@ -126,14 +126,14 @@ def test_a_customers_bill_list_holds_only_that_customers_bills(
         assert {b["document"]["customer"] for b in listed["bills"]} == {customer}
 
 
-def test_bills_need_the_operator_token(
+def test_bills_need_a_session_or_the_operator_token(
     ledger: tuple[BilledLedger, str], issued: dict[str, Any]
 ) -> None:
     _, base_url = ledger
     digest = issued["bills"][0]
     for path in (f"/v1/bills/{digest}", f"/v1/bills/{digest}/evidence"):
         anonymous = httpx.get(f"{base_url}{path}", timeout=30)
-        assert anonymous.status_code == 401 and _code(anonymous) == "unauthorized"
+        assert anonymous.status_code == 401 and _code(anonymous) == "sign_in_required"
         assert "document" not in anonymous.text
         wrong = httpx.get(f"{base_url}{path}", headers={"Authorization": "Bearer x"}, timeout=30)
         assert wrong.status_code == 401
@@ -158,7 +158,9 @@ def test_a_tariff_is_public_and_its_text_hashes_to_its_id(
     assert keccak256(shown["text"].encode("utf-8")).hex() == digest[2:]
     assert shown["text"].encode("utf-8") == EXAMPLE_TARIFF.read_bytes()
     assignments = httpx.get(
-        f"{base_url}/v1/customers/{billed.customers[0]}/tariff-assignments", timeout=30
+        f"{base_url}/v1/customers/{billed.customers[0]}/tariff-assignments",
+        headers=AUTH,
+        timeout=30,
     ).json()["assignments"]
     assert [a["tariff_hash"] for a in assignments] == [digest]
 

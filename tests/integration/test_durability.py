@@ -39,7 +39,7 @@ from ledger.sim.harness import HttpSender
 from ledger.sim.runner import SimulationConfig, simulate
 from ledger.store.batches import BatchStatus
 from ledger.store.database import Store
-from tests.fixtures.gateway import Gateway, ledger_env, start_gateway
+from tests.fixtures.gateway import OPERATOR_HEADERS, Gateway, ledger_env, start_gateway
 from tests.fixtures.postgres import store_location
 
 pytestmark = pytest.mark.slow
@@ -195,7 +195,7 @@ def assert_acknowledged_readings_anchored_once(
     sample = random.Random(1).sample(sorted(sender.acknowledged), 40)
     with httpx.Client(base_url=base_url, timeout=30) as client:
         for meter, seq in sorted(sender.acknowledged):
-            view = client.get(f"/v1/meters/{meter}/readings/{seq}").json()
+            view = client.get(f"/v1/meters/{meter}/readings/{seq}", headers=OPERATOR_HEADERS).json()
             anchor = view["anchor"]
             assert anchor is not None, f"{meter}/{seq} is not anchored"
             proof = [bytes.fromhex(p[2:]) for p in anchor["proof"]]

@@ -37,7 +37,7 @@ from ledger.chain.deployment import Deployment, ensure_deployed
 from ledger.settings import DEV_OPERATOR_KEY
 from ledger.sim.day_plan import day_start_of
 from ledger.sim.market_day import CHAIN_LEAD_S, run_market_day
-from tests.fixtures.gateway import LEDGER_BIN, ledger_env, start_gateway
+from tests.fixtures.gateway import LEDGER_BIN, OPERATOR_HEADERS, ledger_env, start_gateway
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
@@ -158,7 +158,9 @@ def fetch_readings(http: httpx.Client, meter: bytes) -> list[dict[str, Any]]:
     """Every stored reading of the meter, seq 0 up to the first seq not stored."""
     served = []
     while True:
-        answer = http.get(f"/v1/meters/0x{meter.hex()}/readings/{len(served)}")
+        answer = http.get(
+            f"/v1/meters/0x{meter.hex()}/readings/{len(served)}", headers=OPERATOR_HEADERS
+        )
         if answer.status_code == 404:
             return served
         answer.raise_for_status()

@@ -26,7 +26,7 @@ from ledger.meters.registry import MeterAdmin
 from ledger.readings.native import Reading, sign_reading
 from ledger.settings import DEV_OPERATOR_KEY
 from tests.fixtures.chain import advance_time, latest_time
-from tests.fixtures.gateway import Gateway, ledger_env, start_gateway
+from tests.fixtures.gateway import OPERATOR_HEADERS, Gateway, ledger_env, start_gateway
 
 SLOT = 3600
 PRICE = 250_000  # minor units (millionths) per kWh: 0.25
@@ -118,7 +118,7 @@ def wait_until_anchored(stack: MarketStack, who: Customer, timeout_s: float = 30
     url = f"{stack.gateway.base_url}/v1/meters/{who.meter}/readings/{who.seq - 1}"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        anchor = httpx.get(url).json().get("anchor")
+        anchor = httpx.get(url, headers=OPERATOR_HEADERS).json().get("anchor")
         if anchor is not None and anchor["status"] == "anchored":
             return
         time.sleep(0.2)

@@ -20,7 +20,7 @@ from ledger.readings.ocmf.record import parse_ocmf
 from ledger.readings.ocmf.verify import load_ocmf_public_key, signature_method
 from ledger.settings import DEV_OPERATOR_KEY
 from tests.fixtures.chain import dev_account
-from tests.fixtures.gateway import Gateway
+from tests.fixtures.gateway import OPERATOR_HEADERS, Gateway
 from tests.unit.readings.test_ocmf_corpus import CorpusRecord, load_records
 
 CHAIN_ID = 1337
@@ -79,8 +79,16 @@ def test_real_corpus_records_are_accepted_then_duplicates_and_served_as_readings
 
     first = post(gateway, batch)
     again = post(gateway, batch)
-    stored = httpx.get(f"{gateway.base_url}/v1/meters/{ebee_meter}/readings/29", timeout=30)
-    padded = httpx.get(f"{gateway.base_url}/v1/meters/{dzg_meter}/readings/198", timeout=30)
+    stored = httpx.get(
+        f"{gateway.base_url}/v1/meters/{ebee_meter}/readings/29",
+        headers=OPERATOR_HEADERS,
+        timeout=30,
+    )
+    padded = httpx.get(
+        f"{gateway.base_url}/v1/meters/{dzg_meter}/readings/198",
+        headers=OPERATOR_HEADERS,
+        timeout=30,
+    )
 
     assert results(first) == [
         ("accepted", None, 28),
@@ -122,7 +130,9 @@ def test_altered_corpus_record_is_rejected_with_bad_signature(gateway: Gateway) 
     meter = register_corpus_meter(gateway, altered)
 
     response = post(gateway, {"meter_id": meter, "ocmf": altered.text})
-    missing = httpx.get(f"{gateway.base_url}/v1/meters/{meter}/readings/28", timeout=30)
+    missing = httpx.get(
+        f"{gateway.base_url}/v1/meters/{meter}/readings/28", headers=OPERATOR_HEADERS, timeout=30
+    )
 
     assert results(response) == [("rejected", "bad_signature", 28)]
     assert missing.status_code == 404
@@ -160,7 +170,9 @@ def test_generated_ocmf_records_mix_with_native_readings_in_one_batch(gateway: G
     }
 
     response = post(gateway, body)
-    stored = httpx.get(f"{gateway.base_url}/v1/meters/{meter}/readings/1", timeout=30)
+    stored = httpx.get(
+        f"{gateway.base_url}/v1/meters/{meter}/readings/1", headers=OPERATOR_HEADERS, timeout=30
+    )
 
     assert results(response) == [
         ("accepted", None, 1),

@@ -26,7 +26,7 @@ from ledger.chain.txsender import PostgresSenderLock, advisory_key
 from ledger.market.client import GatewayError, MarketClient
 from ledger.meters.keys import KeyAlgorithm, MeterPrivateKey, encode_public_key, generate_key
 from ledger.readings.native import Reading, sign_reading
-from tests.fixtures.gateway import Gateway, ledger_env, start_gateway
+from tests.fixtures.gateway import OPERATOR_HEADERS, Gateway, ledger_env, start_gateway
 
 TOKEN = "registrar-secret-for-the-sender-test"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -119,7 +119,7 @@ def wait_until_anchored(gateway: Gateway, meter: str, seq: int, timeout_s: float
     url = f"{gateway.base_url}/v1/meters/{meter}/readings/{seq}"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        anchor = httpx.get(url).json().get("anchor")
+        anchor = httpx.get(url, headers=OPERATOR_HEADERS).json().get("anchor")
         if anchor is not None and anchor["status"] == "anchored":
             return
         time.sleep(0.1)

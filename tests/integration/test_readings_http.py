@@ -16,7 +16,7 @@ from ledger.meters.registry import MeterAdmin, meter_id_bytes
 from ledger.readings.native import Reading, reading_leaf, sign_reading
 from ledger.settings import DEV_OPERATOR_KEY
 from tests.fixtures.chain import dev_account
-from tests.fixtures.gateway import Gateway, ledger_env, start_gateway
+from tests.fixtures.gateway import OPERATOR_HEADERS, Gateway, ledger_env, start_gateway
 
 CHAIN_ID = 1337
 METER = "MTR-HTTP-READ"
@@ -103,8 +103,12 @@ def test_stored_reading_is_served_with_its_exact_bytes_and_receipt(
         body = signed(key, start, 7)
         receipt = post(gateway, body).json()["results"][0]["receipt"]
 
-        stored = httpx.get(f"{gateway.base_url}/v1/meters/{METER}/readings/7")
-        missing = httpx.get(f"{gateway.base_url}/v1/meters/{METER}/readings/8")
+        stored = httpx.get(
+            f"{gateway.base_url}/v1/meters/{METER}/readings/7", headers=OPERATOR_HEADERS
+        )
+        missing = httpx.get(
+            f"{gateway.base_url}/v1/meters/{METER}/readings/8", headers=OPERATOR_HEADERS
+        )
     finally:
         gateway.stop()
 
@@ -124,7 +128,9 @@ def test_batch_over_max_batch_is_refused_whole_with_413(tmp_path: Path, chain_ki
     try:
         key, start = register_meter(gateway, METER)
         response = post(gateway, {"readings": [signed(key, start, s) for s in range(1, 5)]})
-        stored = httpx.get(f"{gateway.base_url}/v1/meters/{METER}/readings/1")
+        stored = httpx.get(
+            f"{gateway.base_url}/v1/meters/{METER}/readings/1", headers=OPERATOR_HEADERS
+        )
     finally:
         gateway.stop()
     assert response.status_code == 413, response.text
@@ -155,7 +161,9 @@ def test_with_two_workers_readings_are_anchored_once_and_their_proofs_verify(
         views: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
             views = [
-                httpx.get(f"{running.base_url}/v1/meters/{METER}/readings/{seq}").json()
+                httpx.get(
+                    f"{running.base_url}/v1/meters/{METER}/readings/{seq}", headers=OPERATOR_HEADERS
+                ).json()
                 for seq in range(1, 21)
             ]
             if all(v["anchor"] is not None for v in views):

@@ -27,7 +27,7 @@ from ledger.settings import DEV_OPERATOR_KEY
 from ledger.store.batches import BatchStatus
 from ledger.store.database import Store
 from ledger.store.readings import StoredReading
-from tests.fixtures.gateway import ledger_env, start_gateway
+from tests.fixtures.gateway import OPERATOR_HEADERS, ledger_env, start_gateway
 from tests.integration.test_anchoring import FIRST_TS, add_readings, chain_last
 from tests.integration.test_readings_http import METER, post, register_meter, signed
 
@@ -200,7 +200,9 @@ def wait_for_anchor(
     deadline = time.monotonic() + timeout_s
     anchor: Any = None
     while time.monotonic() < deadline:
-        view = httpx.get(f"{gateway.base_url}/v1/meters/{METER}/readings/1", timeout=10).json()
+        view = httpx.get(
+            f"{gateway.base_url}/v1/meters/{METER}/readings/1", headers=OPERATOR_HEADERS, timeout=10
+        ).json()
         anchor = view["anchor"]
         if done(anchor):
             return {**anchor, "leaf": view["leaf"]}
