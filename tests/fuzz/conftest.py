@@ -13,6 +13,7 @@ directory, and it is stopped when the session ends.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 from schemathesis import HookContext
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
+from api.auth import issue_session, session_secret, session_token
 from api.main import create_app
 from ledger.chain.client import free_port
 from ledger.meters.keys import KeyAlgorithm, generate_key
@@ -77,6 +79,17 @@ def known_meter(ledger_node: LedgerNode) -> KnownMeter:
     ledger_node.meters.register(meter_id, ledger_node.chain.operator.address, public_key)
     (first_key,) = ledger_node.meters.show(meter_id).epochs
     return KnownMeter(meter_id=meter_id, valid_from=first_key.valid_from)
+
+
+@pytest.fixture(scope="session")
+def customer_token(ledger_node: LedgerNode, known_meter: KnownMeter) -> str:
+    """A session token of the known meter's owner, as POST /v1/auth/sign-in gives one: the
+    private routes then answer the fuzzer from their handlers, not with 401."""
+    now = int(time.time())
+    session = issue_session(
+        ledger_node.chain.operator.address, "customer", now=now, ttl_s=24 * 3600
+    )
+    return session_token(session_secret(ledger_node.settings), session, now=now)
 
 
 @pytest.fixture(scope="session")

@@ -40,6 +40,9 @@ KNOWN_OPERATIONS = {
     ("POST", "/v1/trades/{trade_id}/settle"),
     ("POST", "/v1/trades/{trade_id}/refund"),
     ("GET", "/v1/customers/{address}/trades"),
+    ("POST", "/v1/auth/nonce"),
+    ("POST", "/v1/auth/sign-in"),
+    ("GET", "/v1/auth/session"),
 }
 
 
@@ -48,6 +51,15 @@ def test_no_server_errors(case: Case) -> None:
     """Every generated request, valid or not, gets a non-5xx answer."""
     case.call_and_validate(
         headers={"Authorization": f"Bearer {REGISTRAR_TOKEN}"}, checks=[not_a_server_error]
+    )
+
+
+@schema.parametrize()
+def test_no_server_errors_signed_in_as_a_customer(case: Case, customer_token: str) -> None:
+    """The same signed in as the known meter's owner: the private routes (readings, bills,
+    consumption, exports) run their handlers for it instead of answering 401."""
+    case.call_and_validate(
+        headers={"Authorization": f"Bearer {customer_token}"}, checks=[not_a_server_error]
     )
 
 
