@@ -4,7 +4,10 @@
 // on-chain check, which talks to the chain's JSON-RPC directly (docs/customer-page.md).
 "use strict";
 
-const state = { token: null, address: null, role: null, health: null, bill: null, packageText: null, charts: [] };
+const state = {
+  token: null, address: null, role: null, health: null, bills: null, currency: null, trades: null,
+  bill: null, packageText: null, charts: [],
+};
 const $ = (selector) => document.querySelector(selector);
 
 /** A meter id (bytes32) as its serial when it is printable text right-padded with zeros
@@ -73,7 +76,7 @@ async function signInWithWallet() {
   state.token = session.token;
   state.address = ethers.getAddress(session.address);
   state.role = session.role;
-  $("#who").textContent = I18n.t("signIn.signedIn", { address: state.address, role: state.role });
+  renderWho();
   await showAccount();
 }
 
@@ -82,14 +85,36 @@ async function signInWithToken() {
   state.token = $("#token").value.trim() || null;
   state.address = ethers.getAddress($("#customer-address").value.trim());
   state.role = "token";
-  $("#who").textContent = I18n.t("signIn.viewing", { address: state.address });
+  renderWho();
   await showAccount();
+}
+
+/** Who the page shows: a signed-in address and its role, or the account a token holder views. */
+function renderWho() {
+  const who = $("#who");
+  if (!state.address) return;
+  who.dataset.role = state.role;
+  who.dataset.address = state.address;
+  who.textContent = state.role === "token"
+    ? I18n.t("signIn.viewing", { address: state.address })
+    : I18n.t("signIn.signedIn", { address: state.address, role: I18n.t(`role.${state.role}`) });
 }
 
 // --- bills ---------------------------------------------------------------------------------
 
 async function showAccount() {
   const { bills } = await api(`/v1/customers/${state.address}/bills`);
+  state.bills = bills;
+  // The settlement token's symbol and decimals, for amounts outside a bill (trades).
+  state.currency = bills.length > 0 ? bills[0].document.currency : null;
+  renderBillList();
+  $("#bills-section").hidden = false;
+  await showTrades().catch(showError);
+}
+
+function renderBillList() {
+  if (!state.bills) return;
+  const bills = state.bills;
   const list = $("#bill-list");
   list.replaceChildren();
   for (const bill of bills) {
@@ -108,8 +133,6 @@ async function showAccount() {
     list.append(item);
   }
   $("#no-bills").hidden = bills.length > 0;
-  $("#bills-section").hidden = false;
-  await showTrades().catch(showError);
 }
 
 async function openBill(hash) {
@@ -139,7 +162,7 @@ function renderBill() {
   body.replaceChildren();
   for (const line of doc.lines) {
     const row = document.createElement("tr");
-    const unitPrice = line.unit_price_minor === null ? "" : `${I18n.money(line.unit_price_minor, currency)} / ${line.price_per}`;
+    const unitPrice = line.unit_price_minor === null ? "" : `${I18n.money(line.unit_price_minor, currency)} / ${I18n.t(`per.${line.price_per}`)}`;
     const cells = [
       [I18n.t(`kind.${line.kind}`), ""],
       [line.band === null ? "" : I18n.t(`band.${line.band}`), ""],
@@ -264,7 +287,14 @@ function renderUsage() {
 // --- trades and downloads ------------------------------------------------------------------
 
 async function showTrades() {
-  const { trades } = await api(`/v1/customers/${state.address}/trades`);
+  state.trades = (await api(`/v1/customers/${state.address}/trades`)).trades;
+  renderTrades();
+  $("#trades-section").hidden = false;
+}
+
+function renderTrades() {
+  if (!state.trades) return;
+  const trades = state.trades;
   const body = $("#trades tbody");
   body.replaceChildren();
   for (const trade of trades) {
@@ -274,9 +304,10 @@ async function showTrades() {
       [`#${trade.trade_id}`, ""],
       [I18n.t(buying ? "trades.buy" : "trades.sell"), ""],
       [I18n.dateTime(trade.delivery_start), ""],
-      [trade.state, ""],
-      [`${I18n.number(trade.delivered_wh)} Wh`, "num"],
-      [I18n.number(trade.paid), "num"],
+      [I18n.t(`tradeState.${trade.state}`), ""],
+      [`${I18n.number(trade.delivered_wh)} ${I18n.t("unit.Wh")}`, "num"],
+      // `paid` is in minor units of the settlement token.
+      [state.currency ? I18n.money(BigInt(trade.paid), state.currency) : I18n.number(trade.paid), "num"],
     ];
     for (const [text, cls] of cells) {
       const cell = document.createElement("td");
@@ -287,7 +318,6 @@ async function showTrades() {
     body.append(row);
   }
   $("#no-trades").hidden = trades.length > 0;
-  $("#trades-section").hidden = false;
 }
 
 /** A download that needs the session's token: fetched, then saved from a blob. */
@@ -331,11 +361,9 @@ function applyLanguage() {
   $("#language").value = I18n.locale;
   for (const element of document.querySelectorAll("[data-i18n]")) element.textContent = I18n.t(element.dataset.i18n);
   document.title = I18n.t("title");
-  if (state.address) {
-    $("#who").textContent = state.role === "token"
-      ? I18n.t("signIn.viewing", { address: state.address })
-      : I18n.t("signIn.signedIn", { address: state.address, role: state.role });
-  }
+  renderWho();
+  renderBillList();
+  renderTrades();
   for (const li of document.querySelectorAll("#checks li")) renderCheck(li);
   const verdict = $("#verdict");
   if (verdict.dataset.status === "pass" || verdict.dataset.status === "fail") verdict.textContent = I18n.t(`verify.${verdict.dataset.status}`);

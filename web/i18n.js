@@ -17,6 +17,8 @@ const MESSAGES = {
     "signIn.noWallet": "No browser wallet found (window.ethereum). Install one, or use an access token.",
     "signIn.signedIn": "Signed in as {address} ({role}).",
     "signIn.viewing": "Showing the account {address}.",
+    "role.customer": "customer",
+    "role.auditor": "auditor",
     "bills.heading": "Your bills",
     "bills.none": "No bills yet.",
     "bills.item": "{period}: {total}",
@@ -46,6 +48,8 @@ const MESSAGES = {
     "no": "no",
     "unit.Wh": "Wh",
     "unit.day": "days",
+    "per.kWh": "kWh",
+    "per.day": "day",
     "verify.heading": "Verified on chain",
     "verify.explain": "Your browser checks this bill against the chain itself: it recomputes the bill's hash, checks its Merkle proof against the root anchored in the BillRegistry, and checks a sample of your readings against their batch roots in the ReadingLedger. Nothing here relies on the gateway's word.",
     "verify.rpc": "Chain's JSON-RPC URL",
@@ -75,6 +79,9 @@ const MESSAGES = {
     "trades.none": "No trades.",
     "trades.buy": "bought",
     "trades.sell": "sold",
+    "tradeState.open": "open",
+    "tradeState.settled": "settled",
+    "tradeState.refunded": "refunded",
     "downloads.heading": "Downloads",
     "downloads.evidence": "This bill with every proof (JSON, for ledger verify-bill)",
     "downloads.exportJson": "Meter {meter}: readings with proofs (JSON)",
@@ -96,6 +103,8 @@ const MESSAGES = {
     "signIn.noWallet": "未找到浏览器钱包（window.ethereum）。请安装钱包，或使用访问令牌。",
     "signIn.signedIn": "已登录：{address}（{role}）。",
     "signIn.viewing": "正在显示账户 {address}。",
+    "role.customer": "客户",
+    "role.auditor": "审计员",
     "bills.heading": "您的账单",
     "bills.none": "暂无账单。",
     "bills.item": "{period}：{total}",
@@ -125,6 +134,8 @@ const MESSAGES = {
     "no": "否",
     "unit.Wh": "瓦时",
     "unit.day": "天",
+    "per.kWh": "千瓦时",
+    "per.day": "天",
     "verify.heading": "链上验证",
     "verify.explain": "由您的浏览器直接对照区块链核验本账单：重新计算账单哈希，用 BillRegistry 中锚定的根验证其默克尔证明，并抽样核对您的读数与 ReadingLedger 中的批次根。无需信任网关。",
     "verify.rpc": "区块链 JSON-RPC 地址",
@@ -154,6 +165,9 @@ const MESSAGES = {
     "trades.none": "暂无交易。",
     "trades.buy": "买入",
     "trades.sell": "卖出",
+    "tradeState.open": "未结算",
+    "tradeState.settled": "已结算",
+    "tradeState.refunded": "已退款",
     "downloads.heading": "下载",
     "downloads.evidence": "本账单及全部证明（JSON，可用 ledger verify-bill 核验）",
     "downloads.exportJson": "电表 {meter}：读数及证明（JSON）",
@@ -183,16 +197,23 @@ const I18n = (() => {
       const text = MESSAGES[locale][key] ?? MESSAGES.en[key] ?? key;
       return text.replace(/\{(\w+)\}/g, (_, name) => (name in params ? String(params[name]) : `{${name}}`));
     },
-    /** Minor units (BigInt) as a decimal amount with the currency code, exact (no float). */
+    /** Minor units (BigInt) as an amount of the currency, formatted for the locale (where the
+     * code, the grouping and the sign go) and exact: Intl formats the decimal string itself,
+     * never a float. A code Intl refuses (not three letters) follows the number instead. */
     money(minor, currency) {
       const decimals = Number(currency.decimals);
       const negative = minor < 0n;
       const digits = (negative ? -minor : minor).toString().padStart(decimals + 1, "0");
       const whole = digits.slice(0, digits.length - decimals);
       const fraction = digits.slice(digits.length - decimals);
-      const text = new Intl.NumberFormat(locale, { minimumFractionDigits: 2, maximumFractionDigits: decimals })
-        .format(`${negative ? "-" : ""}${whole}.${fraction || "0"}`);
-      return `${text} ${currency.code}`;
+      const amount = `${negative ? "-" : ""}${whole}.${fraction || "0"}`;
+      const digitsShown = { minimumFractionDigits: Math.min(2, decimals), maximumFractionDigits: decimals };
+      try {
+        return new Intl.NumberFormat(locale, { style: "currency", currency: currency.code, currencyDisplay: "code", ...digitsShown }).format(amount);
+      } catch (error) {
+        if (!(error instanceof RangeError)) throw error;
+        return `${new Intl.NumberFormat(locale, digitsShown).format(amount)} ${currency.code}`;
+      }
     },
     number(value) { return new Intl.NumberFormat(locale).format(value); },
     date(seconds) { return new Intl.DateTimeFormat(locale, { dateStyle: "medium" }).format(new Date(Number(seconds) * 1000)); },
