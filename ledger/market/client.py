@@ -49,19 +49,25 @@ class GatewayError(LedgerError):
 class MarketClient:
     """The market routes of one gateway, for one or more customer accounts."""
 
-    def __init__(self, gateway_url: str, *, timeout_s: float = 120.0) -> None:
+    def __init__(
+        self, gateway_url: str, *, timeout_s: float = 120.0, token: str | None = None
+    ) -> None:
+        """`token`: sent as `Authorization: Bearer` on every request, for routes that are not
+        public (a session token, or the operator's: the simulators read their own readings'
+        anchoring, which only the owner, an auditor or the operator may see)."""
         self.base = gateway_url.rstrip("/")
         self.timeout_s = timeout_s
+        self._token = token
         self._info: dict[str, Any] | None = None
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """Sends one JSON request; returns the decoded answer or raises GatewayError."""
         data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        if self._token is not None:
+            headers["Authorization"] = f"Bearer {self._token}"
         request = urllib.request.Request(
-            self.base + path,
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json"} if data is not None else {},
+            self.base + path, data=data, method=method, headers=headers
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import secrets
 import socket
 import threading
 import time
@@ -124,6 +125,9 @@ def local_gateway(
             operator_key=DEV_OPERATOR_KEY,
             anchor_interval_s=anchor_interval_s,
             billing_time_zone=billing_time_zone,
+            # A token of this run only: the simulators read their readings back as the
+            # operator (a stored reading is not public).
+            operator_token=secrets.token_urlsafe(32),
         )
         node = LedgerNode.start(settings)
         try:

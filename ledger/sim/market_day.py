@@ -108,11 +108,15 @@ def run_market_day(
     seed: int = 1,
     prefix: str = "DAY-",
     progress: Progress | None = None,
+    operator_token: str | None = None,
 ) -> dict[str, Any]:
     """Runs one market day against a running gateway and returns a JSON-able summary.
 
     Args:
         gateway_url: The gateway's base URL.
+        operator_token: The gateway's `LEDGER_OPERATOR_TOKEN`: the day waits for its readings'
+            anchoring by reading them back, which only their owner, an auditor or the operator
+            may do.
         chain: The gateway's chain, connected with the operator key (it registers the meters
             and mints settlement units; it needs the registrar and minter roles).
         deployment: The gateway's contracts on `chain`.
@@ -133,7 +137,7 @@ def run_market_day(
     """
     say = progress or (lambda _: None)
     began = time.monotonic()
-    client = MarketClient(gateway_url)
+    client = MarketClient(gateway_url, token=operator_token)
     slot_s = check_market(client, chain, deployment, day_start)
     homes = make_households(households, pv, seed=seed, prefix=prefix)
     plan = plan_day(
@@ -438,6 +442,7 @@ def run_local_day(
                 pv=pv,
                 seed=seed,
                 progress=progress,
+                operator_token=node.settings.operator_token,
             )
 
 

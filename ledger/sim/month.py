@@ -161,7 +161,8 @@ def run_month(
     say = progress or (lambda _: None)
     began = time.monotonic()
     chain, deployment = node.chain, node.deployment
-    client = MarketClient(gateway_url)
+    # The operator's token: the month waits for its readings' anchoring by reading them back.
+    client = MarketClient(gateway_url, token=node.settings.operator_token)
     check_counts(households, pv)
     readings_begin = month.period_start + READINGS_BEGIN_S
     if client.chain_time() >= month.period_start - TRADING_MARGIN_S:

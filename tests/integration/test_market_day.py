@@ -37,7 +37,13 @@ from ledger.chain.deployment import Deployment, ensure_deployed
 from ledger.settings import DEV_OPERATOR_KEY
 from ledger.sim.day_plan import day_start_of
 from ledger.sim.market_day import CHAIN_LEAD_S, run_market_day
-from tests.fixtures.gateway import LEDGER_BIN, OPERATOR_HEADERS, ledger_env, start_gateway
+from tests.fixtures.gateway import (
+    LEDGER_BIN,
+    OPERATOR_HEADERS,
+    OPERATOR_TOKEN,
+    ledger_env,
+    start_gateway,
+)
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
@@ -95,6 +101,7 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Day]:
                 households=HOUSEHOLDS,
                 pv=PV,
                 seed=SEED,
+                operator_token=OPERATOR_TOKEN,
             )
             yield Day(summary, chain, deployment, gateway.base_url)
         finally:
