@@ -73,13 +73,16 @@ test: bootstrap chromium lint
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS)
 
 # The page tests (tests/browser) drive Debian's chromium through Playwright's executable_path;
-# `playwright install` (a browser downloaded from a CDN) is never run. Installed when missing.
+# `playwright install` (a browser downloaded from a CDN) is never run. Installed when missing, with
+# a font that has Chinese glyphs for the zh-CN page.
 CHROMIUM := /usr/bin/chromium
-chromium: $(CHROMIUM)
-$(CHROMIUM):
+CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+chromium: $(CHROMIUM) $(CJK_FONT)
+$(CHROMIUM) $(CJK_FONT):
 	sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
 	  $$sudo apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends \
+	  chromium fonts-wqy-microhei >/dev/null
 
 test-unit: bootstrap
 	$(VENV)/bin/pytest tests/unit
