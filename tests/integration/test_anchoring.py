@@ -318,6 +318,10 @@ def tables_after_version_4(tables: list[str]) -> list[str]:
     return [name for name in tables if name not in v4]
 
 
+# Indexes later revisions added to version 4's own tables (a version-3 database has none of them).
+INDEXES_AFTER_VERSION_4 = ("readings_for_bills",)  # 0004_readings_for_bills
+
+
 def downgrade_to_version_3(database_url: str) -> None:
     """Makes the database what schema version 3 wrote: batches without `final_at`, and no
     Alembic history (the migrations came after version 4)."""
@@ -329,6 +333,8 @@ def downgrade_to_version_3(database_url: str) -> None:
             for name in tables_after_version_4(tables):
                 if not name.startswith("sqlite_"):
                     db.execute(f"DROP TABLE {name}")
+            for index in INDEXES_AFTER_VERSION_4:
+                db.execute(f"DROP INDEX IF EXISTS {index}")
             db.commit()
         return
     with psycopg.connect(location, autocommit=True) as db:
@@ -342,6 +348,8 @@ def downgrade_to_version_3(database_url: str) -> None:
         ]
         for name in tables_after_version_4(tables):
             db.execute(f"DROP TABLE {name}")
+        for index in INDEXES_AFTER_VERSION_4:
+            db.execute(f"DROP INDEX IF EXISTS {index}")
 
 
 def anchored_then_downgraded(
