@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from eth_keys.exceptions import BadSignature
 from eth_utils.crypto import keccak
 from fastapi import APIRouter, Request
 from siwe import SiweMessage, generate_nonce
@@ -120,7 +121,8 @@ def sign_in(body: SignInIn, node: NodeDep, request: Request) -> SessionPublic:
         if not _HEX.fullmatch(body.signature):
             raise VerificationError("not 0x + hex")
         message.verify(body.signature, timestamp=moment, provider=node.chain.w3.provider)
-    except VerificationError as error:
+    except (VerificationError, BadSignature) as error:
+        # BadSignature: 65 bytes from which no public key can be recovered (r = 0, s >= n).
         raise _refused("siwe_bad_signature", f"the signature is not {message.address}'s") from error
     registry = node.deployment.meter_registry
     auditor = bool(node.chain.call(registry.functions.hasRole(AUDITOR_ROLE, message.address)))

@@ -226,6 +226,20 @@ def test_a_signature_that_is_not_hex_is_refused(client: httpx.Client) -> None:
     assert _refusal(_sign_in_with(client, message, "not a signature")) == "siwe_bad_signature"
 
 
+@pytest.mark.parametrize(
+    "signature",
+    ["0x" + "00" * 65, "0x" + "ff" * 65],
+    ids=["no-public-key-recoverable", "s-above-the-curve-order"],
+)
+def test_a_signature_no_key_can_be_recovered_from_is_refused(
+    client: httpx.Client, signature: str
+) -> None:
+    nonce = new_nonce(client)
+    message = siwe_message(CUSTOMER.address, nonce["nonce"], chain_id=nonce["chain_id"])
+
+    assert _refusal(_sign_in_with(client, message, signature)) == "siwe_bad_signature"
+
+
 def test_an_expired_session_token_is_refused(client: httpx.Client, node: LedgerNode) -> None:
     now = int(time.time())
     expired = issue_session(CUSTOMER.address, "customer", now=now - 7200, ttl_s=3600)
