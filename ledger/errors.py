@@ -29,6 +29,14 @@ set). Defined here unless another module is named:
      +-- MerkleError           500  a tree cannot be built or queried (a bug)   (ledger.anchoring)
      +-- AnchorStuck           500  the chain's batches do not match the database's intents: an
      |                              operator must look                           (ledger.anchoring)
+     +-- BundleError           422  a reading bundle that cannot be written or read as asked
+     |    |                                                   (ledger.anchoring.bundle)
+     |    +-- InvalidBundleRange          from >= to, A > B, a bound out of range, not a range
+     |    +-- UnknownBundleBatches   404  batch ids the gateway holds no batch under
+     |    +-- BundleBatchesNotAnchored 409  batches held but not anchored (intent, foreign)
+     |    +-- BundleMalformed             a bundle line not of the format (its number named)
+     |    +-- BundleUnsupportedFormat     a header naming another format or version
+     |    +-- BundleTruncated             a bundle that ends before its trailer
      +-- StoreError            500  the database refused an operation              (ledger.store)
      |    +-- StoreUnavailable 503  the database does not answer (Retry-After)    (ledger.store)
      +-- InvalidOrderSignature 422  an order not signed by its signer           (ledger.market)

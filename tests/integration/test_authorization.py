@@ -48,6 +48,7 @@ TABLE: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/meters/{meter_id}/suspect-readings"): {"registrar"},
     ("POST", "/v1/readings"): {"meter"},
     ("GET", "/v1/meters/{meter_id}/readings/{seq}"): PRIVATE,
+    ("GET", "/v1/bundle"): {"auditor", "operator"},
     ("GET", "/v1/market"): PUBLIC,
     ("GET", "/v1/market/nonces/{address}"): PUBLIC,
     ("GET", "/v1/offers"): PUBLIC,
