@@ -171,7 +171,10 @@ def export_json(
         period_from=period_from,
         period_to=period_to,
         count=len(stored),
-        readings=[StoredReadingPublic.of(r, node.proofs.anchoring(r)) for r in stored],
+        readings=[
+            StoredReadingPublic.of(r, proof)
+            for r, proof in zip(stored, node.proofs.anchorings(stored), strict=True)
+        ],
     )
 
 

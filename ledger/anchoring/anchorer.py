@@ -40,7 +40,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -428,27 +428,44 @@ class ProofService:
     def anchoring(self, reading: StoredReading) -> ReadingProof | None:
         """The reading's proof once its batch is mined, final or not yet (see `final`); None
         while it is pending or its batch's transaction has not been seen mined."""
-        if reading.batch_id is None or reading.leaf_index is None:
-            return None
-        batch = self._store.batch(reading.batch_id)
-        if batch is None or batch.status != BatchStatus.ANCHORED:
-            return None
-        tree = self._tree(batch)
-        return ReadingProof(
-            batch,
-            reading.leaf_index,
-            tuple(tree.proof(reading.leaf_index)),
-            self._confirmations(batch),
-        )
+        return self.anchorings([reading])[0]
 
-    def _confirmations(self, batch: BatchRecord) -> int | None:
-        if self._head is None or batch.block_number is None:
+    def anchorings(self, readings: Sequence[StoredReading]) -> list[ReadingProof | None]:
+        """`anchoring` of each reading, reading each batch and the chain's head once: an export
+        of a quarter's readings spans a few batches, not one query and chain call a reading."""
+        batches: dict[int, BatchRecord | None] = {}
+        heads: list[int | None] = []  # the chain's head, asked once when first needed
+        proofs: list[ReadingProof | None] = []
+        for reading in readings:
+            batch = None
+            if reading.batch_id is not None and reading.leaf_index is not None:
+                if reading.batch_id not in batches:
+                    batches[reading.batch_id] = self._store.batch(reading.batch_id)
+                batch = batches[reading.batch_id]
+            if batch is None or batch.status != BatchStatus.ANCHORED or reading.leaf_index is None:
+                proofs.append(None)
+                continue
+            confirmations = None
+            if batch.block_number is not None:
+                if not heads:
+                    heads.append(self._chain_head())
+                head = heads[0]
+                confirmations = None if head is None else max(0, head - batch.block_number)
+            tree = self._tree(batch)
+            proofs.append(
+                ReadingProof(
+                    batch, reading.leaf_index, tuple(tree.proof(reading.leaf_index)), confirmations
+                )
+            )
+        return proofs
+
+    def _chain_head(self) -> int | None:
+        if self._head is None:
             return None
         try:
-            head = self._head()
+            return self._head()
         except Exception:  # noqa: BLE001 - a proof is still served while the chain is away
             return None
-        return max(0, head - batch.block_number)
 
     def _tree(self, batch: BatchRecord) -> MerkleTree:
         with self._lock:

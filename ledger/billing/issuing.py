@@ -8,8 +8,8 @@ It needs no chain: the chain's facts a bill names (chain id, addresses, the toke
 market's slot length) come in a `RunContext`.
 
 A large run computes its customers in worker processes (`compute_outcomes`): the work per
-customer is a month of readings read and reduced in Python, which one core does at a few dozen
-bills a second while the others wait. Each worker opens its own connection to the same database
+customer is a month of readings read and reduced in Python, a few milliseconds a bill on one
+core while the others wait. Each worker opens its own connection to the same database
 (SQLite in WAL mode lets readers run beside the gateway; PostgreSQL serves them as clients) and
 returns the canonical bytes, so the parent only records and anchors.
 """
