@@ -30,8 +30,8 @@ BUILD_DIR = PROJECT_ROOT / "build"
 ARTIFACTS_FILE = BUILD_DIR / "ledger-artifacts.json"
 # The contracts the ledger deploys; interfaces and OpenZeppelin bases are compiled but not kept.
 # In deployment order: EnergyMarket's constructor takes the addresses of the three before it,
-# BillRegistry's the ReadingLedger's. A contract added later goes last, so the contracts before it
-# keep the addresses a deployer's nonces give them.
+# BillRegistry's the ReadingLedger's; ComplaintRegistry needs none. A contract added later goes
+# last, so the contracts before it keep the addresses a deployer's nonces give them.
 # Bumped when the cached artifact fields change, so an older cache is rebuilt rather than read.
 _ARTIFACT_FORMAT = 3
 DEPLOYABLE_CONTRACTS = (
@@ -40,6 +40,7 @@ DEPLOYABLE_CONTRACTS = (
     "SettlementToken",
     "EnergyMarket",
     "BillRegistry",
+    "ComplaintRegistry",
 )
 
 

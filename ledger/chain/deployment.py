@@ -89,6 +89,10 @@ class Deployment:
     def bill_registry(self) -> Contract:
         return self.contracts["BillRegistry"]
 
+    @property
+    def complaint_registry(self) -> Contract:
+        return self.contracts["ComplaintRegistry"]
+
 
 def record_path(data_dir: Path, chain_id: int) -> Path:
     """Where the addresses for `chain_id` are recorded."""

@@ -1,9 +1,9 @@
 """Gas snapshot: gas used by the state-changing calls, compared with `snapshots/gas.json`.
 
 A change that makes registering, rotating, revoking, anchoring, trading, settling, publishing
-or assigning a tariff or anchoring bills dearer (or cheaper) fails here and, once accepted with
-`UPDATE_GAS_SNAPSHOT=1`, shows in the snapshot file's diff. Every input is a constant (no block
-times), because calldata gas depends on the argument bytes:
+or assigning a tariff, anchoring bills or a complaint's step dearer (or cheaper) fails here
+and, once accepted with `UPDATE_GAS_SNAPSHOT=1`, shows in the snapshot file's diff. Every input
+is a constant (no block times), because calldata gas depends on the argument bytes:
 - the market's slot is in 2100 and the chain's clock is moved past it (`evm_increaseTime`)
   rather than the times moved to the clock; the measurement runs on a chain snapshot that is
   reverted afterwards, so the session's clock and accounts are as they were;
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from ledger.anchoring.merkle import MerkleTree
 from ledger.chain.client import Chain, connect
 from ledger.chain.compiler import PROJECT_ROOT
 from ledger.chain.deployment import Deployment, ensure_deployed
+from ledger.complaints.signing import open_typed_data, rate_typed_data, reopen_typed_data
 from ledger.market.orders import (
     MarketDomain,
     OfferTerms,
@@ -75,6 +76,10 @@ BATCH_SIZE = 1_000  # readings per anchored batch, as the anchoring target assum
 GAS_TARIFF = keccak(text="gas snapshot tariff")
 BILLS_PER_RUN = 1_000
 BILLING_PERIOD = (1_698_796_800, 1_701_388_800)
+# Complaints: constant hashes and handler, so calldata (and gas) is the same every run.
+COMPLAINT_SUBJECT = keccak(text="gas snapshot bill line")
+COMPLAINT_TEXT = keccak(text="gas snapshot complaint text")
+HANDLER = b"HANDLER-GAS".ljust(32, b"\x00")
 
 
 def measure(
@@ -143,6 +148,8 @@ def _measure(
         ),
     )
 
+    _measure_complaints(chain, deployment, buyer, run)
+
     # The market: alice offers, bob takes three times, by signature first.
     for meter, owner in ((SELLER_METER, seller), (BUYER_METER, buyer)):
         run(None, registry.functions.registerMeter(meter, owner.address, P256, FIRST_KEY, 0))
@@ -189,6 +196,68 @@ def _measure(
     advance_time(chain, SLOT_START + SLOT + SETTLEMENT_WINDOW - latest_time(chain))
     run("EnergyMarket.refund", market.functions.refund(3))
     return measured
+
+
+def _measure_complaints(
+    chain: Chain,
+    deployment: Deployment,
+    customer: LocalAccount,
+    run: Callable[[str | None, ContractFunction], None],
+) -> None:
+    """Complaints: one opened by the customer's signature (relayed, as the gateway does), every
+    operator step, then the customer's rating and reopening, both relayed. No step takes a time,
+    so the clock the bills left does not change a byte of calldata."""
+    complaints = deployment.complaint_registry
+    domain = read_eip712_domain(chain, complaints)
+    open_signature = sign_typed_data(
+        customer.key,
+        open_typed_data(
+            domain,
+            kind=0,
+            subject_ref=COMPLAINT_SUBJECT,
+            text_hash=COMPLAINT_TEXT,
+            customer=customer.address,
+            nonce=0,
+            deadline=DEADLINE,
+        ),
+    )
+    run(
+        "ComplaintRegistry.openBySig",
+        complaints.functions.openBySig(
+            0, COMPLAINT_SUBJECT, COMPLAINT_TEXT, customer.address, DEADLINE, open_signature
+        ),
+    )
+    run("ComplaintRegistry.respond", complaints.functions.respond(1, COMPLAINT_TEXT))
+    run("ComplaintRegistry.assign", complaints.functions.assign(1, HANDLER, COMPLAINT_TEXT))
+    run("ComplaintRegistry.plan", complaints.functions.plan(1, COMPLAINT_TEXT))
+    run("ComplaintRegistry.resolve", complaints.functions.resolve(1, COMPLAINT_TEXT))
+    rate_signature = sign_typed_data(
+        customer.key,
+        rate_typed_data(
+            domain, complaint_id=1, rating=4, customer=customer.address, nonce=1, deadline=DEADLINE
+        ),
+    )
+    run(
+        "ComplaintRegistry.rateBySig",
+        complaints.functions.rateBySig(1, 4, customer.address, DEADLINE, rate_signature),
+    )
+    reopen_signature = sign_typed_data(
+        customer.key,
+        reopen_typed_data(
+            domain,
+            complaint_id=1,
+            text_hash=COMPLAINT_TEXT,
+            customer=customer.address,
+            nonce=2,
+            deadline=DEADLINE,
+        ),
+    )
+    run(
+        "ComplaintRegistry.reopenBySig",
+        complaints.functions.reopenBySig(
+            1, COMPLAINT_TEXT, customer.address, DEADLINE, reopen_signature
+        ),
+    )
 
 
 @contextmanager

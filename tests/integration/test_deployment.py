@@ -67,6 +67,25 @@ def test_a_record_from_before_bill_registry_gets_it_beside_its_reading_ledger(
     assert recorded["BillRegistry"] == completed.addresses["BillRegistry"]
 
 
+def test_a_record_from_before_complaint_registry_gets_it_with_the_operator_role(
+    chain: Chain, tmp_path: Path
+) -> None:
+    ensure_deployed(chain, tmp_path)
+    path = record_path(tmp_path, chain.chain_id)
+    record = json.loads(path.read_text())
+    older = {k: v for k, v in record["contracts"].items() if k != "ComplaintRegistry"}
+    path.write_text(json.dumps({**record, "contracts": older}))
+
+    completed = ensure_deployed(chain, tmp_path)
+
+    assert {k: v for k, v in completed.addresses.items() if k != "ComplaintRegistry"} == older
+    registry = completed.complaint_registry.functions
+    operator_role = registry.OPERATOR_ROLE().call()
+    assert registry.hasRole(operator_role, chain.operator.address).call()
+    recorded = json.loads(path.read_text())["contracts"]
+    assert recorded["ComplaintRegistry"] == completed.addresses["ComplaintRegistry"]
+
+
 def test_a_recorded_address_holding_other_code_is_refused(chain: Chain, tmp_path: Path) -> None:
     ensure_deployed(chain, tmp_path)
     path = record_path(tmp_path, chain.chain_id)

@@ -32,7 +32,18 @@ ALLOWED: dict[str, set[str]] = {
     "readings": {"top", "chain", "store", "meters", "anchoring"},
     "market": {"top", "chain", "store", "meters", "anchoring", "readings"},
     "billing": {"top", "chain", "store", "meters", "anchoring", "readings", "market"},
-    "node": {"top", "chain", "store", "meters", "anchoring", "readings", "market", "billing"},
+    "complaints": {"top", "chain", "store", "market"},
+    "node": {
+        "top",
+        "chain",
+        "store",
+        "meters",
+        "anchoring",
+        "readings",
+        "market",
+        "billing",
+        "complaints",
+    },
 }
 # The command line (its billing commands in their own module) and the package's re-exports.
 ENTRY_POINTS = {"ledger.cli", "ledger.billing_cli", "ledger"}
