@@ -37,6 +37,7 @@ from pydantic import BaseModel
 from api.schemas.meters import KeyEpochPublic, MeterPublic
 from api.schemas.readings import StoredReadingPublic
 from ledger import billing_cli
+from ledger.audit import cli as audit_cli
 from ledger.errors import LedgerError, MeterError, ToolchainError
 from ledger.meters.keys import (
     KeyAlgorithm,
@@ -465,6 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     _sim_parser(commands)
     billing_cli.add_parsers(commands)
     _export_bundle_parser(commands)
+    audit_cli.add_parser(commands)
     return parser
 
 

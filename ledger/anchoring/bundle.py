@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
@@ -462,6 +462,36 @@ def _reading(fields: _Fields) -> BundleReading:
 
 def _trailer(fields: _Fields) -> BundleTrailer:
     return BundleTrailer(fields.integer("batches"), fields.integer("readings"))
+
+
+def parse_line(number: int, raw: bytes) -> BundleItem:
+    """One line of a bundle, checked alone (its fields' types and lengths, not its place among
+    the other lines: that is `read_bundle`'s). For readers that parse reading lines in several
+    processes (the audit) and check the order themselves.
+
+    Raises:
+        BundleMalformed: not a JSON object of the format (line `number` named).
+        BundleUnsupportedFormat: a header of another format or version.
+    """
+    if len(raw) > MAX_LINE_BYTES:
+        raise BundleMalformed(number, f"longer than {MAX_LINE_BYTES} bytes")
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise BundleMalformed(number, "not JSON") from None
+    if not isinstance(obj, dict):
+        raise BundleMalformed(number, "not a JSON object")
+    fields = _Fields(number, obj)
+    parsers: dict[object, Callable[[_Fields], BundleItem]] = {
+        "header": _header,
+        "batch": _batch,
+        "reading": _reading,
+        "trailer": _trailer,
+    }
+    parser = parsers.get(obj.get("type"))
+    if parser is None:
+        raise fields.fail(f"unknown line type {obj.get('type')!r}")
+    return parser(fields)
 
 
 def read_bundle(lines: Iterable[bytes]) -> Iterator[BundleItem]:

@@ -1,0 +1,626 @@
+"""One audit: a reading bundle (a file, or a gateway's `GET /v1/bundle` stream) and bills
+checked against the chain's events (docs/audit.md is the reference of every check and code).
+
+The bundle is read once, line by line. Reading lines go in chunks to `--jobs` worker processes
+(`ledger.audit.signatures`: parse, decode, leaf, key, signature); everything that needs the
+lines in order (the bundle's form, each batch's coverage and root, the readings per meter) runs
+here, on the workers' results taken back in order. A bounded window of chunks is in flight, so
+memory holds the chunks in flight, one batch's leaves and, per reading, a small tuple (its
+time, registers, leaf and batch: what the sequence, duplicate and settlement checks need).
+
+Scope: the chain's anchored batches the audit must find in full in the bundle are all of them,
+or those of `--batches A-B`, or those with a reading in `--from`..`--to` (their
+`ReadingBatchAnchored` time range meets it). Settlements are checked when their slot lies within
+the audited batches' time span, bill runs when their period meets it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from ledger.anchoring.bundle import (
+    FORMAT,
+    BundleBatch,
+    BundleError,
+    BundleHeader,
+    BundleMalformed,
+    BundleReading,
+    BundleTrailer,
+    BundleTruncated,
+    open_bundle,
+    parse_line,
+)
+from ledger.anchoring.merkle import MerkleError, MerkleTree
+from ledger.audit.bills import audit_bills, packages_from_file, packages_from_gateway
+from ledger.audit.chain import AuditInputError, ChainBatch, ChainFacts, PinnedBoundary
+from ledger.audit.report import WARNING, AuditReport
+from ledger.audit.signatures import CheckedReading, MalformedLine, check_lines, init_worker
+from ledger.meters.registry import meter_id_text
+
+CHUNK_LINES = 1_000
+"""Reading lines per task sent to a worker: large enough that the pickling and the queue cost
+little per reading, small enough that the window in flight stays a few MB."""
+CHUNKS_PER_WORKER = 4
+"""Chunks in flight per worker, so none waits for the next while the parent catches up."""
+MAX_NAMED = 100
+"""Per batch, the withheld readings named one by one; beyond, one discrepancy counts the rest."""
+OMISSION_SEARCH_LEAVES = 512
+"""A batch holding one reading more than its root commits to is searched for that reading (one
+root rebuilt per leaf left out) up to this many leaves."""
+_READING_PREFIX = b'{"type":"reading"'
+WH_PER_KWH = 1000
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    """What `ledger audit` was asked (see `ledger audit --help`)."""
+
+    rpc_url: str
+    deployment: Path
+    bundle: Path | None = None
+    gateway: str | None = None
+    token: str | None = None
+    bills: Path | None = None
+    from_ts: int | None = None
+    to_ts: int | None = None
+    batches: tuple[int, int] | None = None
+    jobs: int = 0
+    """Worker processes for the readings; 0: every core. 1: checked in this process."""
+
+
+Progress = Callable[[int], None]
+"""Called with the number of readings just checked."""
+
+
+@dataclass
+class _Seen:
+    """A reading as the later checks need it."""
+
+    timestamp: int
+    import_wh: int
+    export_wh: int
+    leaf: bytes
+    batch_id: int
+    sound: bool
+
+
+class Auditor:
+    """One audit's state over the bundle's lines (see the module docstring)."""
+
+    def __init__(self, facts: ChainFacts, options: AuditOptions, report: AuditReport) -> None:
+        self.facts = facts
+        self.options = options
+        self.report = report
+        self.scope = scoped_batches(facts, options)
+        self.seen_batches: set[int] = set()
+        self.readings: dict[bytes, dict[int, _Seen]] = {}
+        self._batch: BundleBatch | None = None
+        self._leaves: dict[int, CheckedReading] = {}
+        self._last_leaf = -1
+        self._header_seen = self._trailer_seen = False
+        self._lines = 0
+        self._counted_batches = self._counted_readings = 0
+        self._boundaries_checked: set[tuple[bytes, int, int]] = set()
+
+    # --- the bundle ------------------------------------------------------------------------------
+
+    def read_bundle(self, lines: Iterable[bytes], jobs: int, progress: Progress | None) -> None:
+        """Checks every line of a bundle (raises BundleError for a bundle not of the format)."""
+        for item in self._checked(lines, jobs):
+            if isinstance(item, list):
+                for checked in item:
+                    self._reading(checked)
+                if progress is not None:
+                    progress(len(item))
+            else:
+                self._item(item)
+        if not self._trailer_seen:
+            raise BundleTruncated(f"the bundle ends at line {self._lines} without its trailer")
+
+    def _checked(
+        self, lines: Iterable[bytes], jobs: int
+    ) -> Iterator[tuple[int, bytes] | list[CheckedReading | MalformedLine]]:
+        """The bundle's lines in order: other lines as (number, raw), reading lines checked, in
+        chunks, by the workers (or here with one job)."""
+        if jobs <= 1:
+            init_worker(self.facts.chain_id, self.facts.meters)
+            for chunk_or_line in self._chunks(lines):
+                if isinstance(chunk_or_line, list):
+                    yield check_lines(chunk_or_line)
+                else:
+                    yield chunk_or_line
+            return
+        window: deque[Future[list[CheckedReading | MalformedLine]] | tuple[int, bytes]] = deque()
+        with ProcessPoolExecutor(
+            max_workers=jobs,
+            # Not fork: the command may run beside threads (a test's gateway), which fork copies
+            # in whatever state their locks are.
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=init_worker,
+            initargs=(self.facts.chain_id, self.facts.meters),
+        ) as pool:
+            for chunk_or_line in self._chunks(lines):
+                if isinstance(chunk_or_line, list):
+                    window.append(pool.submit(check_lines, chunk_or_line))
+                else:
+                    window.append(chunk_or_line)
+                while len(window) > jobs * CHUNKS_PER_WORKER:
+                    yield _resolved(window.popleft())
+            while window:
+                yield _resolved(window.popleft())
+
+    def _chunks(
+        self, lines: Iterable[bytes]
+    ) -> Iterator[list[tuple[int, bytes]] | tuple[int, bytes]]:
+        chunk: list[tuple[int, bytes]] = []
+        for raw in lines:
+            self._lines += 1
+            if raw.startswith(_READING_PREFIX):
+                chunk.append((self._lines, raw))
+                if len(chunk) >= CHUNK_LINES:
+                    yield chunk
+                    chunk = []
+                continue
+            if chunk:
+                yield chunk
+                chunk = []
+            yield (self._lines, raw)
+        if chunk:
+            yield chunk
+
+    def _item(self, numbered: tuple[int, bytes]) -> None:
+        number, raw = numbered
+        if self._trailer_seen:
+            if raw.strip():
+                raise BundleMalformed(number, "a line after the trailer")
+            return
+        item = parse_line(number, raw)
+        if not self._header_seen:
+            if not isinstance(item, BundleHeader):
+                raise BundleMalformed(number, "a bundle starts with its header line")
+            self._header_seen = True
+        elif isinstance(item, BundleHeader):
+            raise BundleMalformed(number, "a second header line")
+        elif isinstance(item, BundleBatch):
+            if self._batch is not None:
+                if item.batch_id <= self._batch.batch_id:
+                    raise BundleMalformed(
+                        number, f"batch {item.batch_id} after batch {self._batch.batch_id}"
+                    )
+                self._finish_batch()
+            self._batch, self._leaves, self._last_leaf = item, {}, -1
+            self._counted_batches += 1
+        elif isinstance(item, BundleReading):
+            # A reading line written differently than this ledger writes them (other key order
+            # or spacing): checked here rather than in a worker.
+            init_worker(self.facts.chain_id, self.facts.meters)
+            (checked,) = check_lines([numbered])
+            self._reading(checked)
+        elif isinstance(item, BundleTrailer):
+            if (item.batches, item.readings) != (self._counted_batches, self._counted_readings):
+                raise BundleMalformed(
+                    number,
+                    f"the trailer counts {item.batches} batches and {item.readings} readings; "
+                    f"the bundle holds {self._counted_batches} and {self._counted_readings}",
+                )
+            if self._batch is not None:
+                self._finish_batch()
+            self._trailer_seen = True
+
+    def _reading(self, checked: CheckedReading | MalformedLine) -> None:
+        if isinstance(checked, MalformedLine):
+            raise BundleMalformed(checked.line, checked.message.split(": ", 1)[-1])
+        if not self._header_seen or self._trailer_seen:
+            raise BundleMalformed(checked.line, "a reading outside the header and trailer")
+        if self._batch is None or checked.batch_id != self._batch.batch_id:
+            raise BundleMalformed(
+                checked.line, f"a reading of batch {checked.batch_id} outside its batch"
+            )
+        if checked.leaf_index <= self._last_leaf:
+            raise BundleMalformed(
+                checked.line, f"leaf {checked.leaf_index} after leaf {self._last_leaf}"
+            )
+        self._last_leaf = checked.leaf_index
+        self._counted_readings += 1
+        self.report.counts["readings"] += 1
+        self._leaves[checked.leaf_index] = checked
+        record: dict[str, Any] = {
+            "batch_id": checked.batch_id,
+            "leaf_index": checked.leaf_index,
+            "meter_id": "0x" + checked.meter_id.hex(),
+            "meter": meter_id_text(checked.meter_id),
+            "seq": checked.seq,
+        }
+        for code, message in checked.problems:
+            self.report.add(code, message, **record)
+        by_seq = self.readings.setdefault(checked.meter_id, {})
+        earlier = by_seq.get(checked.seq)
+        if earlier is not None:
+            same = earlier.leaf == checked.leaf
+            self.report.add(
+                "reading_duplicate" if same else "reading_conflict",
+                (
+                    f"the same reading is also in batch {earlier.batch_id}"
+                    if same
+                    else f"another reading under this meter and seq is in batch {earlier.batch_id}"
+                ),
+                other_batch_id=earlier.batch_id,
+                **record,
+            )
+            return
+        by_seq[checked.seq] = _Seen(
+            checked.timestamp,
+            checked.import_wh,
+            checked.export_wh,
+            checked.leaf,
+            checked.batch_id,
+            not checked.problems,
+        )
+
+    def _finish_batch(self) -> None:
+        batch = self._batch
+        assert batch is not None
+        self.seen_batches.add(batch.batch_id)
+        self.report.counts["batches"] += 1
+        on_chain = self.facts.batches.get(batch.batch_id)
+        if on_chain is None:
+            self.report.add(
+                "batch_not_on_chain",
+                "the bundle holds a batch the ReadingLedger never anchored",
+                batch_id=batch.batch_id,
+            )
+            return
+        if batch.count != on_chain.count:
+            self.report.add(
+                "batch_count_mismatch",
+                f"the gateway says {batch.count} readings, the chain's event {on_chain.count}",
+                batch_id=batch.batch_id,
+            )
+        missing = [i for i in range(on_chain.count) if i not in self._leaves]
+        for index in missing[:MAX_NAMED]:
+            self.report.add(
+                "reading_withheld",
+                f"leaf {index} of the {on_chain.count} the chain anchored is not in the bundle",
+                batch_id=batch.batch_id,
+                leaf_index=index,
+            )
+        if len(missing) > MAX_NAMED:
+            self.report.add(
+                "reading_withheld",
+                f"{len(missing) - MAX_NAMED} more leaves of the batch are not in the bundle",
+                batch_id=batch.batch_id,
+                missing=len(missing) - MAX_NAMED,
+            )
+        beyond = [i for i in self._leaves if i >= on_chain.count]
+        if beyond:
+            self.report.add(
+                "batch_extra_readings",
+                f"readings at leaf indexes {beyond[:10]} beyond the {on_chain.count} anchored",
+                batch_id=batch.batch_id,
+            )
+        ordered = [self._leaves[i] for i in sorted(self._leaves)]
+        rebuilt = _root([c.leaf for c in ordered])
+        if rebuilt != on_chain.root:
+            self._root_mismatch(on_chain, ordered, rebuilt)
+
+    def _root_mismatch(
+        self, on_chain: ChainBatch, ordered: list[CheckedReading], rebuilt: bytes | None
+    ) -> None:
+        shown = "none (no tree)" if rebuilt is None else "0x" + rebuilt.hex()
+        self.report.add(
+            "batch_root_mismatch",
+            f"the root rebuilt from the bundle's {len(ordered)} readings is {shown}, the "
+            f"chain's is 0x{on_chain.root.hex()}",
+            batch_id=on_chain.batch_id,
+        )
+        if len(ordered) != on_chain.count + 1 or len(ordered) > OMISSION_SEARCH_LEAVES:
+            return
+        leaves = [c.leaf for c in ordered]
+        for position, left_out in enumerate(ordered):
+            if _root(leaves[:position] + leaves[position + 1 :]) == on_chain.root:
+                self.report.add(
+                    "reading_not_in_anchored_root",
+                    "the batch's root on chain commits to every reading of the batch but this "
+                    "one: it was accepted, and left out of what was anchored",
+                    batch_id=on_chain.batch_id,
+                    leaf_index=left_out.leaf_index,
+                    meter_id="0x" + left_out.meter_id.hex(),
+                    meter=meter_id_text(left_out.meter_id),
+                    seq=left_out.seq,
+                )
+                return
+
+    # --- after the bundle ------------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """The checks that need every reading: coverage, sequences, settlements."""
+        for batch_id in sorted(set(self.scope) - self.seen_batches):
+            batch = self.facts.batches[batch_id]
+            self.report.add(
+                "batch_missing_from_bundle",
+                f"the chain anchored this batch ({batch.count} readings, times {batch.from_ts}.."
+                f"{batch.to_ts}) in the audit's scope; the bundle does not hold it",
+                batch_id=batch_id,
+            )
+        self._sequences()
+        self._settlements()
+
+    def _sequences(self) -> None:
+        for meter_id, by_seq in self.readings.items():
+            self.report.counts["meters"] += 1
+            meter: dict[str, Any] = {
+                "meter_id": "0x" + meter_id.hex(),
+                "meter": meter_id_text(meter_id),
+            }
+            seqs = sorted(by_seq)
+            for before, after in zip(seqs, seqs[1:], strict=False):
+                a, b = by_seq[before], by_seq[after]
+                if after != before + 1:
+                    self.report.add(
+                        "sequence_gap",
+                        f"no reading with seq {before + 1}..{after - 1} in the bundle",
+                        severity=WARNING,
+                        first_missing_seq=before + 1,
+                        last_missing_seq=after - 1,
+                        **meter,
+                    )
+                if b.import_wh < a.import_wh or b.export_wh < a.export_wh:
+                    self.report.add(
+                        "register_decreased",
+                        f"registers {a.import_wh}/{a.export_wh} Wh at seq {before}, "
+                        f"{b.import_wh}/{b.export_wh} Wh at seq {after} (import/export)",
+                        seq=after,
+                        **meter,
+                    )
+                if b.timestamp <= a.timestamp:
+                    self.report.add(
+                        "timestamp_not_increasing",
+                        f"seq {after} is timed {b.timestamp}, not after seq {before} "
+                        f"({a.timestamp})",
+                        seq=after,
+                        **meter,
+                    )
+
+    def _settlements(self) -> None:
+        span = _time_span(self.facts, self.scope)
+        if span is None:
+            return
+        slot_s = self.facts.slot_s
+        export_settled: dict[tuple[bytes, int], int] = {}
+        import_settled: dict[tuple[bytes, int], int] = {}
+        for settlement in self.facts.settlements:
+            slot, end = settlement.slot_start, settlement.slot_start + slot_s
+            exported = self._slot_energy(settlement.trade_id, settlement.seller_meter, slot, end)
+            imported = self._slot_energy(settlement.trade_id, settlement.buyer_meter, slot, end)
+            if not (span[0] <= slot and end <= span[1]):
+                continue
+            self.report.counts["settlements"] += 1
+            if exported is None or imported is None:
+                continue
+            export_left = exported[1] - export_settled.get((settlement.seller_meter, slot), 0)
+            import_left = imported[0] - import_settled.get((settlement.buyer_meter, slot), 0)
+            delivered = min(settlement.quantity_wh, export_left, import_left)
+            export_settled[(settlement.seller_meter, slot)] = (
+                export_settled.get((settlement.seller_meter, slot), 0) + delivered
+            )
+            import_settled[(settlement.buyer_meter, slot)] = (
+                import_settled.get((settlement.buyer_meter, slot), 0) + delivered
+            )
+            paid = delivered * settlement.price_per_kwh // WH_PER_KWH
+            stated = (settlement.delivered_wh, settlement.paid, settlement.refunded)
+            recomputed = (delivered, paid, settlement.escrow - paid)
+            if stated != recomputed:
+                self.report.add(
+                    "settlement_mismatch",
+                    f"TradeSettled says delivered {stated[0]} Wh, paid {stated[1]}, refunded "
+                    f"{stated[2]}; the pinned registers give {recomputed[0]} Wh, "
+                    f"{recomputed[1]}, {recomputed[2]}",
+                    trade_id=settlement.trade_id,
+                )
+
+    def _slot_energy(
+        self, trade_id: int, meter_id: bytes, start: int, end: int
+    ) -> tuple[int, int] | None:
+        """(import, export) of a meter between the slot's pinned boundaries, each boundary
+        checked against its evidence in the bundle; None when a boundary is not pinned."""
+        registers = []
+        for time in (start, end):
+            pinned = self.facts.boundaries.get((meter_id, time))
+            if pinned is None:
+                self.report.add(
+                    "settlement_boundary_not_pinned",
+                    f"no BoundaryPinned event for the meter at {time}",
+                    trade_id=trade_id,
+                    meter_id="0x" + meter_id.hex(),
+                    meter=meter_id_text(meter_id),
+                )
+                return None
+            self._boundary_evidence(trade_id, pinned.meter_id, time, pinned.seq, pinned)
+            registers.append((pinned.import_wh, pinned.export_wh))
+        (import_start, export_start), (import_end, export_end) = registers
+        return import_end - import_start, export_end - export_start
+
+    def _boundary_evidence(
+        self, trade_id: int, meter_id: bytes, time: int, seq: int, pinned: PinnedBoundary
+    ) -> None:
+        key = (meter_id, time, trade_id)
+        if key in self._boundaries_checked:
+            return
+        self._boundaries_checked.add(key)
+        record: dict[str, Any] = {
+            "trade_id": trade_id,
+            "meter_id": "0x" + meter_id.hex(),
+            "meter": meter_id_text(meter_id),
+            "seq": seq,
+            "boundary": time,
+        }
+        by_seq = self.readings.get(meter_id, {})
+        reading = by_seq.get(seq)
+        if reading is None:
+            self.report.add(
+                "settlement_evidence_missing",
+                "the reading the boundary was pinned from is not in the bundle",
+                **record,
+            )
+            return
+        problems = []
+        if (reading.import_wh, reading.export_wh) != (pinned.import_wh, pinned.export_wh):
+            problems.append(
+                f"pinned registers {pinned.import_wh}/{pinned.export_wh} Wh, the bundle's signed "
+                f"reading {reading.import_wh}/{reading.export_wh} Wh"
+            )
+        if not time <= reading.timestamp < time + self.facts.boundary_window_s:
+            problems.append(f"the reading's time {reading.timestamp} is outside the window")
+        previous = by_seq.get(seq - 1)
+        if seq > 0 and previous is not None and previous.timestamp >= time:
+            problems.append(f"seq {seq - 1} is timed {previous.timestamp}, not before {time}")
+        if problems:
+            self.report.add("settlement_evidence_mismatch", "; ".join(problems), **record)
+        elif not reading.sound:
+            self.report.add(
+                "settlement_evidence_invalid",
+                "the boundary reading fails its own checks (listed under its batch)",
+                **record,
+            )
+
+
+def _resolved(
+    entry: Future[list[CheckedReading | MalformedLine]] | tuple[int, bytes],
+) -> list[CheckedReading | MalformedLine] | tuple[int, bytes]:
+    return entry.result() if isinstance(entry, Future) else entry
+
+
+def _root(leaves: list[bytes]) -> bytes | None:
+    try:
+        return MerkleTree(leaves).root
+    except MerkleError:
+        return None
+
+
+def scoped_batches(facts: ChainFacts, options: AuditOptions) -> dict[int, ChainBatch]:
+    """The chain's batches the audit must find in full (see the module docstring)."""
+    if options.batches is not None:
+        first, last = options.batches
+        return {i: b for i, b in facts.batches.items() if first <= i <= last}
+    if options.from_ts is not None or options.to_ts is not None:
+        low = options.from_ts if options.from_ts is not None else 0
+        high = options.to_ts if options.to_ts is not None else 2**64
+        return {i: b for i, b in facts.batches.items() if b.from_ts < high and b.to_ts >= low}
+    return dict(facts.batches)
+
+
+def _time_span(facts: ChainFacts, scope: dict[int, ChainBatch]) -> tuple[int, int] | None:
+    if not scope:
+        return None
+    return min(b.from_ts for b in scope.values()), max(b.to_ts for b in scope.values())
+
+
+# --- the bundle's source -------------------------------------------------------------------------
+
+
+@contextmanager
+def bundle_source(options: AuditOptions, facts: ChainFacts) -> Iterator[IO[bytes]]:
+    """The bundle's lines: the file, or the gateway's stream of the audit's scope.
+
+    Raises:
+        AuditInputError: the file cannot be opened; the gateway refuses or does not answer.
+    """
+    if options.bundle is not None:
+        try:
+            stream = open_bundle(options.bundle)
+        except OSError as error:
+            raise AuditInputError(f"bundle {options.bundle}: {error}") from None
+        with stream:
+            yield stream
+        return
+    assert options.gateway is not None
+    if options.from_ts is not None or options.to_ts is not None:
+        query: dict[str, Any] = {"from": options.from_ts or 0, "to": options.to_ts or 2**64 - 1}
+    else:
+        first, last = options.batches or (1, max(facts.batches, default=0))
+        query = {"batches": f"{first}-{last}"}
+    url = options.gateway.rstrip("/") + "/v1/bundle?" + urllib.parse.urlencode(query)
+    request = urllib.request.Request(url)
+    if options.token:
+        request.add_header("Authorization", f"Bearer {options.token}")
+    try:
+        answer = urllib.request.urlopen(request, timeout=120)  # noqa: S310 - the user's URL
+    except urllib.error.HTTPError as error:
+        raise AuditInputError(f"GET {url}: HTTP {error.code} {error.read()[:300]!r}") from None
+    except (urllib.error.URLError, OSError) as error:
+        raise AuditInputError(f"GET {url}: {error}") from None
+    with answer:
+        yield answer
+
+
+def default_jobs() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def run_audit(
+    options: AuditOptions,
+    *,
+    progress: Callable[[int], Progress] | None = None,
+    facts: ChainFacts | None = None,
+) -> AuditReport:
+    """The whole audit (docs/audit.md). `progress`, given the number of readings to expect,
+    returns the callback to count them with.
+
+    Raises:
+        AuditInputError: a missing or unusable input (exit status 2).
+        BundleError: a bundle not of the format (exit status 2).
+        ChainUnavailable: the chain does not answer.
+    """
+    if (options.bundle is None) == (options.gateway is None):
+        raise AuditInputError("give exactly one of --bundle PATH and --gateway URL")
+    facts = facts or ChainFacts.read(options.rpc_url, options.deployment)
+    scope_info: dict[str, Any] = {
+        "from": options.from_ts,
+        "to": options.to_ts,
+        "batches": list(options.batches) if options.batches else None,
+        "source": str(options.bundle) if options.bundle else options.gateway,
+        "format": FORMAT,
+    }
+    report = AuditReport(facts.chain_id, scope_info)
+    auditor = Auditor(facts, options, report)
+    scope_info["chain_batches"] = len(auditor.scope)
+    expected = sum(b.count for b in auditor.scope.values())
+    count = progress(expected) if progress is not None else None
+    jobs = options.jobs or default_jobs()
+    with bundle_source(options, facts) as stream:
+        try:
+            auditor.read_bundle(stream, jobs, count)
+        except BundleError:
+            raise
+        except (OSError, EOFError) as error:
+            raise AuditInputError(f"reading the bundle: {error}") from None
+    auditor.finish()
+    span = _time_span(facts, auditor.scope)
+    runs = [
+        run_id
+        for run_id, run in facts.bill_runs.items()
+        if span is not None and run.period_start <= span[1] and run.period_end > span[0]
+    ]
+    if options.bills is not None:
+        audit_bills(packages_from_file(options.bills), facts, report, runs)
+    elif options.gateway is not None:
+        packages = packages_from_gateway(options.gateway, options.token, facts.customers)
+        audit_bills(packages, facts, report, runs)
+    else:
+        report.add(
+            "bills_not_checked",
+            f"no bills were given (--bills PATH); {len(runs)} anchored bill runs in scope",
+            severity=WARNING,
+        )
+    return report

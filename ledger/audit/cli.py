@@ -1,0 +1,114 @@
+"""`ledger audit`: the command around `ledger.audit.auditor.run_audit` (docs/audit.md).
+
+Exit status: 0 when no discrepancy is an error, 1 when one is, 2 for a usage or input error (an
+unreadable deployment record, bundle or bills file, a bundle not of the format, a chain that does
+not answer or holds other contracts than the record names).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from ledger.anchoring.bundle import BundleSelection
+from ledger.audit.auditor import AuditOptions, Progress, run_audit
+from ledger.errors import LedgerError
+
+EXIT_CLEAN = 0
+EXIT_DISCREPANCIES = 1
+EXIT_INPUT_ERROR = 2
+
+
+def _progress_bar(total: int) -> Progress:
+    # On stderr, and only on a terminal: stdout carries the summary, the JSON goes to --json.
+    bar = tqdm(total=total, desc="readings", unit="reading", file=sys.stderr, disable=None)
+
+    def update(done: int) -> None:
+        bar.update(done)
+        if bar.n >= total:
+            bar.close()
+
+    return update
+
+
+def options_from(args: argparse.Namespace) -> AuditOptions:
+    """The audit's options from the command line.
+
+    Raises:
+        LedgerError: a time or batch range that cannot be read.
+    """
+    from ledger.cli import parse_time  # the one time parser of the command line
+
+    batches = None
+    if args.batches is not None:
+        selection = BundleSelection.parse_batches(args.batches)
+        assert selection.first_batch is not None and selection.last_batch is not None
+        batches = (selection.first_batch, selection.last_batch)
+    return AuditOptions(
+        rpc_url=args.rpc,
+        deployment=Path(args.deployment),
+        bundle=None if args.bundle is None else Path(args.bundle),
+        gateway=args.gateway,
+        token=args.token,
+        bills=None if args.bills is None else Path(args.bills),
+        from_ts=None if args.start is None else parse_time(args.start),
+        to_ts=None if args.end is None else parse_time(args.end),
+        batches=batches,
+        jobs=args.jobs,
+    )
+
+
+def cmd_audit(_settings: Any, args: argparse.Namespace) -> int:
+    try:
+        options = options_from(args)
+        report = run_audit(options, progress=_progress_bar)
+    except LedgerError as error:
+        print(f"error [{error.code}]: {error}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    if args.json is not None:
+        text = json.dumps(report.as_dict(), indent=1) + "\n"
+        if args.json == "-":
+            sys.stdout.write(text)
+        else:
+            Path(args.json).write_text(text)
+    print(report.summary())
+    return EXIT_CLEAN if report.ok else EXIT_DISCREPANCIES
+
+
+def add_parser(commands: Any) -> None:
+    """Adds `audit` to the `ledger` command's subcommands."""
+    audit = commands.add_parser(
+        "audit",
+        help="check the published readings, settlements and bills against the chain alone "
+        "(exit 1 on a discrepancy, 2 on an input error)",
+    )
+    audit.add_argument("--rpc", required=True, help="a JSON-RPC endpoint of the ledger's chain")
+    audit.add_argument(
+        "--deployment",
+        required=True,
+        help="the ledger's deployment record (deployments/<chain id>.json): its contract "
+        "addresses, checked against the chain's code",
+    )
+    source = audit.add_mutually_exclusive_group(required=True)
+    source.add_argument("--bundle", help="a reading bundle file (ledger export-bundle; .gz too)")
+    source.add_argument("--gateway", help="a gateway's base URL: its GET /v1/bundle and bills")
+    audit.add_argument("--token", help="bearer token at --gateway (an auditor's session token)")
+    audit.add_argument(
+        "--bills",
+        help="verification packages of the bills: JSON Lines, a JSON array, or a directory "
+        "of .json files (with --gateway: default, read from the gateway)",
+    )
+    audit.add_argument("--from", dest="start", help="audit batches with readings from T on")
+    audit.add_argument("--to", dest="end", help="... and before U (Unix time or ISO 8601)")
+    audit.add_argument("--batches", help="audit the batches A-B (inclusive)")
+    audit.add_argument("--json", help="write the JSON report here ('-': stdout)")
+    audit.add_argument(
+        "--jobs", type=int, default=0, help="processes checking signatures (default: all cores)"
+    )
+    # Reads nothing of this machine's ledger: no LEDGER_* setting is needed.
+    audit.set_defaults(handler=cmd_audit, needs_settings=False)
