@@ -100,12 +100,18 @@ def audit_bills(
         customer = str(bill.get("customer"))
         for check, finding in verification.failures:
             code = finding.code if finding.code.startswith("bill_") else f"bill_{finding.code}"
+            # The bill is named by the hash it was given under; a hash the check recomputed
+            # (of the bill as it is) is kept beside it.
+            record = {
+                ("recomputed_bill_hash" if name == "bill_hash" else name): value
+                for name, value in finding.record.items()
+            }
             report.add(
                 code,
                 f"{check}: {finding.message}",
                 bill_hash=bill_hash,
                 customer=customer,
-                **finding.record,
+                **record,
             )
         period = bill.get("period")
         if isinstance(period, dict):
