@@ -17,8 +17,10 @@ returns the canonical bytes, so the parent only records and anchors.
 from __future__ import annotations
 
 import multiprocessing
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -228,7 +230,33 @@ def compute_outcomes(
         initializer=_start_worker,
         initargs=(location, context),
     ) as pool:
-        for outcomes in pool.map(_compute_chunk, chunks):
+        # map() submits every chunk at once, which starts the workers here.
+        with _main_module_hidden_from_workers():
+            results = pool.map(_compute_chunk, chunks)
+        for outcomes in results:
             for outcome in outcomes:
                 next(tick, None)
                 yield outcome
+
+
+@contextmanager
+def _main_module_hidden_from_workers() -> Iterator[None]:
+    """Workers started inside do not import the caller's main module.
+
+    A spawned worker first imports the parent's `__main__` (the `ledger` command, uvicorn, a
+    bench) to find functions defined there; the workers here run only this module's functions,
+    and that import (web3, the API, ...) took longer than computing a thousand bills. Without a
+    `__spec__` or `__file__` on `__main__`, multiprocessing leaves it out of what a worker
+    prepares."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    names = ("__spec__", "__file__")
+    saved = {name: main.__dict__[name] for name in names if name in main.__dict__}
+    main.__dict__["__spec__"] = None
+    main.__dict__.pop("__file__", None)
+    try:
+        yield
+    finally:
+        main.__dict__.update(saved)

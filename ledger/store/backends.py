@@ -59,6 +59,16 @@ def from_u64(blob: bytes) -> int:
     return int.from_bytes(blob, "big")
 
 
+def u128(value: int) -> bytes:
+    """A uint128 column's BLOB (uint64 columns use `u64`)."""
+    return value.to_bytes(16, "big")
+
+
+def uint(blob: bytes | memoryview) -> int:
+    """The number a uint64 or uint128 BLOB holds."""
+    return int.from_bytes(bytes(blob), "big")
+
+
 class StoreError(LedgerError):
     """The database refused an operation the ledger relies on."""
 

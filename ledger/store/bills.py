@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ledger.errors import LedgerError
-from ledger.store.backends import from_u64, u64, utc_now_iso
+from ledger.store.backends import from_u64, u64, uint, utc_now_iso
 from ledger.store.read_model import Connection, Database, LogRef
-from ledger.store.read_model_tables import uint
 
 
 class BillAlreadyIssued(LedgerError):
@@ -193,20 +192,26 @@ class ReadingColumns(NamedTuple):
 
 _NO_READINGS = ReadingColumns((), (), (), (), ())
 
-# Two values holding every batched row of a meter's seq range (pending rows are left out): the
-# seq, timestamp, import and export of each (8-byte big-endian, as stored; 32 bytes a row) as one
-# byte string, and the batch ids as comma-separated text, both in seq order. SQLite: `||` joins
-# the BLOBs' bytes as they are (the database is UTF-8, so the TEXT it makes holds the same
-# bytes) and CAST(... AS BLOB) hands them back untouched; a hex() per column costs twice as much.
+# Five values holding every batched row of a meter's seq range (pending rows are left out): the
+# seqs, timestamps, imports and exports each as one byte string of 8-byte big-endian values (as
+# stored), and the batch ids as comma-separated text. SQLite: group_concat joins the BLOBs'
+# bytes as they are (the database is UTF-8, so the TEXT it makes holds the same bytes) and
+# CAST(... AS BLOB) hands them back untouched. One aggregate per column, over the covering index
+# `readings_for_bills` in its (meter_id, seq) order, took 40 % less time than one aggregate of
+# `seq || timestamp || ...` over an ORDER BY subquery; SQLite does not promise that order, so
+# `_packed_columns` checks it.
 _PACKED_READINGS = {
     "sqlite": (
-        "SELECT CAST(group_concat(seq || timestamp || import_wh || export_wh, '') AS BLOB), "
-        "group_concat(batch_id) FROM (SELECT seq, timestamp, import_wh, export_wh, batch_id "
-        "FROM readings WHERE meter_id = ? AND seq >= ? AND seq <= ? AND batch_id IS NOT NULL "
-        "ORDER BY seq)"
+        "SELECT CAST(group_concat(seq, '') AS BLOB), CAST(group_concat(timestamp, '') AS BLOB), "
+        "CAST(group_concat(import_wh, '') AS BLOB), CAST(group_concat(export_wh, '') AS BLOB), "
+        "group_concat(batch_id) FROM readings "
+        "WHERE meter_id = ? AND seq >= ? AND seq <= ? AND batch_id IS NOT NULL"
     ),
     "postgresql": (
-        "SELECT string_agg(seq || timestamp || import_wh || export_wh, ''::bytea ORDER BY seq), "
+        "SELECT string_agg(seq, ''::bytea ORDER BY seq), "
+        "string_agg(timestamp, ''::bytea ORDER BY seq), "
+        "string_agg(import_wh, ''::bytea ORDER BY seq), "
+        "string_agg(export_wh, ''::bytea ORDER BY seq), "
         "string_agg(batch_id::text, ',' ORDER BY seq) FROM readings WHERE meter_id = ? "
         "AND seq >= ? AND seq <= ? AND batch_id IS NOT NULL"
     ),
@@ -326,17 +331,18 @@ def _anchored_seq(db: Connection, meter_id: bytes, time: int, *, before: bool) -
 
 def _packed_columns(db: Connection, meter_id: bytes, low: int, high: int) -> ReadingColumns:
     """The meter's batched readings with seq in [low, high], by seq (`_PACKED_READINGS`)."""
-    packed, batch_ids = db.execute(
+    *packed, batch_ids = db.execute(
         _PACKED_READINGS[db.name], (meter_id, u64(low), u64(high))
     ).fetchone()
-    if not packed:
+    if not packed[0]:
         return _NO_READINGS
-    flat = struct.unpack(f">{len(packed) // 8}Q", bytes(packed))
+    unpack = struct.Struct(f">{len(packed[0]) // 8}Q").unpack
+    seqs, timestamps, imports, exports = (unpack(bytes(column)) for column in packed)
     columns = ReadingColumns(
-        flat[0::4], flat[1::4], flat[2::4], flat[3::4], tuple(map(int, batch_ids.split(",")))
+        seqs, timestamps, imports, exports, tuple(map(int, batch_ids.split(",")))
     )
     if list(columns.seqs) != sorted(columns.seqs):
-        # SQLite keeps the subquery's order in practice but does not promise it.
+        # SQLite aggregates in the index's order in practice but does not promise it.
         return ReadingColumns.of_rows(sorted(columns.rows()))
     return columns
 

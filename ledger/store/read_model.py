@@ -17,10 +17,19 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ledger.store.backends import u64
-from ledger.store.read_model_tables import EVENT_TABLES, READ_MODEL_TABLES, u128, uint
+from ledger.store.backends import u64, u128, uint
 
 _ZERO_U64 = u64(0)
+
+
+def _event_tables() -> tuple[str, ...]:
+    """The tables of rows that come from logs (`read_model_tables.EVENT_TABLES`).
+
+    Imported when first needed: the table declarations import SQLAlchemy (about half a second),
+    which a bill-computing worker process, reading through this module, never needs."""
+    from ledger.store.read_model_tables import EVENT_TABLES  # noqa: PLC0415
+
+    return EVENT_TABLES
 
 
 class _Cursor(Protocol):
@@ -216,7 +225,7 @@ class ReadModel:
     def reset(self, db: Connection, cursor: IndexCursor) -> None:
         """Forgets everything indexed (another deployment, or a chain that was replaced) and
         starts again from `cursor`."""
-        for table in (*EVENT_TABLES, "chain_blocks"):
+        for table in (*_event_tables(), "chain_blocks"):
             db.execute(f"DELETE FROM {table}")  # noqa: S608 - names from the declarations
         self.set_cursor(db, cursor)
 
@@ -252,7 +261,7 @@ class ReadModel:
                 (block_number, block_number),
             ).fetchall()
         }
-        for table in EVENT_TABLES:
+        for table in _event_tables():
             db.execute(
                 f"DELETE FROM {table} WHERE block_number > ?",  # noqa: S608 - declared names
                 (block_number,),
@@ -514,6 +523,8 @@ class ReadModel:
 
     def count(self, table: str) -> int:
         """Rows in one read-model table (for tests and /healthz)."""
+        from ledger.store.read_model_tables import READ_MODEL_TABLES  # noqa: PLC0415 - as _event_tables
+
         if table not in {t.name for t in READ_MODEL_TABLES}:
             raise ValueError(f"{table} is not a read-model table")
         with self._store.read() as db:

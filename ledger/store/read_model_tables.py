@@ -17,6 +17,8 @@ prefixed `chain_`:
     chain_tariffs         TariffPublished: a tariff version's hash and valid-from
     chain_tariff_assignments  TariffAssigned: which tariff a customer has from when
     chain_bill_runs       BillsAnchored: one Merkle root over the bills of an issuing run
+    chain_complaint_steps ComplaintRegistry's events: one row per step of a complaint's round
+                          (opened, responded, assigned, planned, resolved, rated, reopened)
 
 Every row of an event names the log it came from (block number, transaction hash, log index);
 (tx_hash, log_index) is unique in each table.
@@ -26,10 +28,10 @@ as in the rest of the store: uint64 (energy, times) in 8 bytes, uint128 (prices,
 BLOBs compare bytewise, so they sort and compare like the numbers. Ids (offer, trade, batch,
 key epoch) and block numbers are counters that stay far below 2^63 and are BIGINT.
 
-The tables are created by the Alembic revisions `0002_read_model` (the first nine) and
-`0003_bills` (tariffs, assignments, bill runs), which opening the store runs
-(`ledger/store/migrate.py`); `tests/unit/store/test_migrate.py` checks it against these
-declarations.
+The tables are created by the Alembic revisions `0002_read_model` (the first nine),
+`0003_bills` (tariffs, assignments, bill runs) and `0006_complaints` (complaint steps), which
+opening the store runs (`ledger/store/migrate.py`); `tests/unit/store/test_migrate.py` checks
+it against these declarations.
 """
 
 from __future__ import annotations
@@ -193,6 +195,27 @@ chain_bill_runs = Table(
     *_log_columns(),
     UniqueConstraint("tx_hash", "log_index"),
 )
+chain_complaint_steps = Table(
+    "chain_complaint_steps",
+    metadata,
+    Column("complaint_id", BigInteger, nullable=False),
+    # 'opened' | 'responded' | 'assigned' | 'planned' | 'resolved' | 'rated' | 'reopened'
+    Column("step", String(12), nullable=False),
+    Column("round", Integer, nullable=False),  # 1, + 1 at each reopening
+    Column("at", BigInteger, nullable=False),  # the block's time (uint48 on chain)
+    Column("customer", String(42)),  # EIP-55; 'opened' rows only
+    Column("subject_kind", SmallInteger),  # IComplaintRegistry.SubjectKind; 'opened' only
+    Column("subject_ref", LargeBinary),  # 'opened' only
+    Column("handler", LargeBinary),  # 'assigned' only
+    Column("rating", SmallInteger),  # 'rated' only
+    Column("text_hash", LargeBinary),  # keccak256 of the step's text; not for 'rated'
+    *_log_columns(),
+    # A round has each step at most once (the contract's order enforces it).
+    PrimaryKeyConstraint("complaint_id", "round", "step"),
+    UniqueConstraint("tx_hash", "log_index"),
+    Index(None, "customer"),
+    Index(None, "at"),
+)
 
 READ_MODEL_TABLES = (
     chain_cursor,
@@ -207,16 +230,7 @@ READ_MODEL_TABLES = (
     chain_tariffs,
     chain_tariff_assignments,
     chain_bill_runs,
+    chain_complaint_steps,
 )
 EVENT_TABLES = tuple(t.name for t in READ_MODEL_TABLES if "tx_hash" in t.c)
 """The tables of rows that come from logs: what a reset or a rollback deletes."""
-
-
-def u128(value: int) -> bytes:
-    """A uint128 column's BLOB (uint64 columns use the store's `backends.u64`)."""
-    return value.to_bytes(16, "big")
-
-
-def uint(blob: bytes | memoryview) -> int:
-    """The number a uint64 or uint128 BLOB holds."""
-    return int.from_bytes(bytes(blob), "big")
