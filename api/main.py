@@ -17,7 +17,17 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
-from api.routes import auth, bills, bundle, health, market, meters, readings, usage
+from api.routes import (
+    auth,
+    bills,
+    bundle,
+    complaints,
+    health,
+    market,
+    meters,
+    readings,
+    usage,
+)
 from api.routes.pages import install_pages
 from ledger.node import LedgerNode
 from ledger.settings import Settings
@@ -60,6 +70,7 @@ def create_app(
     app.include_router(bills.router)
     app.include_router(usage.router)
     app.include_router(bundle.router)
+    app.include_router(complaints.router)
     install_pages(app)
     return app
 

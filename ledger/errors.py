@@ -78,6 +78,14 @@ set). Defined here unless another module is named:
      |                                                              (ledger.billing.evidence)
      +-- InvalidAddress        422  not an account address (0x + 40 hex, EIP-55)
      |                                                                (ledger.billing_cli)
+     +-- ComplaintInputError   422  a complaint request that cannot be sent (empty or long text,
+     |                              unknown kind or step, bad reference or handler)
+     |                                                              (ledger.complaints.service)
+     +-- ComplaintNotFound     404  no such complaint, or another customer's
+     |                                                              (ledger.complaints.service)
+     +-- ComplaintInvalidSignature 422  a customer's step not signed by the customer
+     |                                                              (ledger.complaints.service)
+     +-- InvalidMonth          422  a statistics month that is not YYYY-MM (ledger.complaints.stats)
      +-- SimulationError       500  the simulation cannot run, or the gateway broke its contract
           |                                                                      (ledger.sim)
           +-- MarketDayError        the simulated market day cannot run or went wrong
@@ -179,17 +187,19 @@ _CONTRACT_FAMILIES = (
     "EnergyMarket",
     "SettlementToken",
     "BillRegistry",
+    "ComplaintRegistry",
 )
 """The prefixes of the ledger's own contracts' errors (their names are the contracts')."""
 _NOT_FOUND = re.compile(r"(?:Unknown|No)[A-Z]")
 """What the request names does not exist: `...UnknownMeter`, `...UnknownTrade`, `...NoKeyAt`."""
 _BAD_VALUE = re.compile(
     r"Zero|Unsupported|Weak|Unaligned|Same|TooSmall|TooLate|InPast|InFuture|Before"
-    r"|Expiry|PublicKey|Signature|Signer"
+    r"|Expiry|PublicKey|Signature|Signer|Rating|SubjectKind"
 )
 """The request's own value is wrong whatever the chain holds: a zero, unsupported, weak,
 unaligned or repeated value, one too small or too late, in the past or future or before its key;
-a bad expiry or public key; a signature that is bad or expired."""
+a bad expiry or public key; a signature that is bad or expired; a complaint's rating or subject
+kind outside its range."""
 _OPERATOR_ONLY = "ReadingLedger"
 """Only the gateway's anchorer calls it, never a client's request: its refusals are state."""
 _REQUEST_VALUE_LIBRARIES = ("SafeCast",)

@@ -17,8 +17,12 @@ from ledger.anchoring.anchorer import Anchorer, AnchorState, ProofService
 from ledger.chain.client import Chain, LocalChain, answers_rpc, connect, port_is_free
 from ledger.chain.deployment import Deployment, MarketParameters, ensure_deployed
 from ledger.chain.txsender import sender_lock_for
+from ledger.complaints.registry import ComplaintRegistryClient
+from ledger.complaints.service import ComplaintService
+from ledger.complaints.sla import levels_from_settings
 from ledger.errors import ChainUnavailable, ToolchainError
 from ledger.market.indexer import EventIndexer
+from ledger.market.orders import RelayQuota
 from ledger.market.service import Market
 from ledger.meters.history import MeterHistory
 from ledger.meters.registry import MeterAdmin
@@ -191,6 +195,19 @@ class LedgerNode:
             self.store,
             index_now=self.indexer.index_now,
             workers=self.settings.billing_workers,
+        )
+
+    @cached_property
+    def complaints(self) -> ComplaintService:
+        """Complaints: customers' relayed steps, the operator's, views and statistics."""
+        return ComplaintService(
+            self.chain,
+            ComplaintRegistryClient(self.chain, self.deployment),
+            self.store,
+            self.read_model,
+            levels=levels_from_settings(self.settings),
+            quota=RelayQuota(self.store, per_hour=self.settings.relay_quota_per_hour),
+            index_now=self.indexer.index_now,
         )
 
     @property

@@ -7,6 +7,7 @@ does the small part we need with plain pydantic: one model, one prefix, validate
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from functools import lru_cache
@@ -207,6 +208,32 @@ class Settings(BaseModel):
         le=7 * 24 * 3600,
         description="Lifetime of a session token from sign-in, in seconds.",
     )
+    # Complaints' service-level targets (ledger/complaints/sla.py, docs/complaints.md).
+    complaint_response_target_s: int = Field(
+        default=30 * 60,
+        ge=1,
+        description="Seconds from a complaint's opening (or reopening) within which the "
+        "operator's first response is due.",
+    )
+    complaint_assignment_target_s: int = Field(
+        default=2 * 3600,
+        ge=1,
+        description="Seconds from a complaint's opening (or reopening) within which a named "
+        "handler is due.",
+    )
+    complaint_plan_target_s: int = Field(
+        default=8 * 3600,
+        ge=1,
+        description="Seconds from a complaint's opening (or reopening) within which the "
+        "solution plan is due.",
+    )
+    complaint_targets: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description="Targets of particular subject kinds, JSON: "
+        '{"outage": {"response_s": 900, "assignment_s": 3600}}; kinds bill_line, reading, '
+        "trade, outage, other; keys response_s, assignment_s, plan_s (seconds, at least 1); "
+        "a step not named keeps the target above.",
+    )
     workers: int | None = Field(
         default=None,
         ge=1,
@@ -256,6 +283,33 @@ class Settings(BaseModel):
         except (ZoneInfoNotFoundError, ValueError) as error:
             raise ValueError(f"{name!r} is not an IANA time zone name") from error
         return name
+
+    @field_validator("complaint_targets", mode="before")
+    @classmethod
+    def _complaint_targets_from_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"not JSON: {error.msg}") from error
+        return value
+
+    @field_validator("complaint_targets")
+    @classmethod
+    def _complaint_targets_name_kinds_and_steps(
+        cls, value: dict[str, dict[str, int]]
+    ) -> dict[str, dict[str, int]]:
+        kinds = ("bill_line", "reading", "trade", "outage", "other")
+        keys = ("response_s", "assignment_s", "plan_s")
+        for kind, targets in value.items():
+            if kind not in kinds:
+                raise ValueError(f"{kind!r} is not a subject kind ({', '.join(kinds)})")
+            for key, seconds in targets.items():
+                if key not in keys:
+                    raise ValueError(f"{kind}.{key} is not a target ({', '.join(keys)})")
+                if seconds < 1:
+                    raise ValueError(f"{kind}.{key} must be at least 1 second")
+        return value
 
     @model_validator(mode="after")
     def _operator_key_given_for_external_chain(self) -> Settings:

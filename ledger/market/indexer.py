@@ -44,7 +44,7 @@ from web3.types import EventData, FilterParams, LogReceipt
 
 from ledger.chain.client import Chain
 from ledger.chain.deployment import Deployment
-from ledger.store import bills
+from ledger.store import bills, complaints
 from ledger.store.backends import StoreUnavailable
 from ledger.store.read_model import Connection, IndexCursor, LogRef, ReadModel
 
@@ -227,6 +227,30 @@ def _bills_anchored(rm: ReadModel, db: Connection, ref: LogRef, a: dict[str, Any
     return set()
 
 
+def _complaint_step(step: str) -> _Handler:
+    """The handler of one ComplaintRegistry event: every one is a row of chain_complaint_steps."""
+
+    def handle(rm: ReadModel, db: Connection, ref: LogRef, a: dict[str, Any]) -> set[int]:
+        row = complaints.StepRow(
+            complaint_id=int(a["complaintId"]),
+            step=step,
+            round=int(a.get("round", 1)),  # ComplaintOpened starts round 1
+            at=int(a["at"]),
+            customer=to_checksum_address(a["customer"]) if "customer" in a else None,
+            subject_kind=int(a["kind"]) if "kind" in a else None,
+            subject_ref=bytes(a["subjectRef"]) if "subjectRef" in a else None,
+            handler=bytes(a["handler"]) if "handler" in a else None,
+            rating=int(a["rating"]) if "rating" in a else None,
+            text_hash=bytes(a["textHash"]) if "textHash" in a else None,
+            block_number=ref.block_number,
+            log_index=ref.log_index,
+        )
+        complaints.add_step(db, ref, row)
+        return set()
+
+    return handle
+
+
 _HANDLERS: dict[str, dict[str, _Handler]] = {
     "MeterRegistry": {
         "MeterRegistered": _meter_registered,
@@ -245,6 +269,15 @@ _HANDLERS: dict[str, dict[str, _Handler]] = {
         "TariffPublished": _tariff_published,
         "TariffAssigned": _tariff_assigned,
         "BillsAnchored": _bills_anchored,
+    },
+    "ComplaintRegistry": {
+        "ComplaintOpened": _complaint_step("opened"),
+        "ComplaintResponded": _complaint_step("responded"),
+        "ComplaintAssigned": _complaint_step("assigned"),
+        "ComplaintPlanned": _complaint_step("planned"),
+        "ComplaintResolved": _complaint_step("resolved"),
+        "ComplaintRated": _complaint_step("rated"),
+        "ComplaintReopened": _complaint_step("reopened"),
     },
 }
 

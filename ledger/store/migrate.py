@@ -59,6 +59,7 @@ TABLE_MODULES = (
     "ledger.store.read_model_tables",
     "ledger.store.bill_tables",
     "ledger.store.sign_in",
+    "ledger.store.complaints",
 )
 """The modules that declare tables on `schema.metadata` (imported before it is compared)."""
 

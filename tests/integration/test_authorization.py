@@ -73,6 +73,17 @@ TABLE: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/meters/{meter_id}/export.json"): PRIVATE,
     ("GET", "/v1/meters/{meter_id}/export.csv"): PRIVATE,
     ("GET", "/v1/meters/{meter_id}/export.xml"): PRIVATE,
+    # Complaints (docs/complaints.md): a customer's own, signed steps; the operator's queue and
+    # steps; every complaint and the statistics for auditors. Complaint 1 is customer 1's.
+    ("GET", "/v1/complaints/signing"): {"customer", "other_customer", "auditor"},
+    ("GET", "/v1/complaints"): {"customer", "other_customer", "auditor", "operator"},
+    ("POST", "/v1/complaints"): {"customer", "other_customer"},
+    ("GET", "/v1/complaints/queue"): {"operator"},
+    ("GET", "/v1/complaints/statistics"): {"auditor", "operator"},
+    ("GET", "/v1/complaints/{complaint_id}"): PRIVATE,
+    ("POST", "/v1/complaints/{complaint_id}/rate"): {"customer", "other_customer"},
+    ("POST", "/v1/complaints/{complaint_id}/reopen"): {"customer", "other_customer"},
+    ("POST", "/v1/complaints/{complaint_id}/steps"): {"operator"},
 }
 """(method, path) -> the roles that may call it. "meter" sends no token: it may call what
 "anonymous" may, and POST /v1/readings, where the reading's signature decides."""
@@ -96,6 +107,13 @@ class World:
             "registrar": {"Authorization": f"Bearer {REGISTRAR_TOKEN}"},
             "operator": {"Authorization": f"Bearer {OPERATOR_TOKEN}"},
         }
+        # Complaint 1: customer 1's, opened by calling the registry directly.
+        complaints = billed.node.deployment.complaint_registry
+        billed.node.chain.transact(
+            complaints.functions.open(4, bytes(32), keccak(text="complaint 1")),
+            sender=dev_account(1),
+        )
+        billed.node.indexer.index_now()
 
     def url(self, path: str) -> str:
         meter = self.billed.meters[0]
@@ -107,10 +125,13 @@ class World:
             "tariff_hash": "0x" + self.billed.tariff_hash.hex(),
             "offer_id": "1",
             "trade_id": "1",
+            "complaint_id": "1",
         }
         filled = path.format(**values)
         if path.endswith("/key"):
             filled += f"?at={self.billed.period_start}"
+        if path.endswith("/complaints/statistics"):
+            filled += "?month=2026-11"
         if path.endswith("/consumption") or "/export." in path:
             filled += f"?period_from={self.billed.period_start}&period_to={self.billed.period_end}"
         return filled

@@ -123,6 +123,17 @@ BILL_REGISTRY_INVALID_INPUT = {
     "BillRegistryZeroBillCount",
 }
 
+# ComplaintRegistry's errors, new with it: the same rules give them these statuses (out of
+# order, wrong party: 409, the chain's state refuses).
+COMPLAINT_REGISTRY_NOT_FOUND = {"ComplaintRegistryUnknownComplaint"}
+COMPLAINT_REGISTRY_INVALID_INPUT = {
+    "ComplaintRegistryInvalidSubjectKind",
+    "ComplaintRegistryInvalidRating",
+    "ComplaintRegistryZeroHandler",
+    "ComplaintRegistrySignatureExpired",
+    "ComplaintRegistryInvalidSignature",
+}
+
 
 def all_ledger_errors() -> list[type[LedgerError]]:
     """Every LedgerError subclass in ledger/ and api/ (each module imported first)."""
@@ -182,8 +193,10 @@ def test_every_custom_error_in_every_abi_gets_a_status_that_is_not_500() -> None
 
 def test_custom_errors_keep_the_statuses_clients_were_given() -> None:
     names = abi_error_names()
-    not_found = NOT_FOUND_BEFORE | BILL_REGISTRY_NOT_FOUND
-    invalid_input = INVALID_INPUT_BEFORE | BILL_REGISTRY_INVALID_INPUT
+    not_found = NOT_FOUND_BEFORE | BILL_REGISTRY_NOT_FOUND | COMPLAINT_REGISTRY_NOT_FOUND
+    invalid_input = (
+        INVALID_INPUT_BEFORE | BILL_REGISTRY_INVALID_INPUT | COMPLAINT_REGISTRY_INVALID_INPUT
+    )
     assert not_found | invalid_input <= names
     assert {n for n in names if revert_status(n) == 404} == not_found
     # ECDSA's errors (a malformed permit signature) were 409 before any rule: a bad signature
@@ -200,3 +213,11 @@ def test_an_unknown_revert_is_a_conflict() -> None:
 def test_a_revert_carries_its_error_name_as_code_and_the_status_the_name_gives() -> None:
     revert = ContractRevert(error_name="EnergyMarketUnknownTrade", args=(9,))
     assert (revert.code, revert.http_status) == ("energy_market_unknown_trade", 404)
+
+
+def test_a_complaint_step_out_of_order_or_by_another_party_is_a_conflict() -> None:
+    statuses = {
+        revert_status(name)
+        for name in ("ComplaintRegistryStepOutOfOrder", "ComplaintRegistryNotCustomer")
+    }
+    assert statuses == {409}
