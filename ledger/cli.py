@@ -36,7 +36,7 @@ from pydantic import BaseModel
 
 from api.schemas.meters import KeyEpochPublic, MeterPublic
 from api.schemas.readings import StoredReadingPublic
-from ledger import billing_cli
+from ledger import billing_cli, complaints_cli
 from ledger.audit import cli as audit_cli
 from ledger.errors import LedgerError, MeterError, ToolchainError
 from ledger.meters.keys import (
@@ -467,6 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     billing_cli.add_parsers(commands)
     _export_bundle_parser(commands)
     audit_cli.add_parser(commands)
+    complaints_cli.add_parser(commands)
     return parser
 
 
@@ -572,6 +573,21 @@ def _cmd_sim_month(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sim_complaints(_: Settings, args: argparse.Namespace) -> int:
+    from ledger.sim import complaints, market_day
+
+    _print(
+        complaints.run_local_complaints(
+            month=args.month,
+            complaints=args.complaints,
+            customers=args.customers,
+            seed=args.seed,
+            progress=market_day.say_on_stderr,
+        )
+    )
+    return 0
+
+
 def _sim_parser(commands: Any) -> None:
     sim = commands.add_parser("sim", help="simulations on their own chain and gateway")
     sim_commands = sim.add_subparsers(dest="sim_command", required=True)
@@ -596,6 +612,20 @@ def _sim_parser(commands: Any) -> None:
     month.add_argument("--tariff", help="tariff file (default: tariffs/household-tou.toml)")
     month.add_argument("--data-dir", help="keep chain and database here (new or empty directory)")
     month.set_defaults(handler=_cmd_sim_month)
+    complaints = sim_commands.add_parser(
+        "complaints",
+        help="simulate a month of complaints answered on time, late and never",
+        description="Starts an Anvil whose clock begins before the month and a gateway in this "
+        "process; customers sign in and open complaints through it (EIP-712, relayed), the "
+        "operator answers them on time, late or never, some are rated or reopened; the "
+        "chain's clock is moved to each action's time. Prints the complaints and the month's "
+        "statistics with the negative list (docs/complaints.md).",
+    )
+    complaints.add_argument("--month", help="YYYY-MM (UTC), over (default: the last full month)")
+    complaints.add_argument("--complaints", type=int, default=15, help="complaints (15)")
+    complaints.add_argument("--customers", type=int, default=6, help="customers (6)")
+    complaints.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    complaints.set_defaults(handler=_cmd_sim_complaints)
 
 
 def main(argv: list[str] | None = None) -> int:

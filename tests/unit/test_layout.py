@@ -49,7 +49,7 @@ ALLOWED: dict[str, set[str]] = {
     },
 }
 # The command line (its billing commands in their own module) and the package's re-exports.
-ENTRY_POINTS = {"ledger.cli", "ledger.billing_cli", "ledger"}
+ENTRY_POINTS = {"ledger.cli", "ledger.billing_cli", "ledger.complaints_cli", "ledger"}
 
 
 def module_name(path: Path) -> str:
