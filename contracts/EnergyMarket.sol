@@ -31,6 +31,8 @@ contract EnergyMarket is IEnergyMarket, EIP712, Nonces, ReentrancyGuard {
     );
     /// @notice The domain tag of native readings, format v1 (docs/reading-format.md).
     bytes32 public constant READING_DOMAIN_TAG = ReadingLeaf.DOMAIN_TAG;
+    /// @notice The tag of the reading leaves settlement accepts, version 2 (docs/reading-format.md).
+    bytes32 public constant READING_LEAF_TAG = ReadingLeaf.LEAF_TAG_V2;
     /// @dev Seller start and end, buyer start and end.
     uint256 private constant _MAX_EVIDENCE = 4;
     uint256 private constant _WH_PER_KWH = 1000;
@@ -72,6 +74,10 @@ contract EnergyMarket is IEnergyMarket, EIP712, Nonces, ReentrancyGuard {
                 || minTradeValue_ == 0
         ) {
             revert EnergyMarketInvalidConfiguration(slotSeconds_, boundaryWindow_, settlementWindow_, minTradeValue_);
+        }
+        uint64 challengePeriod = ledger.challengePeriod();
+        if (challengePeriod >= settlementWindow_) {
+            revert EnergyMarketChallengeNotShorterThanWindow(challengePeriod, settlementWindow_);
         }
         meterRegistry = registry;
         readingLedger = ledger;
@@ -401,15 +407,25 @@ contract EnergyMarket is IEnergyMarket, EIP712, Nonces, ReentrancyGuard {
     }
 
     /// @dev Rebuilds the reading's leaf from its fields (never trusting a given hash: an inner node
-    /// of the tree would also verify with a shortened proof) and checks it against its batch. The
-    /// leaf is built with this chain's id, so a reading of another chain never verifies.
+    /// of the tree would also verify with a shortened proof) and checks it against its batch, which
+    /// must be past its challenge period and not proven bad: until then anyone may still show
+    /// one of its signatures forged. The leaf is built with this chain's id, so a reading of
+    /// another chain never verifies.
     function _requireAnchored(AnchoredReading calldata anchored) private view {
         Reading calldata r = anchored.reading;
-        bytes32 leaf = ReadingLeaf.hash(r, block.chainid);
-        // At most eight calls per settlement (four boundaries, two readings each), to the
-        // immutable ReadingLedger, whose only revert is for a batch id the caller chose.
+        uint256 batchId = anchored.batchId;
+        // At most sixteen calls per settlement (four boundaries, two readings each, two calls a
+        // reading), to the immutable ReadingLedger, whose only revert is for a batch id the caller
+        // chose.
         // slither-disable-next-line calls-loop
-        if (!readingLedger.verifyReading(anchored.batchId, leaf, anchored.proof)) {
+        IReadingLedger.BatchStatus memory status = readingLedger.batchStatus(batchId);
+        if (status.provenBad) revert EnergyMarketBatchProvenBad(batchId);
+        // A challenge period is minutes to hours: a few seconds of block-time leeway change nothing.
+        // slither-disable-next-line timestamp
+        if (block.timestamp < status.challengeEndsAt) revert EnergyMarketBatchInChallenge(batchId, status.challengeEndsAt);
+        bytes32 leaf = ReadingLeaf.hash(r, block.chainid, anchored.signedHash, anchored.signatureHash);
+        // slither-disable-next-line calls-loop
+        if (!readingLedger.verifyReading(batchId, leaf, anchored.proof)) {
             revert EnergyMarketReadingNotAnchored(r.meterId, r.seq, anchored.batchId);
         }
     }

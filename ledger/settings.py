@@ -150,6 +150,16 @@ class Settings(BaseModel):
     market_settlement_window_s: int = Field(
         default=7 * 86_400, ge=1, description="How long after its slot a trade can be settled (s)."
     )
+    # Fraud proofs (issue 13, item 3): how long a batch stays open to them before settlement
+    # may use its readings.
+    challenge_period_s: int = Field(
+        default=300,
+        ge=1,
+        lt=2**64,
+        description="Challenge period of a newly deployed ReadingLedger (s): a batch's readings "
+        "settle trades only this long after its anchoring, time in which anyone may prove one "
+        "forged on chain. Must be shorter than LEDGER_MARKET_SETTLEMENT_WINDOW_S.",
+    )
     # Market hardening (issue 9, items 2 and 9): a floor under trade values, and how many
     # relayed writes each signer may have the operator pay for.
     market_min_trade_value: int = Field(
@@ -325,6 +335,11 @@ class Settings(BaseModel):
         # The EnergyMarket refuses this too; saying it here names the variable.
         if self.market_boundary_window_s > self.market_slot_s:
             raise ValueError("LEDGER_MARKET_BOUNDARY_WINDOW_S must not exceed LEDGER_MARKET_SLOT_S")
+        # The EnergyMarket's constructor refuses it too (EnergyMarketChallengeNotShorterThanWindow).
+        if self.challenge_period_s >= self.market_settlement_window_s:
+            raise ValueError(
+                "LEDGER_CHALLENGE_PERIOD_S must be shorter than LEDGER_MARKET_SETTLEMENT_WINDOW_S"
+            )
         return self
 
     @property

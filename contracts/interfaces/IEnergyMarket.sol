@@ -76,8 +76,14 @@ interface IEnergyMarket {
     /// @notice A reading (its fields are in contracts/libraries/ReadingLeaf.sol, shared by every
     /// contract that checks readings) with its Merkle proof against an anchored batch of the
     /// ReadingLedger.
+    /// @param signedHash keccak256 of the exact bytes the meter signed (native: the canonical bytes).
+    /// @param signatureHash keccak256 of the signature in its fixed form (ECDSA r || s).
+    /// Both are part of the reading's version-2 leaf; neither is checked here (a fraud proof to
+    /// the ReadingLedger does that, within the batch's challenge period).
     struct AnchoredReading {
         Reading reading;
+        bytes32 signedHash;
+        bytes32 signatureHash;
         uint256 batchId;
         bytes32[] proof;
     }
@@ -161,6 +167,14 @@ interface IEnergyMarket {
     error EnergyMarketReadingOutsideBoundary(bytes32 meterId, uint64 time, uint64 timestamp);
     /// @notice The reading is not in the given anchored batch.
     error EnergyMarketReadingNotAnchored(bytes32 meterId, uint64 seq, uint256 batchId);
+    /// @notice The reading's batch is still in its challenge period: it cannot be used before
+    /// `challengeEndsAt`.
+    error EnergyMarketBatchInChallenge(uint256 batchId, uint64 challengeEndsAt);
+    /// @notice The reading's batch was proven bad: none of its readings is evidence.
+    error EnergyMarketBatchProvenBad(uint256 batchId);
+    /// @notice The ReadingLedger's challenge period must be shorter than the settlement window, or
+    /// a trade could never be settled from a batch anchored after its slot.
+    error EnergyMarketChallengeNotShorterThanWindow(uint64 challengePeriod, uint64 settlementWindow);
     /// @notice The previous reading is not the same meter's seq - 1 from before the boundary.
     error EnergyMarketInvalidPreviousReading(bytes32 meterId, uint64 seq, uint64 previousSeq, uint64 previousTimestamp);
     /// @notice A boundary needed for settlement has not been proven.

@@ -11,7 +11,19 @@ contract ReadingLeafHarness {
         return ReadingLeaf.DOMAIN_TAG;
     }
 
-    function hash(Reading calldata reading, uint256 chainId) external pure returns (bytes32) {
-        return ReadingLeaf.hash(reading, chainId);
+    function leafTag() external pure returns (bytes32) {
+        return ReadingLeaf.LEAF_TAG_V2;
+    }
+
+    function canonical(Reading calldata reading, uint256 chainId) external pure returns (bytes memory) {
+        return ReadingLeaf.canonical(reading, chainId);
+    }
+
+    function hash(Reading calldata reading, uint256 chainId, bytes32 signedHash, bytes32 signatureHash)
+        external
+        pure
+        returns (bytes32)
+    {
+        return ReadingLeaf.hash(reading, chainId, signedHash, signatureHash);
     }
 }

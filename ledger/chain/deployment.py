@@ -43,12 +43,17 @@ class MarketParameters:
         min_trade_value: The least value of an offer or take, floor(quantity * price / 1000)
             minor units of the settlement token (6 decimals: 10,000 is 0.01). Rounding moves
             less than one unit per trade, so it costs at most 1 / min_trade_value of a trade.
+        challenge_period_s: The ReadingLedger's challenge period (its constructor's, deployed
+            with the market): seconds after its anchoring before a batch's readings may settle a
+            trade, in which anyone may prove one of them forged. Must be shorter than
+            `settlement_window_s` (the market's constructor refuses it otherwise).
     """
 
     slot_s: int = 3600
     boundary_window_s: int = 900
     settlement_window_s: int = 7 * 86_400
     min_trade_value: int = 10_000
+    challenge_period_s: int = 300
 
 
 @dataclass(frozen=True)
@@ -198,6 +203,8 @@ def _constructor_args(
             market.settlement_window_s,
             market.min_trade_value,
         )
+    if name == "ReadingLedger":
+        return (admin, addresses["MeterRegistry"], market.challenge_period_s)
     if name == "BillRegistry":
         return (admin, addresses["ReadingLedger"])
     return (admin,)

@@ -76,14 +76,15 @@ from ledger.readings.native import (
     Reading,
     ReadingFormatError,
     ReadingSignatureError,
+    anchored_leaf,
     decode,
-    reading_leaf,
+    signature_form,
     verify_signature,
 )
 from ledger.readings.ocmf.errors import OcmfError
 from ledger.readings.ocmf.record import parse_ocmf
 from ledger.readings.ocmf.values import ledger_values
-from ledger.readings.ocmf.verify import signature_method, verify_ocmf
+from ledger.readings.ocmf.verify import ocmf_signature_form, signature_method, verify_ocmf
 from ledger.readings.results import (
     IngestResult,
     OcmfSubmission,
@@ -142,15 +143,20 @@ def _verified(
     key_epoch: int,
     source: str = "native",
     raw: bytes | None = None,
+    *,
+    signed_bytes: bytes,
+    signature_form: bytes,
 ) -> _Verified:
     # A receipt id drawn for a reading that turns out a duplicate or a conflict is not used.
+    # The leaf is the version-2 one (the signature's hash in it), which every batch anchored from
+    # now on uses; docs/reading-format.md.
     return _Verified(
         index,
         reading,
         canonical,
         signature,
         key_epoch,
-        leaf=reading_leaf(canonical),
+        leaf=anchored_leaf(canonical, signed_bytes, signature_form),
         receipt_id=uuid.uuid4().hex,
         source=source,
         raw=raw,
@@ -259,9 +265,18 @@ class Ingestor:
         try:
             public_key = self._keys.public_key(key)
             verify_signature(key.algorithm, public_key, canonical, signature)
+            form = signature_form(key.algorithm, public_key, canonical, signature)
         except (ReadingSignatureError, MeterError) as error:
             return reject(Rejection.BAD_SIGNATURE, f"{error} (key epoch {key.index})", meter, seq)
-        return _verified(index, reading, canonical, signature, key.index)
+        return _verified(
+            index,
+            reading,
+            canonical,
+            signature,
+            key.index,
+            signed_bytes=canonical,
+            signature_form=form,
+        )
 
     def _verify_ocmf(
         self, index: int, submission: OcmfSubmission, now: int, refreshed: set[bytes]
@@ -341,6 +356,8 @@ class Ingestor:
             key.index,
             source="ocmf",
             raw=record.raw,
+            signed_bytes=record.payload_bytes,
+            signature_form=ocmf_signature_form(record),
         )
 
     def _key_at(

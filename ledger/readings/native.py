@@ -12,10 +12,14 @@ dynamic parts, so a contract can rebuild them from the fields. Exactly one byte 
 given reading; `decode` refuses every other one, so stored bytes always re-encode identically.
 
 The meter signs the SHA-256 digest of the canonical bytes (ECDSA P-256, ECDSA secp256k1, or
-Ed25519 over the 32-byte digest as its message). The Merkle leaf anchored on chain is
-`keccak256(keccak256(canonical))`. docs/reading-format.md is the vendor-facing specification,
-with a worked test vector that tests/unit/readings/test_native_doc_vector.py checks against this
-module.
+Ed25519 over the 32-byte digest as its message). The Merkle leaf anchored on chain is, since leaf
+version 2, `anchored_leaf`: `keccak256(keccak256(abi.encode(LEAF_TAG_V2, chainId, fields...,
+keccak256(signed bytes), keccak256(signature form))))`, which commits to the signature too, so a
+fraud proof on chain must show the very signature that was anchored. Batches anchored before it
+keep version 1, `reading_leaf`: `keccak256(keccak256(canonical))`.
+
+docs/reading-format.md is the vendor-facing specification, with a worked test vector that
+tests/unit/readings/test_native_doc_vector.py checks against this module.
 
 ECDSA signatures are malleable: if (r, s) verifies, so does (r, n - s), and the same reading can
 arrive with different signature bytes. A reading's identity is therefore (meter_id, seq), never
@@ -239,6 +243,76 @@ def reading_leaf(canonical: bytes) -> bytes:
     if len(canonical) != CANONICAL_LENGTH or canonical[:WORD] != DOMAIN_TAG:
         raise ReadingFormatError("not canonical reading bytes (length or domain tag)")
     return leaf_hash(bytes(canonical))
+
+
+LEAF_TAG_V2 = keccak256(b"EnergyLedger.AnchoredReading.v2")
+"""`keccak256("EnergyLedger.AnchoredReading.v2")`, the first word of a version-2 leaf's preimage."""
+
+LEAF_VERSION = 2
+"""The leaf version of the batches anchored from now on (1: `reading_leaf`, 2: `anchored_leaf`)."""
+
+
+def anchored_leaf(canonical: bytes, signed_bytes: bytes, signature_form: bytes) -> bytes:
+    """The reading's version-2 Merkle leaf (contracts/libraries/ReadingLeaf.sol `hash`).
+
+    `keccak256(keccak256(abi.encode(LEAF_TAG_V2, chainId, meterId, seq, timestamp, importWh,
+    exportWh, status, keccak256(signed_bytes), keccak256(signature_form))))`. The seven words
+    after the domain tag of the canonical bytes are exactly the chain id and fields, so they are
+    copied rather than re-encoded.
+
+    Args:
+        canonical: The reading's 256 canonical bytes.
+        signed_bytes: The exact bytes the meter signed (native: `canonical`; OCMF: the payload).
+        signature_form: The signature in its fixed form (`signature_form`, `ocmf_signature_form`).
+
+    Raises:
+        ReadingFormatError: `canonical` is not 256 bytes starting with the domain tag.
+    """
+    if len(canonical) != CANONICAL_LENGTH or canonical[:WORD] != DOMAIN_TAG:
+        raise ReadingFormatError("not canonical reading bytes (length or domain tag)")
+    return leaf_hash(
+        LEAF_TAG_V2
+        + bytes(canonical[WORD:])
+        + keccak256(bytes(signed_bytes))
+        + keccak256(bytes(signature_form))
+    )
+
+
+def leaf_of_version(
+    version: int, canonical: bytes, signed_bytes: bytes, signature_form: bytes
+) -> bytes:
+    """The leaf of a reading in a batch of leaf version `version` (1 or 2)."""
+    if version == 1:
+        return reading_leaf(canonical)
+    return anchored_leaf(canonical, signed_bytes, signature_form)
+
+
+def signature_form(
+    algorithm: KeyAlgorithm, key: MeterPublicKey, canonical: bytes, signature: bytes
+) -> bytes:
+    """A native reading's signature in the one form its leaf commits to: r || s (64 bytes,
+    s as received) for ECDSA however it arrived (raw or DER), the 64 bytes for Ed25519.
+
+    The fraud proof on chain reads the 64 bytes as r || s: a signature that verified only as DER
+    must therefore be stored in its r || s form, or a genuine reading would look forged there.
+    Only a 64-byte signature that is also strict DER needs a second verification to tell.
+
+    Raises:
+        ReadingSignatureError: The signature verifies in neither form (check it first).
+    """
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return bytes(signature)
+    candidates = _ecdsa_candidates(bytes(signature))
+    if len(signature) == SIGNATURE_LENGTH and len(candidates) == 1:
+        return bytes(signature)
+    for der in candidates:
+        try:
+            key.verify(der, digest(canonical), _ECDSA_VERIFY)
+        except InvalidSignature:
+            continue
+        r, s = utils.decode_dss_signature(der)
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    raise ReadingSignatureError(f"{algorithm.label} signature does not verify in any form")
 
 
 # The digest is computed once here and signed as a prehash, so every algorithm visibly signs the

@@ -15,7 +15,7 @@ from eth_account.signers.local import LocalAccount
 from web3.contract import Contract
 from web3.logs import DISCARD
 
-from ledger.anchoring.merkle import MerkleTree
+from ledger.anchoring.merkle import MerkleTree, keccak256
 from ledger.chain.client import Chain
 from ledger.chain.deployment import Deployment
 from ledger.market.orders import (
@@ -26,7 +26,8 @@ from ledger.market.orders import (
     sign_typed_data,
     take_typed_data,
 )
-from ledger.readings.native import Reading, reading_leaf
+from ledger.readings.native import Reading, anchored_leaf
+from tests.fixtures.chain import advance_time
 
 P256 = 0
 # Registration only stores the key: market tests never check a meter signature.
@@ -143,6 +144,17 @@ def reading_fields(r: Reading) -> tuple[bytes, int, int, int, int, int]:
     return (r.meter_id, r.seq, r.timestamp, r.import_wh, r.export_wh, r.status)
 
 
+def stand_in_signature(r: Reading) -> bytes:
+    """A 64-byte stand-in for a reading's signature: the market never checks signatures (only a
+    fraud proof to the ReadingLedger does), but the version-2 leaf commits to one."""
+    return keccak256(r.encode()) * 2
+
+
+def market_leaf(r: Reading) -> bytes:
+    """The version-2 leaf of a market test reading (signed bytes: its canonical bytes)."""
+    return anchored_leaf(r.encode(), r.encode(), stand_in_signature(r))
+
+
 @dataclass
 class AnchoredBatch:
     """Readings anchored together as one ReadingLedger batch."""
@@ -152,18 +164,29 @@ class AnchoredBatch:
     tree: MerkleTree = field(init=False)
 
     def __post_init__(self) -> None:
-        self.tree = MerkleTree([reading_leaf(r.encode()) for r in self.readings])
+        self.tree = MerkleTree([market_leaf(r) for r in self.readings])
 
     def anchored(self, r: Reading) -> tuple[Any, ...]:
         """The `AnchoredReading` tuple of a reading of this batch."""
         index = self.readings.index(r)
-        return (reading_fields(r), self.batch_id, self.tree.proof(index))
+        return (
+            reading_fields(r),
+            keccak256(r.encode()),
+            keccak256(stand_in_signature(r)),
+            self.batch_id,
+            self.tree.proof(index),
+        )
 
 
 def anchor_readings(
-    chain: Chain, deployment: Deployment, readings: Sequence[Reading]
+    chain: Chain,
+    deployment: Deployment,
+    readings: Sequence[Reading],
+    *,
+    past_challenge: bool = True,
 ) -> AnchoredBatch:
-    """Anchors `readings` as the ledger's next batch."""
+    """Anchors `readings` as the ledger's next batch and, unless `past_challenge` is False,
+    moves the chain's clock past the batch's challenge period, so its readings can settle."""
     ledger = deployment.reading_ledger
     batch_id = int(ledger.functions.lastBatchId().call()) + 1
     batch = AnchoredBatch(batch_id, list(readings))
@@ -171,6 +194,8 @@ def anchor_readings(
     chain.transact(
         ledger.functions.anchor(batch_id, batch.tree.root, len(readings), min(times), max(times))
     )
+    if past_challenge:
+        advance_time(chain, int(ledger.functions.challengePeriod().call()))
     return batch
 
 

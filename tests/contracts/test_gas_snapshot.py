@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from web3.contract.contract import ContractFunction
 
-from ledger.anchoring.merkle import MerkleTree
+from ledger.anchoring.merkle import MerkleTree, keccak256
 from ledger.chain.client import Chain, connect
 from ledger.chain.compiler import PROJECT_ROOT
 from ledger.chain.deployment import Deployment, ensure_deployed
@@ -43,7 +44,9 @@ from ledger.market.orders import (
     sign_typed_data,
     take_typed_data,
 )
-from ledger.readings.native import Reading, reading_leaf
+from ledger.meters.keys import KeyAlgorithm, encode_public_key
+from ledger.readings.fraud_proof import BadReadingClaim
+from ledger.readings.native import Reading, anchored_leaf, sign_reading
 from tests.fixtures.chain import advance_time, latest_time
 
 SNAPSHOT = PROJECT_ROOT / "snapshots" / "gas.json"
@@ -80,6 +83,13 @@ BILLING_PERIOD = (1_698_796_800, 1_701_388_800)
 COMPLAINT_SUBJECT = keccak(text="gas snapshot bill line")
 COMPLAINT_TEXT = keccak(text="gas snapshot complaint text")
 HANDLER = b"HANDLER-GAS".ljust(32, b"\x00")
+# Fraud proofs: one meter per curve with a constant key, and a forged reading of each signed with
+# another constant key (RFC 6979 signatures: the same bytes every run), each in a 1,000-reading
+# batch of its own (a proof of realistic depth).
+FRAUD_METERS = {
+    KeyAlgorithm.P256: b"FRAUD-P256-GAS".ljust(32, b"\x00"),
+    KeyAlgorithm.SECP256K1: b"FRAUD-K1-GAS".ljust(32, b"\x00"),
+}
 
 
 def measure(
@@ -187,6 +197,7 @@ def _measure(
 
     readings, tree = slot_batch()
     run(None, ledger.functions.anchor(3, tree.root, len(readings), *time_range(readings)))
+    # Past the slot, and so past batch 3's challenge period too (anchored before the slot).
     advance_time(chain, SLOT_START + SLOT + 60 - latest_time(chain))
     run(
         "EnergyMarket.settle (4 boundaries with proofs)",
@@ -195,7 +206,48 @@ def _measure(
     run("EnergyMarket.settle (boundaries already pinned)", market.functions.settle(2, []))
     advance_time(chain, SLOT_START + SLOT + SETTLEMENT_WINDOW - latest_time(chain))
     run("EnergyMarket.refund", market.functions.refund(3))
+
+    # Fraud proofs: P-256 runs OpenZeppelin's Solidity verifier (no RIP-7212 precompile on
+    # Ganache's shanghai), secp256k1 the ecrecover precompile (twice at most: no recovery id).
+    for batch_id, (algorithm, label) in enumerate(
+        ((KeyAlgorithm.P256, "P-256"), (KeyAlgorithm.SECP256K1, "secp256k1")), start=4
+    ):
+        meter = FRAUD_METERS[algorithm]
+        public = encode_public_key(constant_key(algorithm, "meter").public_key())
+        run(
+            None, registry.functions.registerMeter(meter, seller.address, int(algorithm), public, 0)
+        )
+        claim = forged_claim(batch_id, algorithm)
+        run(None, ledger.functions.anchor(batch_id, claim_root(claim), BATCH_SIZE, 0, 1))
+        run(
+            f"ReadingLedger.proveBadReading ({label}, 1,000-reading batch)",
+            ledger.functions.proveBadReading(*claim.arguments()),
+        )
     return measured
+
+
+def constant_key(algorithm: KeyAlgorithm, name: str) -> ec.EllipticCurvePrivateKey:
+    curve = ec.SECP256R1() if algorithm is KeyAlgorithm.P256 else ec.SECP256K1()
+    secret = int.from_bytes(keccak(text=f"gas snapshot {algorithm.label} {name}"), "big") % 2**250
+    return ec.derive_private_key(secret, curve)
+
+
+def forged_claim(batch_id: int, algorithm: KeyAlgorithm) -> BadReadingClaim:
+    """A reading of the fraud meter signed with a key it never had, first of a 1,000-reading
+    batch (the rest filler), as `proveBadReading` takes it."""
+    forged = gas_reading(FRAUD_METERS[algorithm], 1, FIRST_VALID_FROM, 1, 1)
+    signature = sign_reading(constant_key(algorithm, "forger"), forged)
+    leaves = [anchored_leaf(forged.encode(), forged.encode(), signature)]
+    leaves += [keccak(text=f"filler {i}") for i in range(BATCH_SIZE - 1)]
+    tree = MerkleTree(leaves)
+    return BadReadingClaim(batch_id, forged, forged.encode(), signature, tuple(tree.proof(0)))
+
+
+def claim_root(claim: BadReadingClaim) -> bytes:
+    node = claim.leaf
+    for sibling in claim.proof:
+        node = keccak256(min(node, sibling) + max(node, sibling))
+    return node
 
 
 def _measure_complaints(
@@ -301,7 +353,16 @@ def slot_batch() -> tuple[list[Reading], MerkleTree]:
             readings.append(gas_reading(meter, seq, time, import_wh, export_wh))
     for seq in range(BATCH_SIZE - len(readings)):
         readings.append(gas_reading(FILLER_METER, seq, SLOT_START + seq, seq, 0))
-    return readings, MerkleTree([reading_leaf(r.encode()) for r in readings])
+    return readings, MerkleTree([gas_leaf(r) for r in readings])
+
+
+def gas_signature(r: Reading) -> bytes:
+    """A constant 64-byte stand-in signature (the market never checks signatures)."""
+    return keccak256(r.encode()) * 2
+
+
+def gas_leaf(r: Reading) -> bytes:
+    return anchored_leaf(r.encode(), r.encode(), gas_signature(r))
 
 
 def gas_reading(meter: bytes, seq: int, time: int, import_wh: int, export_wh: int) -> Reading:
@@ -327,7 +388,8 @@ def slot_evidence(readings: list[Reading], tree: MerkleTree) -> list[tuple[Any, 
     def anchored(index: int) -> tuple[Any, ...]:
         r = readings[index]
         fields = (r.meter_id, r.seq, r.timestamp, r.import_wh, r.export_wh, r.status)
-        return (fields, 3, tree.proof(index))
+        signed_hash, signature_hash = keccak256(r.encode()), keccak256(gas_signature(r))
+        return (fields, signed_hash, signature_hash, 3, tree.proof(index))
 
     return [
         (SLOT_START + k * SLOT, anchored(first + k + 1), anchored(first + k))
@@ -354,19 +416,24 @@ def write_snapshot(path: Path, measured: dict[str, int]) -> None:
     path.write_text(json.dumps(measured, indent=2, sort_keys=True) + "\n")
 
 
-def test_anchoring_a_batch_of_1000_costs_at_most_60_gas_per_reading(
+def test_anchoring_batches_of_1000_costs_at_most_65_gas_per_reading_on_average(
     chain: Chain, deployment: Deployment
 ) -> None:
+    # Four batches after the first: the anchoring times are packed four to a slot, so one batch
+    # in four opens a new slot; the average over four is the steady state. (60 before the
+    # challenge period needed each batch's anchoring time on chain.)
     ledger = deployment.reading_ledger
     first_ts = FIRST_VALID_FROM
-    for batch_id in (1, 2):
+    used = []
+    for batch_id in range(1, 6):
         receipt = chain.transact(
             ledger.functions.anchor(
                 batch_id, keccak(batch_id.to_bytes(32, "big")), 1000, first_ts, first_ts + 899
             )
         )
+        used.append(int(receipt["gasUsed"]))
 
-    assert int(receipt["gasUsed"]) <= 60 * 1000
+    assert sum(used[1:]) <= 65 * 1000 * 4
 
 
 def test_anchoring_a_run_of_1000_bills_costs_at_most_100_gas_per_bill(

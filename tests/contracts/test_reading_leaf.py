@@ -11,8 +11,9 @@ import pytest
 from eth_utils import to_checksum_address
 from web3.contract import Contract
 
+from ledger.anchoring.merkle import keccak256
 from ledger.chain.client import Chain
-from ledger.readings.native import DOMAIN_TAG, Reading, reading_leaf
+from ledger.readings.native import DOMAIN_TAG, LEAF_TAG_V2, Reading, anchored_leaf
 from tests.contracts.solidity import compile_test_contract
 from tests.unit.readings.test_native_doc_vector import doc_reading, doc_vector, hex_value
 
@@ -71,15 +72,36 @@ def test_library_domain_tag_is_the_python_encoders(harness: Contract) -> None:
     assert bytes(harness.functions.domainTag().call()) == DOMAIN_TAG
 
 
+def test_library_leaf_tag_is_the_python_encoders(harness: Contract) -> None:
+    assert bytes(harness.functions.leafTag().call()) == LEAF_TAG_V2
+
+
 @pytest.mark.parametrize("vector", VECTORS.values(), ids=VECTORS.keys())
-def test_library_leaf_equals_the_python_leaf(harness: Contract, vector: Reading) -> None:
-    expected = reading_leaf(vector.encode())
-    assert bytes(harness.functions.hash(*fields(vector)).call()) == expected
+def test_library_canonical_bytes_equal_the_python_encoding(
+    harness: Contract, vector: Reading
+) -> None:
+    assert bytes(harness.functions.canonical(*fields(vector)).call()) == vector.encode()
 
 
-def test_library_leaf_of_the_docs_worked_vector_is_the_leaf_the_doc_states(
+@pytest.mark.parametrize("vector", VECTORS.values(), ids=VECTORS.keys())
+def test_library_leaf_equals_the_python_version_2_leaf(harness: Contract, vector: Reading) -> None:
+    # An OCMF-like signed payload and a signature of another length than 64 count as well: the
+    # leaf hashes them, whatever they are.
+    signed, signature = vector.encode(), bytes(range(64))
+    expected = anchored_leaf(vector.encode(), signed, signature)
+    reading, chain_id = fields(vector)
+    leaf = harness.functions.hash(reading, chain_id, keccak256(signed), keccak256(signature))
+    assert bytes(leaf.call()) == expected
+
+
+def test_library_leaf_of_the_docs_worked_vector_equals_the_python_version_2_leaf(
     harness: Contract,
 ) -> None:
     values, _ = doc_vector()
-    leaf = harness.functions.hash(*fields(doc_reading(values))).call()
-    assert bytes(leaf) == hex_value(values, "merkle_leaf")
+    r = doc_reading(values)
+    signature = hex_value(values, "p256.signature")
+    reading, chain_id = fields(r)
+    leaf = harness.functions.hash(
+        reading, chain_id, keccak256(r.encode()), keccak256(signature)
+    ).call()
+    assert bytes(leaf) == anchored_leaf(r.encode(), r.encode(), signature)

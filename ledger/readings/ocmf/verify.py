@@ -207,3 +207,20 @@ def _signature_numbers(data: bytes, method: SignatureMethod) -> tuple[int, int]:
         algorithm=method.identifier,
         reason=f"SD is neither DER nor r||s ({len(data)} bytes, r||s needs {2 * size})",
     )
+
+
+def ocmf_signature_form(record: OcmfRecord) -> bytes:
+    """The record's signature in the one form a version-2 reading leaf commits to: r || s, each
+    the curve's coordinate size (64 bytes on P-256 and secp256k1), for a SHA-256 digest; for
+    another digest the hash's name follows (`r || s || b"SHA384"`), so the form says it cannot be
+    checked on chain, whose only digest is SHA-256 (docs/reading-format.md).
+
+    Call it on a record whose signature verified (`verify_ocmf`).
+    """
+    method = signature_method(record.signature.algorithm)
+    r, s = _signature_numbers(record.signature.data, method)
+    size = method.coordinate_size
+    form = r.to_bytes(size, "big") + s.to_bytes(size, "big")
+    if method.hash.name != "sha256":
+        form += method.hash.name.upper().encode()
+    return form

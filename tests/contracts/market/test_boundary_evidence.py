@@ -14,7 +14,6 @@ from web3.contract import Contract
 from ledger.anchoring.merkle import hash_pair
 from ledger.chain.client import Chain
 from ledger.chain.deployment import Deployment
-from ledger.readings.native import reading_leaf
 from tests.contracts.market.helpers import (
     BOUNDARY_WINDOW,
     HOME_BOB,
@@ -34,6 +33,7 @@ from tests.contracts.market.helpers import (
 from tests.contracts.market_helpers import (
     anchor_readings,
     boundary_evidence,
+    market_leaf,
     reading,
     reading_fields,
 )
@@ -96,7 +96,11 @@ def test_pin_boundary_accepts_seq_zero_without_a_previous_reading(
     batch = anchor_readings(chain, deployment, [first_ever])
     unanchored = reading(HOME_BOB, 41, start + 999_999, 1, 1)
     # The previous field is ignored for seq 0, even when it is not anchored at all.
-    evidence = (start, batch.anchored(first_ever), (reading_fields(unanchored), 99, []))
+    evidence = (
+        start,
+        batch.anchored(first_ever),
+        (reading_fields(unanchored), bytes(32), bytes(32), 99, []),
+    )
 
     chain.transact(market.functions.pinBoundary(evidence))
 
@@ -174,8 +178,10 @@ class TestBoundaryEvidence:
         anchored = delivery.seller.at(0)
         forged = dataclasses.replace(anchored, export_wh=anchored.export_wh - 1_000)
         # The forged reading's fields with the anchored reading's batch and (valid) proof.
-        _, batch_id, proof = delivery.batch.anchored(anchored)
-        evidence[0] = swap_reading(evidence[0], (reading_fields(forged), batch_id, proof))
+        _, signed_hash, signature_hash, batch_id, proof = delivery.batch.anchored(anchored)
+        evidence[0] = swap_reading(
+            evidence[0], (reading_fields(forged), signed_hash, signature_hash, batch_id, proof)
+        )
 
         with reverts("EnergyMarketReadingNotAnchored") as caught:
             settle(chain, market, delivery.trade_id, evidence)
@@ -186,11 +192,15 @@ class TestBoundaryEvidence:
         self, chain: Chain, market: Contract, delivery: Delivery, field: str
     ) -> None:
         evidence = delivery.evidence()
-        time, (fields, batch_id, proof), previous = evidence[3]
+        time, (fields, signed_hash, signature_hash, batch_id, proof), previous = evidence[3]
         index = ["meter", "seq", "timestamp", "import", "export", "status"].index(field)
         tampered = list(fields)
         tampered[index] = HOME_CAROL if field == "meter" else tampered[index] + 1
-        evidence[3] = (time, (tuple(tampered), batch_id, proof), previous)
+        evidence[3] = (
+            time,
+            (tuple(tampered), signed_hash, signature_hash, batch_id, proof),
+            previous,
+        )
 
         with reverts("EnergyMarketReadingNotAnchored") as caught:
             settle(chain, market, delivery.trade_id, evidence)
@@ -201,8 +211,9 @@ class TestBoundaryEvidence:
     ) -> None:
         evidence = delivery.evidence()
         before = delivery.seller.readings[0]
-        (fields, batch_id, proof) = delivery.batch.anchored(before)
-        not_anchored = (fields[:4] + (fields[4] + 1,) + fields[5:], batch_id, proof)
+        (fields, signed_hash, signature_hash, batch_id, proof) = delivery.batch.anchored(before)
+        tampered = fields[:4] + (fields[4] + 1,) + fields[5:]
+        not_anchored = (tampered, signed_hash, signature_hash, batch_id, proof)
         evidence[0] = swap_previous(evidence[0], not_anchored)
 
         with reverts("EnergyMarketReadingNotAnchored") as caught:
@@ -216,13 +227,14 @@ class TestBoundaryEvidence:
         target = delivery.seller.at(0)
         index = delivery.batch.readings.index(target)
         proof = delivery.batch.tree.proof(index)
-        inner = hash_pair(reading_leaf(target.encode()), proof[0])
+        inner = hash_pair(market_leaf(target), proof[0])
         # The ledger verifies hashes: an inner node with the rest of the proof passes there...
         assert chain.call(ledger.functions.verifyReading(delivery.batch.batch_id, inner, proof[1:]))
         # ...but the market takes a reading's fields and hashes them into a leaf itself: the reading
         # with that shortened proof does not verify.
         evidence = delivery.evidence()
-        shortened = (reading_fields(target), delivery.batch.batch_id, proof[1:])
+        _, signed_hash, signature_hash, batch_id, _ = delivery.batch.anchored(target)
+        shortened = (reading_fields(target), signed_hash, signature_hash, batch_id, proof[1:])
         evidence[0] = swap_reading(evidence[0], shortened)
 
         with reverts("EnergyMarketReadingNotAnchored"):
@@ -233,8 +245,12 @@ class TestBoundaryEvidence:
     ) -> None:
         other = anchor_readings(chain, deployment, [reading(PV_DAVE, 0, delivery.start, 0, 0)])
         evidence = delivery.evidence()
-        fields, _, proof = delivery.batch.anchored(delivery.seller.at(0))
-        evidence[0] = swap_reading(evidence[0], (fields, other.batch_id, proof))
+        fields, signed_hash, signature_hash, _, proof = delivery.batch.anchored(
+            delivery.seller.at(0)
+        )
+        evidence[0] = swap_reading(
+            evidence[0], (fields, signed_hash, signature_hash, other.batch_id, proof)
+        )
 
         with reverts("EnergyMarketReadingNotAnchored") as caught:
             settle(chain, market, delivery.trade_id, evidence)
@@ -244,8 +260,10 @@ class TestBoundaryEvidence:
         self, chain: Chain, market: Contract, delivery: Delivery
     ) -> None:
         evidence = delivery.evidence()
-        fields, _, proof = delivery.batch.anchored(delivery.seller.at(0))
-        evidence[0] = swap_reading(evidence[0], (fields, 7, proof))
+        fields, signed_hash, signature_hash, _, proof = delivery.batch.anchored(
+            delivery.seller.at(0)
+        )
+        evidence[0] = swap_reading(evidence[0], (fields, signed_hash, signature_hash, 7, proof))
 
         with reverts("ReadingLedgerUnknownBatch") as caught:
             settle(chain, market, delivery.trade_id, evidence)

@@ -74,7 +74,7 @@ def deploy_market(
 def test_constructor_accepts_a_boundary_window_of_a_whole_slot(
     chain: Chain, deployment: Deployment, artifacts: dict[str, ContractArtifact]
 ) -> None:
-    receipt = deploy_market(chain, deployment, artifacts, 900, 900, 1)
+    receipt = deploy_market(chain, deployment, artifacts, 900, 900, SETTLEMENT_WINDOW)
 
     address = receipt["contractAddress"]
     deployed = chain.w3.eth.contract(address=address, abi=artifacts["EnergyMarket"].abi)
@@ -111,6 +111,26 @@ def test_constructor_reverts_if_configuration_invalid(
     with reverts("EnergyMarketInvalidConfiguration") as caught:
         deploy_market(chain, deployment, artifacts, slot, window, settlement, min_value)
     assert caught.value.args_decoded == (slot, window, settlement, min_value)
+
+
+def test_constructor_reverts_if_the_challenge_period_is_not_shorter_than_the_settlement_window(
+    chain: Chain, deployment: Deployment, artifacts: dict[str, ContractArtifact]
+) -> None:
+    challenge = int(chain.call(deployment.reading_ledger.functions.challengePeriod()))
+
+    with reverts("EnergyMarketChallengeNotShorterThanWindow") as caught:
+        deploy_market(chain, deployment, artifacts, 3_600, 900, challenge)
+    assert caught.value.args_decoded == (challenge, challenge)
+
+
+def test_constructor_accepts_a_settlement_window_one_second_longer_than_the_challenge_period(
+    chain: Chain, deployment: Deployment, artifacts: dict[str, ContractArtifact]
+) -> None:
+    challenge = int(chain.call(deployment.reading_ledger.functions.challengePeriod()))
+
+    receipt = deploy_market(chain, deployment, artifacts, 3_600, 900, challenge + 1)
+
+    assert receipt["status"] == 1
 
 
 # the minimum trade value

@@ -15,7 +15,7 @@ from ledger.meters.keys import (
     generate_key,
 )
 from ledger.readings.ingest import BatchTooLarge, Ingestor, ReadingNotFound
-from ledger.readings.native import reading_leaf, sign_reading
+from ledger.readings.native import anchored_leaf, sign_reading
 from ledger.readings.results import Outcome, Rejection, Submission
 from ledger.store.database import Store
 from tests.fixtures.postgres import store_location
@@ -39,12 +39,15 @@ def test_a_valid_reading_is_accepted_with_a_receipt(
 ) -> None:
     key = generate_key(algorithm)
     registry.register(METER_ID, key)
-    result = submit_one(ingestor, submission(key, reading(1)))
+    signed = submission(key, reading(1))
+    result = submit_one(ingestor, signed)
     assert (result.status, result.code) == (Outcome.ACCEPTED, None)
     assert result.receipt is not None
     assert (result.receipt.meter_id, result.receipt.seq) == (METER, 1)
     assert result.receipt.timestamp == reading(1).timestamp
-    assert result.receipt.leaf == reading_leaf(reading(1).encode())
+    canonical = reading(1).encode()
+    form = bytes.fromhex(signed.signature.removeprefix("0x"))
+    assert result.receipt.leaf == anchored_leaf(canonical, canonical, form)
     assert result.receipt.key_epoch == 0
 
 

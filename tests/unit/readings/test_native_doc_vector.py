@@ -14,6 +14,7 @@ from ledger.meters.keys import KeyAlgorithm, MeterPrivateKey
 from ledger.readings.native import (
     DOMAIN_TAG,
     Reading,
+    anchored_leaf,
     decode,
     digest,
     reading_leaf,
@@ -82,6 +83,13 @@ def test_doc_vector_canonical_bytes_digest_and_leaf_are_what_the_code_produces()
     assert r.meter_id.rstrip(b"\x00") == b"EL-VECTOR-0001"
     assert digest(canonical) == hex_value(values, "sha256_digest")
     assert reading_leaf(canonical) == hex_value(values, "merkle_leaf")
+
+
+def test_doc_vector_version_2_leaf_is_what_the_code_produces() -> None:
+    values, canonical = doc_vector()
+    signature = hex_value(values, "p256.signature")
+    leaf = anchored_leaf(canonical, canonical, signature)
+    assert leaf == hex_value(values, "p256.merkle_leaf_v2")
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS, ids=lambda a: a.label)

@@ -9,7 +9,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from ledger.readings.ingest import Ingestor
-from ledger.readings.native import reading_leaf, sign_reading
+from ledger.readings.native import anchored_leaf, sign_reading
+from ledger.readings.ocmf.record import parse_ocmf
+from ledger.readings.ocmf.verify import ocmf_signature_form
 from ledger.readings.results import OcmfSubmission, Outcome, Submission
 from tests.unit.readings.ingest_ocmf.ingest_ocmf_support import (
     METER_ID,
@@ -24,16 +26,20 @@ from tests.unit.readings.ingest_ocmf.ingest_ocmf_support import (
 from tests.unit.readings.ingest_support import FakeRegistry
 
 
-def test_a_signed_ocmf_record_is_accepted_with_the_leaf_of_its_canonical_reading(
+def test_a_signed_ocmf_record_is_accepted_with_the_version_2_leaf_of_its_payload_and_signature(
     ingestor: Ingestor, meter_key: ec.EllipticCurvePrivateKey
 ) -> None:
-    result = submit_ocmf(ingestor, sign_ocmf(meter_key, payload(7)))
+    record = sign_ocmf(meter_key, payload(7))
+    result = submit_ocmf(ingestor, record)
+    parsed = parse_ocmf(record)
 
     assert (result.status, result.code) == (Outcome.ACCEPTED, None), result.message
     assert (result.meter_id, result.seq) == (SERIAL, 7)
     assert result.receipt is not None
     assert result.receipt.timestamp == START + 420
-    assert result.receipt.leaf == reading_leaf(expected(7, 700).encode())
+    assert result.receipt.leaf == anchored_leaf(
+        expected(7, 700).encode(), parsed.payload_bytes, ocmf_signature_form(parsed)
+    )
     assert result.receipt.key_epoch == 0
 
 

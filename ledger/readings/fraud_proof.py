@@ -1,0 +1,187 @@
+"""Fraud proofs: showing on chain that an anchored reading's signature is bad.
+
+`ReadingLedger.proveBadReading` (contracts/interfaces/IReadingLedger.sol) is public: anyone, not
+only the operator, may send an anchored reading with the bytes its meter signed, its signature and
+its Merkle proof. The contract rebuilds the reading's version-2 leaf (which commits to the signed
+bytes and the signature, so only the signature the operator anchored can be shown), checks it is
+in the batch, looks up the key the MeterRegistry held for the meter at the reading's time and
+checks the signature; a bad one marks the batch proven bad, and settlement never uses it again.
+
+    claim = claim_for_reading(batch_id=7, canonical=..., signature=..., source="native",
+                              raw=None, proof=[...], root=...)
+    outcome = prove_bad_reading(chain, deployment.reading_ledger, claim)        # operator's sender
+    outcome = prove_bad_reading(chain, deployment.reading_ledger, claim, sender=account)  # anyone
+
+`ledger prove-bad-reading` (ledger/cli.py) and `ledger audit --watch` use these two functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import utils
+from eth_account.signers.local import LocalAccount
+from web3.contract import Contract
+from web3.logs import DISCARD
+
+from ledger.anchoring.merkle import process_proof
+from ledger.chain.client import Chain
+from ledger.errors import LedgerError
+from ledger.readings.native import (
+    SIGNATURE_LENGTH,
+    Reading,
+    anchored_leaf,
+    decode,
+)
+from ledger.readings.ocmf.record import parse_ocmf
+from ledger.readings.ocmf.verify import ocmf_signature_form
+
+
+class BadReadingReason(IntEnum):
+    """Why a reading was proven bad (`IReadingLedger.BadReadingReason`)."""
+
+    NONE = 0
+    BAD_SIGNATURE = 1
+    NO_KEY_AT_TIME = 2
+    SIGNED_BYTES_MISMATCH = 3
+
+
+class FraudProofError(LedgerError):
+    """The reading cannot be put in a fraud proof: no form of its signature gives a leaf under
+    its batch's root (the bundle does not hold what was anchored)."""
+
+    code = "fraud_proof_not_in_batch"
+    http_status = 422
+
+
+@dataclass(frozen=True)
+class BadReadingClaim:
+    """What `proveBadReading` takes: an anchored reading with what its leaf commits to.
+
+    Attributes:
+        batch_id: The batch the reading is anchored in.
+        reading: The reading's fields.
+        signed_bytes: The exact bytes the meter signed (native: the canonical bytes; OCMF: the
+            record's payload).
+        signature_form: The signature in its fixed form (ECDSA r || s, Ed25519 64 bytes).
+        proof: The leaf's Merkle proof in the batch.
+    """
+
+    batch_id: int
+    reading: Reading
+    signed_bytes: bytes
+    signature_form: bytes
+    proof: tuple[bytes, ...]
+
+    @property
+    def leaf(self) -> bytes:
+        """The reading's version-2 leaf."""
+        return anchored_leaf(self.reading.encode(), self.signed_bytes, self.signature_form)
+
+    def arguments(self) -> tuple[Any, ...]:
+        """The arguments of `proveBadReading`, in ABI order."""
+        r = self.reading
+        fields = (r.meter_id, r.seq, r.timestamp, r.import_wh, r.export_wh, r.status)
+        return (self.batch_id, fields, self.signed_bytes, self.signature_form, list(self.proof))
+
+
+@dataclass(frozen=True)
+class FraudProofOutcome:
+    """A fraud proof that was mined: the batch is proven bad from this transaction on."""
+
+    batch_id: int
+    reason: BadReadingReason
+    transaction_hash: str
+    gas_used: int
+
+
+def _native_signature_forms(signature: bytes) -> list[bytes]:
+    """The forms a stored native signature may have been anchored in: itself when 64 bytes
+    (raw r || s, or Ed25519), and r || s of its DER reading when it is strict DER."""
+    forms: list[bytes] = []
+    if len(signature) == SIGNATURE_LENGTH:
+        forms.append(signature)
+    if signature[:1] == b"\x30":
+        try:
+            r, s = utils.decode_dss_signature(signature)
+        except ValueError:
+            return forms
+        if utils.encode_dss_signature(r, s) == signature and r < 2**256 and s < 2**256:
+            forms.append(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+    return forms
+
+
+def claim_for_reading(
+    *,
+    batch_id: int,
+    canonical: bytes,
+    signature: bytes,
+    source: str,
+    raw: bytes | None,
+    proof: Sequence[bytes],
+    root: bytes,
+) -> BadReadingClaim:
+    """The claim for a stored (or bundled) reading, in the form its batch's root holds.
+
+    A native signature's form is read from the bytes (raw or DER); where both readings of the
+    bytes are possible, the one whose leaf leads to `root` is taken, so no key is needed.
+
+    Raises:
+        FraudProofError: No form of the signature gives a leaf leading to `root` with `proof`.
+    """
+    reading = decode(canonical)
+    if source == "ocmf":
+        if raw is None:
+            raise FraudProofError("an OCMF reading needs its raw record")
+        record = parse_ocmf(raw)
+        candidates = [(record.payload_bytes, ocmf_signature_form(record))]
+    else:
+        candidates = [(bytes(canonical), form) for form in _native_signature_forms(signature)]
+    for signed_bytes, form in candidates:
+        claim = BadReadingClaim(batch_id, reading, signed_bytes, form, tuple(proof))
+        if process_proof(claim.leaf, proof) == root:
+            return claim
+    raise FraudProofError(
+        f"reading {reading.meter_id.hex()}/{reading.seq}: no form of its signature gives a leaf "
+        f"under the root of batch {batch_id} with the proof given"
+    )
+
+
+def prove_bad_reading(
+    chain: Chain,
+    reading_ledger: Contract,
+    claim: BadReadingClaim,
+    *,
+    sender: LocalAccount | None = None,
+) -> FraudProofOutcome:
+    """Sends the fraud proof and returns what it proved.
+
+    Args:
+        chain: The chain; without `sender`, its operator account sends, through the operator's one
+            transaction sender (no nonce race with the anchorer).
+        reading_ledger: The ReadingLedger contract.
+        claim: The anchored reading (`claim_for_reading`).
+        sender: Any funded account: the function is public, an auditor needs no role.
+
+    Raises:
+        ContractRevert: Refused, by name: `ReadingLedgerReadingValid` (the signature verifies),
+            `ReadingLedgerReadingNotInBatch`, `ReadingLedgerUnknownBatch`,
+            `ReadingLedgerBatchAlreadyProvenBad`, `ReadingLedgerKeyNotCheckable` (Ed25519),
+            `ReadingLedgerSignatureNotCheckable`. A refused proof mines nothing (the gas
+            estimate refuses it first).
+    """
+    receipt = chain.transact(
+        reading_ledger.functions.proveBadReading(*claim.arguments()), sender=sender
+    )
+    (event,) = reading_ledger.events.ReadingBatchProvenBad().process_receipt(
+        receipt, errors=DISCARD
+    )
+    return FraudProofOutcome(
+        batch_id=int(event["args"]["batchId"]),
+        reason=BadReadingReason(int(event["args"]["reason"])),
+        transaction_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+        gas_used=int(receipt["gasUsed"]),
+    )
