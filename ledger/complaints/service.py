@@ -78,11 +78,24 @@ def text_hash(text: str) -> bytes:
 
 
 def checked_text(text: str, what: str = "text") -> str:
+    """`text` if it can be hashed and kept: not blank, at most MAX_TEXT_CHARS, valid UTF-8 (JSON
+    may carry a lone surrogate, which has no UTF-8 form) and without NUL (PostgreSQL's TEXT
+    refuses it)."""
     if not isinstance(text, str) or not text.strip():
         raise ComplaintInputError(f"the {what} is empty")
     if len(text) > MAX_TEXT_CHARS:
         raise ComplaintInputError(f"the {what} is longer than {MAX_TEXT_CHARS} characters")
+    if "\x00" in text or not _encodable(text):
+        raise ComplaintInputError(f"the {what} is not UTF-8 text without NUL characters")
     return text
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def subject_kind_number(kind: str) -> int:
@@ -96,7 +109,7 @@ def bytes32_of(value: str, what: str) -> bytes:
     id such as a staff number)."""
     if _HEX32.fullmatch(value):
         return bytes.fromhex(value[2:])
-    raw = value.encode("utf-8")
+    raw = value.encode("utf-8") if _encodable(value) else b""
     if not 1 <= len(raw) <= 32:
         raise ComplaintInputError(f"{what} must be 0x + 64 hex digits or 1-32 bytes of text")
     return raw.ljust(32, b"\x00")
