@@ -43,6 +43,15 @@ KNOWN_OPERATIONS = {
     ("POST", "/v1/auth/nonce"),
     ("POST", "/v1/auth/sign-in"),
     ("GET", "/v1/auth/session"),
+    ("GET", "/v1/complaints/signing"),
+    ("GET", "/v1/complaints"),
+    ("POST", "/v1/complaints"),
+    ("GET", "/v1/complaints/queue"),
+    ("GET", "/v1/complaints/statistics"),
+    ("GET", "/v1/complaints/{complaint_id}"),
+    ("POST", "/v1/complaints/{complaint_id}/rate"),
+    ("POST", "/v1/complaints/{complaint_id}/reopen"),
+    ("POST", "/v1/complaints/{complaint_id}/steps"),
 }
 
 
