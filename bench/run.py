@@ -5,7 +5,8 @@ under the same load. The run:
 
 1. signs every reading it will send (the simulator's fleet and readings, P-256, in worker
    processes, while the next step starts) and measures raw P-256 verification with the
-   gateway's own function on one core;
+   gateway's own function on one core, then `ledger audit`'s pass over a bundle of those
+   readings with every core (`bench/audit.py`);
 2. starts `ledger serve` as `make run` does (its own data directory, Ganache and free ports,
    anchorer on), registers the fleet, then
    - sends a paced 1,000 readings/s for 30 s and reads acknowledged -> anchored latency from the
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.anchoring import count_pending, has_anchorer, latency, wait_anchored
+from bench.audit import measure_audit
 from bench.bills import measure_bills
 from bench.fleet import SignedFleet, decode_object
 from bench.gateway import BenchError, Gateway, start_gateway
@@ -184,6 +186,9 @@ def _measure(
         # On one core, while the gateway idles.
         figures["raw_p256_verify_per_s"] = round(raw_verify_per_s(fleet))
         say(f"raw P-256 verify, one core: {figures['raw_p256_verify_per_s']}/s")
+        if args.audit_readings:
+            # Right after the raw rate, while the gateway idles: the same machine state.
+            figures.update(measure_audit(fleet, work, readings=args.audit_readings, say=say))
         _warm_up(gateway, fleet, plan.warm_up)
 
         # Acknowledged -> anchored, at a sustained rate.
@@ -292,6 +297,11 @@ TARGETS: Sequence[Target] = (
         lambda f: _at_least(f["ingest_readings_per_s"], 0.6 * f["raw_p256_verify_per_s"]),
     ),
     (
+        "audit_vs_raw_verify",
+        "audit >= 1.5 x raw verify (every core)",
+        lambda f: _at_least(f.get("audit_readings_per_s"), 1.5 * f["raw_p256_verify_per_s"]),
+    ),
+    (
         "ingest_vs_naive",
         "ingest >= 100 x naive",
         lambda f: _at_least(f["ingest_readings_per_s"], 100 * f["naive_tx_per_s"]),
@@ -325,6 +335,7 @@ def report(figures: dict[str, Any], notes: list[str]) -> dict[str, Any]:
     lines = [
         ("raw P-256 verify, one core", "raw_p256_verify_per_s", "/s"),
         ("ingest, anchorer on (as shipped)", "ingest_readings_per_s", "readings/s"),
+        ("audit of a bundle, every core", "audit_readings_per_s", "readings/s"),
         ("ingest, anchorer off", "ingest_readings_per_s_anchor_off", "readings/s"),
         ("naive: one transaction per reading", "naive_tx_per_s", "tx/s"),
         ("naive gas per reading", "naive_gas_per_reading", "gas"),
@@ -377,6 +388,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--bill-customers", type=int, default=1000, help="customers billed (0: skip the bills)"
     )
+    parser.add_argument(
+        "--audit-readings", type=int, default=40_000, help="readings audited (0: skip the audit)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the data directory and logs")
     args = parser.parse_args(argv)
     if args.anchor_batch > args.pending or args.naive > args.pending:
@@ -401,6 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "naive_tx": args.naive,
         "anchor_batch": args.anchor_batch,
         "bill_customers": args.bill_customers,
+        "audit_readings": args.audit_readings,
     }
     figures["elapsed_s"] = round(time.perf_counter() - began, 1)
     if args.keep:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -144,9 +145,7 @@ class Auditor:
         window: deque[Future[list[CheckedReading | MalformedLine]] | tuple[int, bytes]] = deque()
         with ProcessPoolExecutor(
             max_workers=jobs,
-            # Not fork: the command may run beside threads (a test's gateway), which fork copies
-            # in whatever state their locks are.
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=multiprocessing.get_context(_start_method()),
             initializer=init_worker,
             initargs=(self.facts.chain_id, self.facts.meters),
         ) as pool:
@@ -235,15 +234,8 @@ class Auditor:
         self._counted_readings += 1
         self.report.counts["readings"] += 1
         self._leaves[checked.leaf_index] = checked
-        record: dict[str, Any] = {
-            "batch_id": checked.batch_id,
-            "leaf_index": checked.leaf_index,
-            "meter_id": "0x" + checked.meter_id.hex(),
-            "meter": meter_id_text(checked.meter_id),
-            "seq": checked.seq,
-        }
         for code, message in checked.problems:
-            self.report.add(code, message, **record)
+            self.report.add(code, message, **_reading_record(checked))
         by_seq = self.readings.setdefault(checked.meter_id, {})
         earlier = by_seq.get(checked.seq)
         if earlier is not None:
@@ -256,7 +248,7 @@ class Auditor:
                     else f"another reading under this meter and seq is in batch {earlier.batch_id}"
                 ),
                 other_batch_id=earlier.batch_id,
-                **record,
+                **_reading_record(checked),
             )
             return
         by_seq[checked.seq] = _Seen(
@@ -493,6 +485,24 @@ class Auditor:
                 "the boundary reading fails its own checks (listed under its batch)",
                 **record,
             )
+
+
+def _reading_record(checked: CheckedReading) -> dict[str, Any]:
+    """How a discrepancy names a reading (built only for one: this runs per reading found)."""
+    return {
+        "batch_id": checked.batch_id,
+        "leaf_index": checked.leaf_index,
+        "meter_id": "0x" + checked.meter_id.hex(),
+        "meter": meter_id_text(checked.meter_id),
+        "seq": checked.seq,
+    }
+
+
+def _start_method() -> str:
+    """fork when this process runs one thread (the command): a worker then starts at once,
+    where spawn re-imports the ledger (about 1.5 s a worker). spawn beside other threads (a
+    gateway in the same process, as in tests): fork would copy their locks in whatever state."""
+    return "fork" if threading.active_count() == 1 else "spawn"
 
 
 def _resolved(
