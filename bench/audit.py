@@ -28,7 +28,7 @@ from ledger.audit.auditor import AuditOptions, default_jobs, run_audit
 from ledger.audit.chain import ChainBatch, ChainFacts
 from ledger.meters.keys import KeyAlgorithm, encode_public_key
 from ledger.meters.registry import KeyEpochView
-from ledger.readings.native import decode, reading_leaf
+from ledger.readings.native import anchored_leaf, decode
 
 BATCH_READINGS = 1_000
 
@@ -50,7 +50,7 @@ def write_bundle(fleet: SignedFleet, readings: int, path: Path) -> dict[int, Cha
             batch_id = first // BATCH_READINGS + 1
             signed = [decode_object(o) for o in objects[first : first + BATCH_READINGS]]
             decoded = [decode(canonical) for canonical, _ in signed]
-            leaves = [reading_leaf(canonical) for canonical, _ in signed]
+            leaves = [anchored_leaf(c, c, signature) for c, signature in signed]
             times = [r.timestamp for r in decoded]
             root = MerkleTree(leaves).root
             batches[batch_id] = ChainBatch(

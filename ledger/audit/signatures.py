@@ -94,15 +94,12 @@ def check_reading(number: int, item: BundleReading) -> CheckedReading:
     """The checks of one parsed reading (see the module docstring)."""
     problems: list[tuple[str, str]] = []
     try:
-        leaf = leaf_of(item)
-    except ReadingFormatError:
-        leaf = b""  # no leaf: the batch's root cannot be rebuilt, which is reported per batch
-    try:
         reading: Reading | None = decode(item.canonical)
     except ReadingFormatError as error:
         reading = None
         problems.append(("reading_malformed", f"the signed bytes are not a reading: {error}"))
     if reading is None:
+        leaf = _leaf(item, None)
         values = (item.meter_id, item.seq, item.timestamp, item.import_wh, item.export_wh)
         return CheckedReading(
             number, item.batch_id, item.leaf_index, *values, leaf, tuple(problems)
@@ -136,9 +133,10 @@ def check_reading(number: int, item: BundleReading) -> CheckedReading:
                 f"signed for chain {reading.chain_id}, the ledger is chain {_Context.chain_id}",
             )
         )
-    signature_problem = _signature_problem(item, reading)
+    signature_problem, key = _signature_problem(item, reading)
     if signature_problem is not None:
         problems.append(signature_problem)
+    leaf = _leaf(item, key)
     return CheckedReading(
         number,
         item.batch_id,
@@ -153,28 +151,39 @@ def check_reading(number: int, item: BundleReading) -> CheckedReading:
     )
 
 
-def _signature_problem(item: BundleReading, reading: Reading) -> tuple[str, str] | None:
+def _leaf(item: BundleReading, key: tuple[KeyAlgorithm, MeterPublicKey] | None) -> bytes:
+    try:
+        return leaf_of(item, key)
+    except LedgerError:
+        # No leaf: the batch's root cannot be rebuilt, which is reported per batch; the reading's
+        # own problem (malformed bytes, an unreadable OCMF record) is reported with it.
+        return b""
+
+
+def _signature_problem(
+    item: BundleReading, reading: Reading
+) -> tuple[tuple[str, str] | None, tuple[KeyAlgorithm, MeterPublicKey] | None]:
+    """Why the reading is not signed by its meter's key at its time (None: it is), and that
+    key when it could be read."""
     epochs = _Context.meters.get(reading.meter_id)
     if epochs is None:
-        return ("reading_unknown_meter", "the meter has no MeterRegistered event")
+        return ("reading_unknown_meter", "the meter has no MeterRegistered event"), None
     key = key_for_time(epochs, reading.timestamp)
     if key is Rejection.NO_KEY_AT_TIME:
-        return ("reading_no_key_at_time", f"the meter had no key yet at {reading.timestamp}")
+        return ("reading_no_key_at_time", f"the meter had no key yet at {reading.timestamp}"), None
     if not isinstance(key, KeyEpochView):
-        return (
-            "reading_key_revoked",
-            f"the meter's key valid at {reading.timestamp} was revoked by then",
-        )
+        problem = f"the meter's key valid at {reading.timestamp} was revoked by then"
+        return ("reading_key_revoked", problem), None
     if item.source == "ocmf":
-        return _ocmf_problem(item, reading, key)
+        return _ocmf_problem(item, reading, key), None
     public_key = _public_key(reading.meter_id, key)
     if isinstance(public_key, str):
-        return ("reading_signature_invalid", public_key)
+        return ("reading_signature_invalid", public_key), None
     try:
         verify_signature(key.algorithm, public_key, item.canonical, item.signature)
     except ReadingSignatureError as error:
-        return ("reading_signature_invalid", f"{error} (key epoch {key.index})")
-    return None
+        return ("reading_signature_invalid", f"{error} (key epoch {key.index})"), None
+    return None, (key.algorithm, public_key)
 
 
 def _ocmf_problem(

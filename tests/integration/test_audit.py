@@ -481,7 +481,7 @@ def test_a_root_anchored_over_a_forged_reading_names_the_reading(audited: Audite
         audited.forged_seq,
         audited.forging_batch,
     )
-    # The leaf commits to the signed bytes only: the forged signature leaves the root intact.
+    # The root commits to the forged signature as it was anchored: it matches the chain's.
     assert audited.forging_batch not in {
         r["batch_id"] for r in records(report, "batch_root_mismatch")
     }
