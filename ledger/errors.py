@@ -42,6 +42,10 @@ set). Defined here unless another module is named:
      +-- InvalidOrderSignature 422  an order not signed by its signer           (ledger.market)
      +-- EvidenceUnavailable   409  a boundary reading not stored or not anchored yet
      |                                                                        (ledger.anchoring)
+     |    +-- EvidenceInChallenge   its batch is still in its challenge period
+     |    +-- EvidenceProvenBad     its batch was proven bad on chain     (ledger.anchoring)
+     +-- FraudProofError       422  a reading whose signature form gives no leaf under its
+     |                              batch's root                          (ledger.readings)
      +-- RelayQuotaExceeded    429  the signer's relayed orders this hour are used up
      |                              (Retry-After)                                (ledger.market)
      +-- GatewayError          502  the customer's client: the gateway refused; `code` is the

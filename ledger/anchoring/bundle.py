@@ -3,8 +3,8 @@ stream an auditor checks against the chain alone (docs/bundle.md is the format's
 
 A bundle is JSON Lines (UTF-8, one object per line, optionally gzip-compressed):
 
-    {"type": "header", "format": "energy-ledger/reading-bundle/v1", "selection": ..., ...}
-    {"type": "batch", "batch_id": 7, "root": "0x..", "count": 3, ...}
+    {"type": "header", "format": "energy-ledger/reading-bundle/v2", "selection": ..., ...}
+    {"type": "batch", "batch_id": 7, "root": "0x..", "count": 3, "leaf_version": 2, ...}
     {"type": "reading", "batch_id": 7, "leaf_index": 0, ..., "proof": ["0x..", ...]}
     ... every stored reading of batch 7, in leaf order, then the next batch ...
     {"type": "trailer", "batches": 1, "readings": 3}
@@ -38,7 +38,11 @@ from ledger.store.bundle_queries import anchored_batches, census_of_batch_ids, r
 from ledger.store.database import Store
 from ledger.store.readings import StoredReading
 
-FORMAT = "energy-ledger/reading-bundle/v1"
+FORMAT = "energy-ledger/reading-bundle/v2"
+"""Version 2: a reading's `leaf` is the leaf of its batch's `leaf_version` (2: it commits to the
+signed bytes and the signature too, docs/reading-format.md), and each batch line says that
+version. A v1 bundle (every leaf version 1) is still read, its batches with `leaf_version` 1."""
+FORMAT_V1 = "energy-ledger/reading-bundle/v1"
 MAX_UINT64 = 2**64 - 1
 CANONICAL_LENGTH = 256
 HASH_LENGTH = 32
@@ -198,6 +202,7 @@ def batch_line(batch: BatchRecord) -> dict[str, Any]:
         "count": batch.count,
         "from_ts": batch.from_ts,
         "to_ts": batch.to_ts,
+        "leaf_version": batch.leaf_version,
         "tx_hash": None if batch.tx_hash is None else _hex(batch.tx_hash),
         "block_number": batch.block_number,
         "final": batch.final,
@@ -327,6 +332,7 @@ class BundleBatch:
     tx_hash: bytes | None
     block_number: int | None
     final: bool
+    leaf_version: int = 2
 
 
 @dataclass(frozen=True)
@@ -400,14 +406,15 @@ class _Fields:
 
 def _header(fields: _Fields) -> BundleHeader:
     declared = fields.obj.get("format")
-    if declared != FORMAT:
+    if declared not in (FORMAT, FORMAT_V1):
         raise BundleUnsupportedFormat(
-            f"bundle format {declared!r} is not supported: this reader reads {FORMAT!r}"
+            f"bundle format {declared!r} is not supported: this reader reads {FORMAT!r} "
+            f"and {FORMAT_V1!r}"
         )
     selection = fields.obj.get("selection")
     if not isinstance(selection, dict):
         raise fields.fail("selection must be an object")
-    return BundleHeader(FORMAT, selection, fields.text("created_at"))
+    return BundleHeader(str(declared), selection, fields.text("created_at"))
 
 
 def _batch(fields: _Fields) -> BundleBatch:
@@ -424,6 +431,8 @@ def _batch(fields: _Fields) -> BundleBatch:
         tx_hash=None if tx_hash is None else fields.hex_bytes("tx_hash", HASH_LENGTH),
         block_number=fields.optional_integer("block_number"),
         final=final,
+        # Absent from v1 bundles, all of whose leaves are version 1.
+        leaf_version=fields.integer("leaf_version", 2) if "leaf_version" in fields.obj else 1,
     )
 
 

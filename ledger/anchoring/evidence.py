@@ -13,13 +13,21 @@ ignores the previous reading, and the boundary reading is given twice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ledger.anchoring.anchorer import ProofService
+from ledger.anchoring.merkle import keccak256
 from ledger.errors import LedgerError
 from ledger.store.database import Store
 from ledger.store.readings import StoredReading
 
-AnchoredReading = tuple[tuple[bytes, int, int, int, int, int], int, list[bytes]]
-"""(reading fields (meter, seq, timestamp, import Wh, export Wh, status), batch id, proof)."""
+AnchoredReading = tuple[tuple[bytes, int, int, int, int, int], bytes, bytes, int, list[bytes]]
+"""(reading fields (meter, seq, timestamp, import Wh, export Wh, status), keccak256 of the signed
+bytes, keccak256 of the signature's fixed form, batch id, proof): what the version-2 leaf hashes."""
+
+Commitments = Callable[[StoredReading], tuple[bytes, bytes]]
+"""(signed bytes, signature form) of a stored reading, as its leaf commits to them
+(`ledger.readings.fraud_proof.leaf_commitments`: this stage does not parse readings)."""
 BoundaryEvidence = tuple[int, AnchoredReading, AnchoredReading]
 """(boundary time, the boundary reading, the reading before it)."""
 
@@ -31,7 +39,23 @@ class EvidenceUnavailable(LedgerError):
     http_status = 409
 
 
-def anchored_reading(proofs: ProofService, reading: StoredReading) -> AnchoredReading:
+class EvidenceInChallenge(EvidenceUnavailable):
+    """A boundary reading's batch is still in its challenge period: settling now would revert
+    (`EnergyMarketBatchInChallenge`), so nothing is sent."""
+
+    code = "evidence_in_challenge"
+
+
+class EvidenceProvenBad(EvidenceUnavailable):
+    """A boundary reading's batch was proven bad on chain: the trade cannot settle from it and is
+    refunded once its settlement window closes."""
+
+    code = "evidence_proven_bad"
+
+
+def anchored_reading(
+    proofs: ProofService, reading: StoredReading, commitments: Commitments
+) -> AnchoredReading:
     """The reading's `AnchoredReading` tuple.
 
     Raises:
@@ -50,11 +74,24 @@ def anchored_reading(proofs: ProofService, reading: StoredReading) -> AnchoredRe
         reading.export_wh,
         reading.status,
     )
-    return (fields, proof.batch.batch_id, list(proof.proof))
+    signed, signature_form = commitments(reading)
+    return (
+        fields,
+        keccak256(signed),
+        keccak256(signature_form),
+        proof.batch.batch_id,
+        list(proof.proof),
+    )
 
 
 def boundary_evidence(
-    store: Store, proofs: ProofService, meter_id: bytes, time: int, *, window_s: int
+    store: Store,
+    proofs: ProofService,
+    meter_id: bytes,
+    time: int,
+    *,
+    window_s: int,
+    commitments: Commitments,
 ) -> BoundaryEvidence:
     """The `BoundaryEvidence` of meter `meter_id` at boundary `time`.
 
@@ -72,7 +109,7 @@ def boundary_evidence(
             f"meter {meter_text(meter_id)} has no stored reading within {window_s} s from "
             f"the boundary {time}"
         )
-    anchored = anchored_reading(proofs, reading)
+    anchored = anchored_reading(proofs, reading, commitments)
     if reading.seq == 0:
         return (time, anchored, anchored)  # the previous reading is ignored for seq 0
     before = store.reading(meter_id, reading.seq - 1)
@@ -81,7 +118,7 @@ def boundary_evidence(
             f"meter {meter_text(meter_id)}: reading {reading.seq - 1}, the one before "
             f"the boundary reading {reading.seq}, is not stored (a gap)"
         )
-    return (time, anchored, anchored_reading(proofs, before))
+    return (time, anchored, anchored_reading(proofs, before, commitments))
 
 
 def meter_text(meter_id: bytes) -> str:

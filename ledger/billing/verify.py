@@ -64,7 +64,8 @@ from ledger.chain.compiler import ContractArtifact, compile_contracts
 from ledger.errors import ChainUnavailable, LedgerError
 from ledger.meters.keys import KeyAlgorithm, algorithm_of_curve
 from ledger.meters.registry import meter_id_bytes
-from ledger.readings.native import Reading, decode, reading_leaf, verify_reading_signature
+from ledger.readings.fraud_proof import candidate_leaves
+from ledger.readings.native import Reading, decode, verify_reading_signature
 from ledger.readings.ocmf.errors import OcmfError
 from ledger.readings.ocmf.record import parse_ocmf
 from ledger.readings.ocmf.values import ledger_values
@@ -826,7 +827,16 @@ def _check_readings(
                 roots[item.batch_id] = None
         root = roots.get(item.batch_id)
         if item.batch_id == batch and (
-            root is None or not merkle_verify(item.proof, root, reading_leaf(item.canonical))
+            root is None
+            or not any(
+                merkle_verify(item.proof, root, leaf)
+                for leaf in candidate_leaves(
+                    item.canonical,
+                    item.signature,
+                    "native" if item.ocmf is None else "ocmf",
+                    item.ocmf,
+                )
+            )
         ):
             fail(
                 "reading_not_in_batch",

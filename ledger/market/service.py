@@ -30,7 +30,12 @@ from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from ledger.anchoring.anchorer import ProofService
-from ledger.anchoring.evidence import BoundaryEvidence, boundary_evidence
+from ledger.anchoring.evidence import (
+    BoundaryEvidence,
+    EvidenceInChallenge,
+    EvidenceProvenBad,
+    boundary_evidence,
+)
 from ledger.chain.client import Chain
 from ledger.chain.deployment import Deployment
 from ledger.market.indexer import EventIndexer
@@ -46,6 +51,7 @@ from ledger.market.orders import (
     take_typed_data,
 )
 from ledger.market.views import OfferView, Settlement, TradeState, TradeView, tx_hash_hex
+from ledger.readings.fraud_proof import leaf_commitments
 from ledger.store.database import Store
 from ledger.store.read_model import ReadModel
 
@@ -66,6 +72,7 @@ class Market:
     ) -> None:
         self.chain = chain
         self.contract: Contract = deployment.energy_market
+        self.reading_ledger: Contract = deployment.reading_ledger
         self.token: Contract = deployment.settlement_token
         self._store = store
         self._proofs = proofs
@@ -260,7 +267,14 @@ class Market:
         """The `BoundaryEvidence` tuple for meter `meter_id` at boundary `time`
         (`ledger.anchoring.evidence.boundary_evidence` with this market's window)."""
         _, window, _ = self.parameters
-        return boundary_evidence(self._store, self._proofs, meter_id, time, window_s=window)
+        return boundary_evidence(
+            self._store,
+            self._proofs,
+            meter_id,
+            time,
+            window_s=window,
+            commitments=leaf_commitments,
+        )
 
     def settlement_evidence(self, trade: TradeView) -> list[BoundaryEvidence]:
         """Evidence for the trade's four boundaries, leaving out those already pinned."""
@@ -271,7 +285,28 @@ class Market:
                 pinned = self.chain.call(self.contract.functions.boundary(meter_id, time))
                 if not pinned[3]:
                     needed.append(self.boundary_evidence(meter_id, time))
+        self._require_usable_batches(needed)
         return needed
+
+    def _require_usable_batches(self, evidence: list[BoundaryEvidence]) -> None:
+        """Refuses, before anything is sent, evidence the market would refuse: from a batch still
+        in its challenge period, or proven bad (a refused settle mines nothing)."""
+        batch_ids = sorted({anchored[3] for _, *readings in evidence for anchored in readings})
+        now = self.chain_time()
+        for batch_id in batch_ids:
+            _, challenge_ends_at, bad = self.chain.call(
+                self.reading_ledger.functions.batchStatus(batch_id)
+            )
+            if bad:
+                raise EvidenceProvenBad(
+                    f"batch {batch_id} was proven bad on chain: the trade cannot settle from it "
+                    "and is refunded once its settlement window closes"
+                )
+            if now < int(challenge_ends_at):
+                raise EvidenceInChallenge(
+                    f"batch {batch_id} is in its challenge period until {int(challenge_ends_at)} "
+                    f"(chain time {now}): settle again then"
+                )
 
     def settle(self, trade_id: int) -> Settlement:
         """Settles a trade from the stored, anchored boundary readings (anyone may)."""

@@ -35,9 +35,11 @@ from ledger.readings.native import (
     Reading,
     anchored_leaf,
     decode,
+    reading_leaf,
 )
 from ledger.readings.ocmf.record import parse_ocmf
 from ledger.readings.ocmf.verify import ocmf_signature_form
+from ledger.store.readings import StoredReading
 
 
 class BadReadingReason(IntEnum):
@@ -114,6 +116,56 @@ def _native_signature_forms(signature: bytes) -> list[bytes]:
     return forms
 
 
+def _commitment_candidates(
+    canonical: bytes, signature: bytes, source: str, raw: bytes | None
+) -> list[tuple[bytes, bytes]]:
+    """(signed bytes, signature form) pairs a stored reading's leaf may commit to."""
+    if source == "ocmf":
+        if raw is None:
+            raise FraudProofError("an OCMF reading needs its raw record")
+        record = parse_ocmf(raw)
+        return [(record.payload_bytes, ocmf_signature_form(record))]
+    return [(bytes(canonical), form) for form in _native_signature_forms(signature)]
+
+
+def candidate_leaves(
+    canonical: bytes, signature: bytes | None, source: str, raw: str | bytes | None
+) -> list[bytes]:
+    """Every leaf a reading may be anchored under: its version-2 leaves (one per reading of its
+    signature's bytes) and its version-1 leaf (batches anchored before version 2).
+
+    For a verifier holding a reading, its signature and a Merkle proof: the proof verifies
+    against the batch's root with one of these, or the reading is not in the batch. Trying the
+    version-1 leaf too weakens nothing: its preimage (256 bytes) cannot be a version-2 one (320
+    bytes), and the signature is checked off chain anyway.
+    """
+    leaves = [reading_leaf(canonical)]
+    encoded = raw.encode() if isinstance(raw, str) else raw
+    try:
+        pairs = _commitment_candidates(canonical, signature or b"", source, encoded)
+    except (LedgerError, ValueError):
+        return leaves
+    return [anchored_leaf(canonical, signed, form) for signed, form in pairs] + leaves
+
+
+def leaf_commitments(reading: StoredReading) -> tuple[bytes, bytes]:
+    """The (signed bytes, signature form) a stored reading's version-2 leaf commits to: the one
+    candidate whose leaf is the stored leaf (a 64-byte native signature may also be strict DER).
+
+    Raises:
+        FraudProofError: No candidate gives the stored leaf (a version-1 leaf, or a changed row).
+    """
+    for signed, form in _commitment_candidates(
+        reading.canonical, reading.signature, reading.source, reading.raw
+    ):
+        if anchored_leaf(reading.canonical, signed, form) == reading.leaf:
+            return signed, form
+    raise FraudProofError(
+        f"reading {reading.meter_id.hex()}/{reading.seq}: its stored leaf is not the version-2 "
+        "leaf of its bytes and signature"
+    )
+
+
 def claim_for_reading(
     *,
     batch_id: int,
@@ -133,14 +185,7 @@ def claim_for_reading(
         FraudProofError: No form of the signature gives a leaf leading to `root` with `proof`.
     """
     reading = decode(canonical)
-    if source == "ocmf":
-        if raw is None:
-            raise FraudProofError("an OCMF reading needs its raw record")
-        record = parse_ocmf(raw)
-        candidates = [(record.payload_bytes, ocmf_signature_form(record))]
-    else:
-        candidates = [(bytes(canonical), form) for form in _native_signature_forms(signature)]
-    for signed_bytes, form in candidates:
+    for signed_bytes, form in _commitment_candidates(canonical, signature, source, raw):
         claim = BadReadingClaim(batch_id, reading, signed_bytes, form, tuple(proof))
         if process_proof(claim.leaf, proof) == root:
             return claim

@@ -169,6 +169,7 @@ def run_market_day(
         gateway_url,
         homes,
         trades,
+        challenge_s=int(chain.call(deployment.reading_ledger.functions.challengePeriod())),
         day_start=day_start,
         slot_s=slot_s,
         seed=seed,
@@ -303,10 +304,12 @@ def deliver_and_settle(
     slot_s: int,
     seed: int,
     say: Progress,
+    challenge_s: int,
 ) -> tuple[int, dict[int, dict[str, Any]]]:
     """Walks through the day: per slot, the chain's clock past its end, then (for a slot with
     trades, and at the end of the day) the readings collected since the last upload, and once
-    they are anchored the slot's settlements. Returns (readings posted, settlements by trade)."""
+    they are anchored and past the ReadingLedger's challenge period (`challenge_s`, the clock
+    moved on by it) the slot's settlements. Returns (readings posted, settlements by trade)."""
     day_end = day_start + 86_400
     readings_begin = day_start + READINGS_BEGIN_S
     ticks = generate(
@@ -354,6 +357,9 @@ def deliver_and_settle(
                     for moment in (boundary - READING_INTERVAL_S, boundary)
                 ],
             )
+            if slot_trades:
+                latest = int(chain.w3.eth.get_block("latest")["timestamp"])
+                advance_chain_to(chain, latest + challenge_s)
             for trade_id in slot_trades:
                 settlements[trade_id] = client.settle(trade_id)
             if slot_trades:

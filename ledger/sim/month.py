@@ -170,6 +170,8 @@ def run_month(
     homes = make_households(households, pv, seed=seed, prefix=METER_PREFIX)
     plans: list[DayPlan] = []
     slot_s = 0
+    # Settlement waits this long after the readings are anchored (the batch's challenge period).
+    challenge_s = int(chain.call(deployment.reading_ledger.functions.challengePeriod()))
     for day_start in month.trading_days:
         slot_s = check_market(client, chain, deployment, day_start)
         plan = plan_day(
@@ -215,6 +217,7 @@ def run_month(
                 gateway_url,
                 homes,
                 day_trades,
+                challenge_s=challenge_s,
                 day_start=day_start,
                 slot_s=slot_s,
                 seed=seed,

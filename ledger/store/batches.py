@@ -12,7 +12,7 @@ from ledger.store.backends import Backend, StoreError, from_u64, u64
 
 BATCH_COLUMNS = (
     "batch_id, root, count, from_ts, to_ts, status, tx_hash, block_number, created_at, "
-    "anchored_at, final_at"
+    "anchored_at, final_at, leaf_version"
 )
 
 
@@ -37,6 +37,9 @@ class BatchRecord:
     created_at: str
     anchored_at: str | None
     final_at: str | None = None  # None while its block may still be reorganised away
+    # The leaf encoding of its readings: 1 before reading leaf version 2, 2 since
+    # (docs/reading-format.md); a verifier computes the leaf of this version.
+    leaf_version: int = 2
 
     @property
     def final(self) -> bool:
@@ -56,6 +59,7 @@ def batch_from_row(row: Sequence[Any]) -> BatchRecord:
         created_at=str(row[8]),
         anchored_at=None if row[9] is None else str(row[9]),
         final_at=None if row[10] is None else str(row[10]),
+        leaf_version=int(row[11]),
     )
 
 
@@ -82,6 +86,7 @@ def batch_row(batch: BatchRecord) -> tuple[Any, ...]:
         batch.created_at,
         batch.anchored_at,
         batch.final_at,
+        batch.leaf_version,
     )
 
 
@@ -104,7 +109,7 @@ def create_batch_intent(db: Backend, batch: BatchRecord, members: Sequence[Pendi
     if taken is not None:
         raise StoreError(f"batch {batch.batch_id} already exists")
     db.execute(
-        f"INSERT INTO batches ({BATCH_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        f"INSERT INTO batches ({BATCH_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
         batch_row(batch),
     )
     db.executemany(

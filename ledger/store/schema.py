@@ -128,6 +128,9 @@ batches = Table(
     Column("created_at", Text, nullable=False),
     Column("anchored_at", Text),  # when this gateway saw it mined
     Column("final_at", Text),  # seen final (NULL: a reorg may still drop it)
+    # The leaf encoding of its readings (docs/reading-format.md): 1 for batches anchored before
+    # leaf version 2 (migration 0007), 2 since. Every verifier computes the leaf of this version.
+    Column("leaf_version", Integer, nullable=False, server_default="2"),
     PrimaryKeyConstraint("batch_id", name="batches_pkey"),
 )
 

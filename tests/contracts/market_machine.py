@@ -67,6 +67,7 @@ from web3.types import TxReceipt
 
 from ledger.chain.client import GAS_PRICE_WEI, Chain, LocalChain, connect, free_port
 from ledger.chain.deployment import Deployment, MarketParameters, ensure_deployed
+from ledger.readings.fraud_proof import BadReadingClaim, prove_bad_reading
 from ledger.readings.native import Reading
 from ledger.settings import DEV_OPERATOR_KEY
 from tests.contracts.market_helpers import (
@@ -76,6 +77,7 @@ from tests.contracts.market_helpers import (
     meter_id,
     reading,
     register_meter,
+    stand_in_signature,
 )
 from tests.contracts.market_model import (
     MarketModel,
@@ -88,8 +90,14 @@ from tests.fixtures.chain import dev_account
 
 # A minimum of 100 units against prices of up to 500 per kWh and takes of up to 4,000 Wh: about
 # one offer in five, and many partial takes, are worth less and refused.
+# A challenge period of ten minutes: readings are anchored ahead of their slots, so most evidence
+# is out of it by settlement time, but a slot delivered late waits for it.
 PARAMS = MarketParameters(
-    slot_s=3600, boundary_window_s=900, settlement_window_s=2 * 3600, min_trade_value=100
+    slot_s=3600,
+    boundary_window_s=900,
+    settlement_window_s=2 * 3600,
+    min_trade_value=100,
+    challenge_period_s=600,
 )
 SLOT = PARAMS.slot_s
 READING_INTERVAL = 900
@@ -310,6 +318,7 @@ RULE_WEIGHTS = {
     "settle": 3,
     "settle_a_settled_trade_again": 1,
     "refund": 1,
+    "prove_a_batch_bad": 1,
 }
 
 
@@ -374,6 +383,12 @@ class MarketMachine(RuleBasedStateMachine):
             balances=dict(run.balances),
         )
         self.anchored: dict[tuple[str, int], tuple[Reading, AnchoredBatch]] = {}
+        # Batch id -> its anchoring block's time, and the batches a fraud proof marked bad: a
+        # boundary is provable only from readings of batches past their challenge period and
+        # not bad (EnergyMarket refuses others).
+        self.batch_anchored_at: dict[int, int] = {}
+        self.bad_batches: set[int] = set()
+        self.batches: list[AnchoredBatch] = []
         self.registers = {name: (0, 0) for name in METERS}  # (import, export) so far
         self.next_delivery = 0
         self.discrepancies: list[str] = []
@@ -466,8 +481,18 @@ class MarketMachine(RuleBasedStateMachine):
             self._anchored(previous if previous is not None else boundary),
         )
 
+    def _usable(self, r: MeterReading) -> bool:
+        """Whether the reading's batch may be evidence in the next block."""
+        _, batch = self.anchored[(r.meter, r.seq)]
+        challenge_ends = self.batch_anchored_at[batch.batch_id] + PARAMS.challenge_period_s
+        return batch.batch_id not in self.bad_batches and self.now + 1 >= challenge_ends
+
     def _provable(self, meter: str, time: int) -> bool:
-        return self.model.boundary_readings(meter, time) is not None
+        found = self.model.boundary_readings(meter, time)
+        if found is None:
+            return False
+        boundary, previous = found
+        return self._usable(boundary) and (previous is None or self._usable(previous))
 
     def _unpinned_boundaries(self) -> list[tuple[str, int]]:
         """Boundaries that open trades need, provable but not pinned yet."""
@@ -518,8 +543,10 @@ class MarketMachine(RuleBasedStateMachine):
                     )
         if not readings:
             return
-        batch = anchor_readings(self.chain, self.deployment, readings)
+        batch = anchor_readings(self.chain, self.deployment, readings, past_challenge=False)
         self.now += 1
+        self.batch_anchored_at[batch.batch_id] = self.now
+        self.batches.append(batch)
         for chain_reading in readings:
             self.anchored[(self.names[chain_reading.meter_id], chain_reading.seq)] = (
                 chain_reading,
@@ -744,6 +771,26 @@ class MarketMachine(RuleBasedStateMachine):
         except ModelRevert as revert:
             expected = revert.error_name
         self._send("refund", (trade_id,), self.operator, expected)
+
+    @precondition(lambda self: any(b.batch_id not in self.bad_batches for b in self.batches))
+    @rule(data=st.data())
+    def prove_a_batch_bad(self, data: st.DataObject) -> None:
+        """Anyone proves a reading of a batch forged (the meters' stand-in keys verify nothing):
+        the batch's readings are evidence no more, and the trades needing them are refunded."""
+        good = [b for b in self.batches if b.batch_id not in self.bad_batches]
+        batch = data.draw(st.sampled_from(good), label="batch")
+        first = batch.readings[0]
+        claim = BadReadingClaim(
+            batch.batch_id,
+            first,
+            first.encode(),
+            stand_in_signature(first),
+            tuple(batch.tree.proof(0)),
+        )
+        prove_bad_reading(self.chain, self.deployment.reading_ledger, claim, sender=self.operator)
+        self.now += 1
+        self.bad_batches.add(batch.batch_id)
+        self.run.stats.outcomes["batch proven bad"] += 1
 
     # -- invariants --
 

@@ -54,6 +54,7 @@ PV = 5
 READINGS_PER_METER = 98  # day start - 900 s to day end, every 900 s
 READING_TYPES = ["bytes32", "uint256", "bytes32", "uint64", "uint64", "uint64", "uint64", "uint32"]
 READING_TAG = keccak(text="EnergyLedger.Reading.v1")
+LEAF_TAG_V2 = keccak(text="EnergyLedger.AnchoredReading.v2")
 P256 = 0
 SETTLED = 2
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -206,7 +207,10 @@ def check_reading(
     algorithm, valid_from, revoked_at, public_key = key
     assert algorithm == P256 and valid_from <= timestamp and revoked_at == 0
     signature_ok = p256_signature_ok(public_key, canonical, bytes.fromhex(served["signature"][2:]))
-    leaf = keccak(keccak(canonical))
+    # The version-2 leaf (docs/reading-format.md): the fields, then the hashes of the signed bytes
+    # and of the signature (raw r || s as the simulated meters send it).
+    signature = bytes.fromhex(served["signature"][2:])
+    leaf = keccak(keccak(LEAF_TAG_V2 + canonical[32:] + keccak(canonical) + keccak(signature)))
     anchor = served["anchor"]
     anchored_ok = anchor is not None and verify(
         [bytes.fromhex(p[2:]) for p in anchor["proof"]], root_of(anchor["batch_id"]), leaf

@@ -186,6 +186,12 @@ def test_a_trade_is_offered_taken_and_settled_over_http_by_customers_without_eth
     post_readings(stack, buyer, [(t, 20 + 720 * i, 0) for i, t in enumerate(times)])
     wait_until_anchored(stack, seller)
     wait_until_anchored(stack, buyer)
+    # The batch is fresh: until its challenge period is over, settling is refused before any
+    # transaction is sent (the market would revert EnergyMarketBatchInChallenge).
+    with refused("evidence_in_challenge", 409):
+        client.settle(trade["trade_id"])
+    ledger = stack.deployment.reading_ledger
+    advance_time(chain, int(ledger.functions.challengePeriod().call()))
 
     settlement = client.settle(trade["trade_id"])
 

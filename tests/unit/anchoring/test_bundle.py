@@ -274,11 +274,30 @@ def test_a_bundle_cut_before_its_trailer_is_bundle_truncated(store: Store) -> No
 
 def test_a_header_of_another_version_is_bundle_unsupported_format(store: Store) -> None:
     lines = bundle_text(store)
-    lines[0] = lines[0].replace(b"/v1", b"/v2")
+    lines[0] = lines[0].replace(b"/v2", b"/v3")
 
     with pytest.raises(LedgerError) as error:
         list(read_bundle(lines))
     assert code_of(error) == "bundle_unsupported_format"
+
+
+def test_a_batch_line_says_its_leaf_version(store: Store) -> None:
+    items = list(read_bundle(bundle_text(store)))
+
+    batches = [item for item in items if isinstance(item, BundleBatch)]
+    assert batches and all(b.leaf_version == 2 for b in batches)
+
+
+def test_a_v1_bundle_is_read_with_its_batches_at_leaf_version_1(store: Store) -> None:
+    lines = [
+        line.replace(b"/v2", b"/v1").replace(b',"leaf_version":2', b"")
+        for line in bundle_text(store)
+    ]
+
+    items = list(read_bundle(lines))
+
+    batches = [item for item in items if isinstance(item, BundleBatch)]
+    assert batches and all(b.leaf_version == 1 for b in batches)
 
 
 def test_a_reading_with_a_short_proof_hash_is_bundle_malformed_naming_its_line(
