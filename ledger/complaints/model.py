@@ -3,8 +3,8 @@ targeted step's clock stands.
 
 The events are the ComplaintRegistry's, as the read model holds them
 (`ledger.store.complaints.StepRow`, here `ComplaintEvent`) or as anyone decodes them from the
-chain's logs (`event_from_log`). Folding them needs nothing else: the gateway's views, its
-monthly statistics and an auditor's recomputation all start here.
+chain's logs (`event_from_log`, `read_chain_events`). Folding them needs nothing else: the
+gateway's views, its monthly statistics and an auditor's recomputation all start here.
 
 A round starts at the opening (round 1) or at a reopening; each targeted step's time is counted
 from its round's start (utility practice: answer within 30 minutes of the complaint, name a
@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eth_utils.address import to_checksum_address
+from web3.contract import Contract
 
+from ledger.chain.client import Chain
 from ledger.complaints.sla import ServiceLevels
 from ledger.store.complaints import StepRow
 
@@ -225,3 +227,44 @@ def _round(number: int, started_at: int, text_hash: bytes | None) -> dict[str, A
         "handler": None,
         "rating": None,
     }
+
+
+def read_chain_events(
+    chain: Chain,
+    registry: Contract,
+    *,
+    from_block: int = 0,
+    to_block: int | None = None,
+    range_blocks: int = 2000,
+) -> list[ComplaintEvent]:
+    """Every ComplaintRegistry event from the chain alone (`eth_getLogs` in ranges of at most
+    `range_blocks` blocks), in chain order: what an auditor feeds `stats.monthly_statistics`
+    to recompute the gateway's statistics without trusting its database."""
+    last = int(chain.w3.eth.block_number) if to_block is None else to_block
+    by_topic = {}
+    for name in EVENT_STEPS:
+        event = registry.events[name]()
+        by_topic[bytes.fromhex(str(event.topic).removeprefix("0x"))] = (name, event)
+    found: list[ComplaintEvent] = []
+    start = from_block
+    while start <= last:
+        end = min(start + range_blocks - 1, last)
+        logs = chain.w3.eth.get_logs(
+            {"address": registry.address, "fromBlock": start, "toBlock": end}
+        )
+        for entry in logs:
+            known = by_topic.get(bytes(entry["topics"][0])) if entry["topics"] else None
+            if known is None:
+                continue
+            name, event = known
+            decoded = event.process_log(entry)
+            found.append(
+                event_from_log(
+                    name,
+                    decoded["args"],
+                    block_number=int(entry["blockNumber"]),
+                    log_index=int(entry["logIndex"]),
+                )
+            )
+        start = end + 1
+    return sorted(found, key=lambda e: (e.block_number, e.log_index))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,9 @@ from eth_utils.crypto import keccak
 from web3.logs import DISCARD
 
 from ledger.cli import main
+from ledger.complaints.model import read_chain_events
+from ledger.complaints.sla import ServiceLevels
+from ledger.complaints.stats import monthly_statistics
 from ledger.node import LedgerNode
 from ledger.settings import DEV_OPERATOR_KEY
 from ledger.sim.complaints import simulated_complaints
@@ -196,6 +200,17 @@ def test_the_month_has_complaints_answered_on_time_late_and_never(
     assert answered_late and never_answered
     assert 0 < responded["met"] < responded["due"]
     assert audited["count"] == 15
+
+
+def test_the_stats_function_on_events_read_from_the_chain_gives_the_auditors_statistics(
+    month: Month, audited: dict[str, Any]
+) -> None:
+    registry = month.node.deployment.complaint_registry
+    events = read_chain_events(month.node.chain, registry, range_blocks=50)
+
+    found = monthly_statistics(events, month=MONTH, as_of=audited["as_of"], levels=ServiceLevels())
+
+    assert json.loads(json.dumps(asdict(found))) == audited
 
 
 def test_ledger_complaints_stats_prints_what_the_auditors_route_answers(
