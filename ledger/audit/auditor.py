@@ -345,6 +345,16 @@ class Auditor:
                 f"{batch.to_ts}) in the audit's scope; the bundle does not hold it",
                 batch_id=batch_id,
             )
+        for batch_id in sorted(set(self.scope) & set(self.facts.proven_bad)):
+            meter_id, seq = self.facts.proven_bad[batch_id]
+            self.report.add(
+                "batch_proven_bad",
+                "a fraud proof on chain (ReadingBatchProvenBad) showed a reading of this batch bad",
+                batch_id=batch_id,
+                meter_id="0x" + meter_id.hex(),
+                meter=meter_id_text(meter_id),
+                seq=seq,
+            )
         self._sequences()
         self._settlements()
 

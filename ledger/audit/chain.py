@@ -6,7 +6,8 @@ gateway's tables.
 deployment blocks to the chain's head:
 
     MeterRegistry  MeterRegistered, MeterKeyRotated, MeterKeyRevoked  -> each meter's key epochs
-    ReadingLedger  ReadingBatchAnchored                                -> batch root, count, times
+    ReadingLedger  ReadingBatchAnchored, ReadingBatchProvenBad         -> batch root, count, times;
+                                                                          batches proven bad
     EnergyMarket   BoundaryPinned, TradeSettled                        -> pinned registers,
                                                                           settlements, trade(id)
     BillRegistry   BillsAnchored, TariffAssigned                       -> bill runs, customers
@@ -111,6 +112,8 @@ class ChainFacts:
     settlements: list[Settlement] = field(default_factory=list)
     bill_runs: dict[int, BillRun] = field(default_factory=dict)
     customers: list[str] = field(default_factory=list)
+    proven_bad: dict[int, tuple[bytes, int]] = field(default_factory=dict)
+    """Batches a fraud proof marked bad: the (meter, seq) of the reading that proved it."""
     w3: Web3 | None = None
 
     @classmethod
@@ -147,7 +150,7 @@ class ChainFacts:
         events: dict[tuple[str, bytes], Any] = {}
         for name, event_names in (
             ("MeterRegistry", ("MeterRegistered", "MeterKeyRotated", "MeterKeyRevoked")),
-            ("ReadingLedger", ("ReadingBatchAnchored",)),
+            ("ReadingLedger", ("ReadingBatchAnchored", "ReadingBatchProvenBad")),
             ("EnergyMarket", ("BoundaryPinned", "TradeSettled")),
             ("BillRegistry", ("BillsAnchored", "TariffAssigned")),
         ):
@@ -201,6 +204,10 @@ class ChainFacts:
                         int(args["fromTimestamp"]),
                         int(args["toTimestamp"]),
                         int(entry["blockNumber"]),
+                    )
+                elif name == "ReadingBatchProvenBad":
+                    self.proven_bad.setdefault(
+                        int(args["batchId"]), (bytes(args["meterId"]), int(args["seq"]))
                     )
                 elif name == "BoundaryPinned":
                     key = (bytes(args["meterId"]), int(args["time"]))

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from ledger.anchoring.bundle import BundleSelection
 from ledger.audit.auditor import AuditOptions, Progress, run_audit
+from ledger.audit.chain import AuditInputError
 from ledger.errors import LedgerError
 
 EXIT_CLEAN = 0
@@ -63,7 +64,43 @@ def options_from(args: argparse.Namespace) -> AuditOptions:
     )
 
 
+def _prover_key(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text().strip()
+    except OSError as error:
+        raise AuditInputError(f"--prove-key-file {path}: {error}") from None
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """`--watch`: a pass every --poll seconds, its summary and proofs printed, until Ctrl-C."""
+    from ledger.audit.watch import Watcher, WatchPass, describe
+
+    def emit(done: WatchPass) -> None:
+        if done.report is None:
+            return
+        print(f"batches {done.first_batch}-{done.last_batch}: " + done.report.summary())
+        for attempt in done.proofs:
+            print(describe(attempt))
+        sys.stdout.flush()
+
+    try:
+        options = options_from(args)
+        first = options.batches[0] if options.batches is not None else 1
+        watcher = Watcher(options, prover_key=_prover_key(args.prove_key_file), first_batch=first)
+        watcher.follow(args.poll, emit)
+    except LedgerError as error:
+        print(f"error [{error.code}]: {error}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_CLEAN
+    return EXIT_CLEAN
+
+
 def cmd_audit(_settings: Any, args: argparse.Namespace) -> int:
+    if args.watch:
+        return cmd_watch(args)
     try:
         options = options_from(args)
         report = run_audit(options, progress=_progress_bar)
@@ -109,6 +146,19 @@ def add_parser(commands: Any) -> None:
     audit.add_argument("--json", help="write the JSON report here ('-': stdout)")
     audit.add_argument(
         "--jobs", type=int, default=0, help="processes checking signatures (default: all cores)"
+    )
+    audit.add_argument(
+        "--watch",
+        action="store_true",
+        help="follow new batches (from --batches A on), audit each, prove bad readings on chain",
+    )
+    audit.add_argument(
+        "--prove-key-file",
+        help="with --watch: a file holding the hex private key of a funded account that sends "
+        "the fraud proofs (without it, --watch only reports)",
+    )
+    audit.add_argument(
+        "--poll", type=float, default=5.0, help="with --watch: seconds between passes (5)"
     )
     # Reads nothing of this machine's ledger: no LEDGER_* setting is needed.
     audit.set_defaults(handler=cmd_audit, needs_settings=False)

@@ -37,6 +37,7 @@ from ledger.anchoring.merkle import MerkleTree
 from ledger.audit.auditor import AuditOptions, run_audit
 from ledger.audit.chain import ChainFacts
 from ledger.audit.report import AuditReport
+from ledger.audit.watch import Watcher
 from ledger.billing.evidence import bill_evidence
 from ledger.chain.client import LocalChain, free_port
 from ledger.chain.deployment import record_path
@@ -48,7 +49,7 @@ from ledger.store.database import Store
 from tests.fixtures.billing import MeterUnderTest, ingest, sign_readings
 from tests.fixtures.chain import dev_account
 
-pytestmark = [pytest.mark.chain]
+pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
 LEDGER_BIN = Path(sys.executable).parent / "ledger"
 BUYER = "HOME-000002"
@@ -485,3 +486,46 @@ def test_a_root_anchored_over_a_forged_reading_names_the_reading(audited: Audite
     assert audited.forging_batch not in {
         r["batch_id"] for r in records(report, "batch_root_mismatch")
     }
+
+
+def test_the_watcher_proves_the_forged_reading_on_chain_and_the_audit_then_names_its_batch(
+    audited: Audited,
+) -> None:
+    prover = dev_account(5)  # any funded account: proving needs no role
+    watcher = Watcher(
+        AuditOptions(
+            rpc_url=audited.rpc_url,
+            deployment=audited.deployment,
+            bundle=_anchoring_bundle(audited),
+            jobs=1,
+        ),
+        prover_key="0x" + bytes(prover.key).hex(),
+        first_batch=audited.forging_batch,
+    )
+
+    done = watcher.run_once()
+
+    assert [(a.outcome, a.batch_id, a.meter, a.seq, a.reason) for a in done.proofs] == [
+        ("proven", audited.forging_batch, EXTRA_METER, audited.forged_seq, "bad_signature")
+    ]
+    facts = ChainFacts.read(audited.rpc_url, audited.deployment)
+    assert facts.proven_bad == {
+        audited.forging_batch: (meter_id_bytes(EXTRA_METER), audited.forged_seq)
+    }
+    fresh = run_audit(
+        AuditOptions(
+            rpc_url=audited.rpc_url,
+            deployment=audited.deployment,
+            bundle=_anchoring_bundle(audited),
+            batches=(audited.forging_batch, audited.forging_batch),
+            jobs=1,
+        ),
+        facts=facts,
+    )
+    (proven,) = records(fresh, "batch_proven_bad")
+    assert (proven["batch_id"], proven["meter"], proven["seq"]) == (
+        audited.forging_batch,
+        EXTRA_METER,
+        audited.forged_seq,
+    )
+    assert watcher.run_once().report is None  # nothing anchored since: nothing audited
