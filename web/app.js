@@ -1,7 +1,8 @@
 // The customer page: sign in (Sign-In with Ethereum through window.ethereum, or an access token),
-// the bills with their lines, the "verified on chain" panel (verify.js), usage charts, trades and
-// downloads. Everything comes from the gateway's API with the session's bearer token, except the
-// on-chain check, which talks to the chain's JSON-RPC directly (docs/customer-page.md).
+// then two tabs: the bills (each bill with its lines, the "verified on chain" panel (verify.js),
+// usage charts, trades and downloads) and the complaints (web/complaints.js). Everything comes
+// from the gateway's API with the session's bearer token, except the on-chain check, which
+// talks to the chain's JSON-RPC directly (docs/customer-page.md).
 "use strict";
 
 const state = {
@@ -43,34 +44,13 @@ function showError(error) {
 
 // --- sign-in -------------------------------------------------------------------------------
 
-/** The EIP-4361 message the gateway checks (docs/access.md): the domain, URI and chain the
- * nonce's answer names (the gateway's public address, which is this page's unless a proxy
- * serves it elsewhere), the nonce, valid for ten minutes. */
-function siweMessage({ address, nonce }) {
-  const issued = new Date();
-  const expires = new Date(issued.getTime() + 10 * 60 * 1000);
-  return [
-    `${nonce.domain || location.host} wants you to sign in with your Ethereum account:`,
-    address,
-    "",
-    "Sign in to the energy ledger to read your meters' readings and your bills.",
-    "",
-    `URI: ${nonce.uri || location.origin}`,
-    "Version: 1",
-    `Chain ID: ${nonce.chain_id || state.health.chain.chain_id}`,
-    `Nonce: ${nonce.nonce}`,
-    `Issued At: ${issued.toISOString()}`,
-    `Expiration Time: ${expires.toISOString()}`,
-  ].join("\n");
-}
-
 async function signInWithWallet() {
   showError(null);
   if (!window.ethereum) throw new Error(I18n.t("signIn.noWallet"));
   const [account] = await window.ethereum.request({ method: "eth_requestAccounts" });
   const address = ethers.getAddress(account);
   const nonce = await api("/v1/auth/nonce", { method: "POST", body: {} });
-  const message = siweMessage({ address, nonce });
+  const message = siweMessage({ address, nonce, chainId: state.health.chain.chain_id });
   const signature = await window.ethereum.request({ method: "personal_sign", params: [ethers.hexlify(ethers.toUtf8Bytes(message)), address] });
   const session = await api("/v1/auth/sign-in", { method: "POST", body: { message, signature } });
   state.token = session.token;
@@ -109,7 +89,16 @@ async function showAccount() {
   state.currency = bills.length > 0 ? bills[0].document.currency : null;
   renderBillList();
   $("#bills-section").hidden = false;
+  $("#tabs").hidden = false;
+  $("#complaints-section").hidden = false;
   await showTrades().catch(showError);
+  await CustomerComplaints.refresh().catch(showError);
+}
+
+/** The bills tab (bills, usage, trades, downloads) or the complaints tab (web/complaints.js). */
+function showTab(name) {
+  document.body.dataset.tab = name;
+  for (const button of document.querySelectorAll("#tabs button")) button.setAttribute("aria-selected", String(button.dataset.tab === name));
 }
 
 function renderBillList() {
@@ -160,7 +149,7 @@ function renderBill() {
   $("#bill-estimated").hidden = !doc.lines.some((line) => line.estimated);
   const body = $("#bill-lines tbody");
   body.replaceChildren();
-  for (const line of doc.lines) {
+  for (const [index, line] of doc.lines.entries()) {
     const row = document.createElement("tr");
     const unitPrice = line.unit_price_minor === null ? "" : `${I18n.money(line.unit_price_minor, currency)} / ${I18n.t(`per.${line.price_per}`)}`;
     const cells = [
@@ -177,6 +166,7 @@ function renderBill() {
       if (cls) cell.className = cls;
       row.append(cell);
     }
+    row.append(CustomerComplaints.lineCell(state.bill.hash, index));
     body.append(row);
   }
 }
@@ -370,6 +360,7 @@ function applyLanguage() {
   renderBill();
   renderUsage();
   renderDownloads();
+  CustomerComplaints.render();
 }
 
 // --- start ---------------------------------------------------------------------------------
@@ -380,6 +371,15 @@ async function start() {
   $("#sign-in").addEventListener("click", () => signInWithWallet().catch(showError));
   $("#use-token").addEventListener("click", () => signInWithToken().catch(showError));
   $("#verify-again").addEventListener("click", () => runVerification().catch(showError));
+  for (const button of document.querySelectorAll("#tabs button")) {
+    button.addEventListener("click", () => {
+      showTab(button.dataset.tab);
+      // The operator answers meanwhile: coming back to the tab lists the complaints afresh.
+      if (button.dataset.tab === "complaints") CustomerComplaints.refresh().catch(showError);
+    });
+  }
+  showTab("bills");
+  CustomerComplaints.install();
   state.health = await api("/healthz");
   $("#rpc-url").value = defaultRpcUrl();
   document.body.dataset.ready = "true";

@@ -1,5 +1,6 @@
-"""Pages for people: the customer page (`/app/`, from `web/`), the API docs (`/docs`, `/redoc`)
-and `/`, which leads to the page.
+"""Pages for people: the customer page (`/app/`, from `web/`), the complaints service page
+(`/app/service`, for the operator and auditors), the API docs (`/docs`, `/redoc`) and `/`,
+which leads to the customer page.
 
 Every script, style sheet and icon these pages load is served by the gateway itself, from the
 npm packages pinned in package.json (`node_modules/`, installed by `make` with `npm ci`): a
@@ -55,6 +56,12 @@ def root() -> RedirectResponse:
 def app_without_slash() -> RedirectResponse:
     """The page's relative links need the trailing slash."""
     return RedirectResponse("/app/")
+
+
+@router.get("/app/service")
+def service_page() -> RedirectResponse:
+    """The complaints service page (the operator's queue and the auditors' statistics)."""
+    return RedirectResponse("/app/service.html")
 
 
 @router.get("/docs")

@@ -6,16 +6,20 @@ enters the page.
 
 It answers what a sign-in needs: `eth_requestAccounts`/`eth_accounts` (the one address),
 `eth_chainId` (the chain it was given) and `personal_sign` (EIP-191 over the bytes the page sends,
+refused for any other address), and what a relayed complaint step needs: `eth_signTypedData_v4`
+(EIP-712 over the JSON typed data the page sends, as MetaMask takes it: `[address, json]`,
 refused for any other address). Anything else is refused with EIP-1193's 4200 "unsupported
 method", so a page that needs more shows up as a failing test rather than a silent stub.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from eth_account import Account
-from eth_account.messages import encode_defunct
+from eth_account.messages import encode_defunct, encode_typed_data
 from eth_account.signers.local import LocalAccount
 from playwright.sync_api import Page
 
@@ -40,6 +44,13 @@ _PROVIDER = """
           }
           return await window.__testWalletPersonalSign(data);
         }
+        case "eth_signTypedData_v4": {
+          const [from, typedData] = params;
+          if (String(from).toLowerCase() !== address.toLowerCase()) {
+            throw fail(4100, "eth_signTypedData_v4 for an account this wallet does not hold");
+          }
+          return await window.__testWalletSignTypedData(typedData);
+        }
         default:
           throw fail(4200, "unsupported method " + method);
       }
@@ -59,6 +70,7 @@ class TestWallet:
 
     account: LocalAccount
     signed: list[str] = field(default_factory=list)
+    signed_typed_data: list[dict[str, Any]] = field(default_factory=list)
 
     def personal_sign(self, data: str) -> str:
         """EIP-191 over `data` (0x-hex bytes, as wallets receive them from `personal_sign`)."""
@@ -69,11 +81,21 @@ class TestWallet:
         )
         return "0x" + bytes(signed.signature).hex()
 
+    def sign_typed_data(self, typed_data_json: str) -> str:
+        """EIP-712 over `typed_data_json` (the JSON string `eth_signTypedData_v4` receives)."""
+        typed_data = json.loads(typed_data_json)
+        self.signed_typed_data.append(typed_data)
+        signed = Account.sign_message(
+            encode_typed_data(full_message=typed_data), private_key=self.account.key
+        )
+        return "0x" + bytes(signed.signature).hex()
+
 
 def install_wallet(page: Page, account: LocalAccount, chain_id: int) -> TestWallet:
     """Injects a wallet holding `account` on `chain_id` into `page` (before it loads)."""
     wallet = TestWallet(account)
     page.expose_function("__testWalletPersonalSign", wallet.personal_sign)
+    page.expose_function("__testWalletSignTypedData", wallet.sign_typed_data)
     page.add_init_script(
         _PROVIDER % {"address": f'"{account.address}"', "chain_id": f'"{hex(chain_id)}"'}
     )
