@@ -466,6 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     _sim_parser(commands)
     billing_cli.add_parsers(commands)
     _export_bundle_parser(commands)
+    _prove_bad_reading_parser(commands)
     audit_cli.add_parser(commands)
     complaints_cli.add_parser(commands)
     return parser
@@ -521,6 +522,86 @@ def _export_bundle_parser(commands: Any) -> None:
     bundle.add_argument("--to", help="end of the time range (exclusive)")
     bundle.add_argument("--out", help="file to write (gzip if it ends in .gz); default stdout")
     bundle.set_defaults(handler=_cmd_export_bundle)
+
+
+def _cmd_prove_bad_reading(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger.anchoring.bundle import open_bundle, read_bundle
+    from ledger.chain.client import connect
+    from ledger.chain.compiler import compile_contracts
+    from ledger.chain.deployment import record_path
+    from ledger.errors import DeploymentError
+    from ledger.meters.registry import meter_id_bytes
+    from ledger.readings.fraud_proof import (
+        claim_from_bundle,
+        claim_from_store,
+        prove_bad_reading,
+    )
+    from ledger.store.database import Store
+
+    # Anyone may prove: the key is the prover's own (a file holding its 0x-hex private key), the
+    # operator's only when none is given.
+    key = Path(args.key_file).read_text().strip() if args.key_file else settings.signing_key
+    rpc_url = args.rpc or settings.rpc_url
+    if rpc_url is None:
+        raise DeploymentError("give --rpc URL (or LEDGER_RPC_URL): the chain to send the proof to")
+    chain = connect(rpc_url, key)
+    address = args.reading_ledger
+    if address is None:
+        record = json.loads(record_path(settings.data_dir, chain.chain_id).read_text())
+        address = record["contracts"]["ReadingLedger"]
+    artifacts = compile_contracts()
+    for artifact in artifacts.values():
+        chain.learn_errors(artifact.abi)
+    ledger = chain.w3.eth.contract(
+        address=chain.w3.to_checksum_address(address), abi=artifacts["ReadingLedger"].abi
+    )
+    root = bytes(chain.call(ledger.functions.batchRoot(args.batch)))
+    wanted = {"batch_id": args.batch, "meter_id": meter_id_bytes(args.meter), "seq": args.seq}
+    if args.bundle:
+        with open_bundle(Path(args.bundle)) as lines:
+            claim = claim_from_bundle(read_bundle(lines), root=root, **wanted)
+    else:
+        store = Store.open(settings)
+        try:
+            claim = claim_from_store(store, root=root, **wanted)
+        finally:
+            store.close()
+    outcome = prove_bad_reading(chain, ledger, claim)
+    _print(
+        {
+            "batch_id": outcome.batch_id,
+            "reason": outcome.reason.name.lower(),
+            "transaction_hash": outcome.transaction_hash,
+            "gas_used": outcome.gas_used,
+        }
+    )
+    return 0
+
+
+def _prove_bad_reading_parser(commands: Any) -> None:
+    prove = commands.add_parser(
+        "prove-bad-reading",
+        help="prove an anchored reading's signature bad on chain (anyone may)",
+        description="Sends ReadingLedger.proveBadReading for one anchored reading, read from a "
+        "reading bundle (--bundle) or the gateway's database: the chain checks its signature "
+        "under the key its meter had at its time and, if it fails, marks its batch proven bad "
+        "(no settlement uses it again). A valid signature is refused "
+        "(reading_ledger_reading_valid) and nothing is mined. docs/reading-format.md.",
+    )
+    prove.add_argument("--batch", type=int, required=True, help="the reading's batch id")
+    prove.add_argument("--meter", required=True, help="meter id (serial or 0x + 64 hex digits)")
+    prove.add_argument("--seq", type=int, required=True, help="the reading's sequence number")
+    prove.add_argument("--rpc", help="chain RPC URL (default LEDGER_RPC_URL)")
+    prove.add_argument(
+        "--bundle", help="reading bundle to read the reading from (default: the database)"
+    )
+    prove.add_argument(
+        "--key-file", help="file with the prover's private key (default: the operator's)"
+    )
+    prove.add_argument(
+        "--reading-ledger", help="ReadingLedger address (default: the deployment record)"
+    )
+    prove.set_defaults(handler=_cmd_prove_bad_reading)
 
 
 def _cmd_market_day(_: Settings, args: argparse.Namespace) -> int:

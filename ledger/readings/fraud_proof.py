@@ -17,7 +17,7 @@ checks the signature; a bad one marks the batch proven bad, and settlement never
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -27,6 +27,8 @@ from eth_account.signers.local import LocalAccount
 from web3.contract import Contract
 from web3.logs import DISCARD
 
+from ledger.anchoring.anchorer import ProofService
+from ledger.anchoring.bundle import BundleItem, BundleReading
 from ledger.anchoring.merkle import process_proof
 from ledger.chain.client import Chain
 from ledger.errors import LedgerError
@@ -39,6 +41,7 @@ from ledger.readings.native import (
 )
 from ledger.readings.ocmf.record import parse_ocmf
 from ledger.readings.ocmf.verify import ocmf_signature_form
+from ledger.store.database import Store
 from ledger.store.readings import StoredReading
 
 
@@ -229,4 +232,61 @@ def prove_bad_reading(
         reason=BadReadingReason(int(event["args"]["reason"])),
         transaction_hash="0x" + bytes(receipt["transactionHash"]).hex(),
         gas_used=int(receipt["gasUsed"]),
+    )
+
+
+def claim_from_bundle(
+    items: Iterable[BundleItem], *, batch_id: int, meter_id: bytes, seq: int, root: bytes
+) -> BadReadingClaim:
+    """The claim for reading (`meter_id`, `seq`) of batch `batch_id` in a reading bundle
+    (`ledger.anchoring.bundle.read_bundle`), read line by line until it is found.
+
+    Raises:
+        FraudProofError: The bundle holds no such reading, or its leaf is not under `root`.
+    """
+    for item in items:
+        if isinstance(item, BundleReading) and (item.batch_id, item.meter_id, item.seq) == (
+            batch_id,
+            meter_id,
+            seq,
+        ):
+            raw = None if item.ocmf is None else item.ocmf.encode("utf-8", "surrogateescape")
+            return claim_for_reading(
+                batch_id=batch_id,
+                canonical=item.canonical,
+                signature=item.signature,
+                source=item.source,
+                raw=raw,
+                proof=item.proof,
+                root=root,
+            )
+    raise FraudProofError(
+        f"the bundle holds no reading {seq} of meter 0x{meter_id.hex()} in batch {batch_id}"
+    )
+
+
+def claim_from_store(
+    store: Store, *, batch_id: int, meter_id: bytes, seq: int, root: bytes
+) -> BadReadingClaim:
+    """The claim for a reading the gateway's database holds, with the proof of its batch.
+
+    Raises:
+        FraudProofError: No such reading stored in batch `batch_id`, or its leaf is not under
+            `root`.
+    """
+    stored = store.reading(meter_id, seq)
+    anchoring = None if stored is None else ProofService(store).anchoring(stored)
+    if stored is None or anchoring is None or anchoring.batch.batch_id != batch_id:
+        raise FraudProofError(
+            f"the database holds no reading {seq} of meter 0x{meter_id.hex()} anchored in "
+            f"batch {batch_id}"
+        )
+    return claim_for_reading(
+        batch_id=batch_id,
+        canonical=stored.canonical,
+        signature=stored.signature,
+        source=stored.source,
+        raw=stored.raw,
+        proof=anchoring.proof,
+        root=root,
     )

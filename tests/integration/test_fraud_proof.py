@@ -12,13 +12,18 @@ PostgreSQL (the `store` fixture).
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from eth_account.signers.local import LocalAccount
 
 from ledger.anchoring.anchorer import Anchorer, ProofService
+from ledger.anchoring.bundle import BundleSelection, export_bundle
 from ledger.anchoring.evidence import EvidenceProvenBad, boundary_evidence
 from ledger.chain.client import Chain
 from ledger.chain.deployment import Deployment
@@ -38,6 +43,7 @@ from ledger.store.database import Store
 from ledger.store.read_model import ReadModel
 from ledger.store.readings import StoredReading
 from tests.fixtures.chain import advance_time, latest_time, reverts
+from tests.fixtures.gateway import LEDGER_BIN
 
 PV_ALICE = b"PV-ALICE-FRAUD".ljust(32, b"\x00")
 HOME_BOB = b"HOME-BOB-FRAUD".ljust(32, b"\x00")
@@ -113,15 +119,17 @@ def reading(
     )
 
 
-def test_a_forged_p256_reading_anchored_is_proven_bad_and_its_trade_refunded(
+def forged_trade(
     store: Store,
     chain: Chain,
     deployment: Deployment,
     anchorer: Anchorer,
     alice: LocalAccount,
     bob: LocalAccount,
-    stranger: LocalAccount,
-) -> None:
+) -> int:
+    """alice sells bob 5 kWh of a slot; she exports nothing, but the operator anchors, beside
+    the genuine readings, a reading of her meter it signed itself saying 6 kWh. Returns the
+    slot's start; the forged reading is PV-ALICE-FRAUD's seq 2."""
     market = deployment.energy_market
     token = deployment.settlement_token
     alice_key = register(chain, deployment, PV_ALICE, alice.address)
@@ -144,6 +152,22 @@ def test_a_forged_p256_reading_anchored_is_proven_bad_and_its_trade_refunded(
         store_signed(store, genuine, bob_key)
     advance_time(chain, start + SLOT + 120 - latest_time(chain))
     anchorer.run_once()
+
+    return start
+
+
+def test_a_forged_p256_reading_anchored_is_proven_bad_and_its_trade_refunded(
+    store: Store,
+    chain: Chain,
+    deployment: Deployment,
+    anchorer: Anchorer,
+    alice: LocalAccount,
+    bob: LocalAccount,
+    stranger: LocalAccount,
+) -> None:
+    market = deployment.energy_market
+    token = deployment.settlement_token
+    start = forged_trade(store, chain, deployment, anchorer, alice, bob)
 
     # An outsider proves it bad from the reading, its signature and its proof.
     stored = store.reading(PV_ALICE, 2)
@@ -191,3 +215,44 @@ def test_a_forged_p256_reading_anchored_is_proven_bad_and_its_trade_refunded(
     assert service.trade(1).state is TradeState.REFUNDED
     assert int(chain.call(token.functions.balanceOf(bob.address))) == ESCROW
     assert int(chain.call(token.functions.balanceOf(alice.address))) == 0
+
+
+def test_prove_bad_reading_command_proves_a_bundled_reading_with_the_provers_key(
+    store: Store,
+    chain: Chain,
+    deployment: Deployment,
+    anchorer: Anchorer,
+    alice: LocalAccount,
+    bob: LocalAccount,
+    stranger: LocalAccount,
+    tmp_path: Path,
+) -> None:
+    forged_trade(store, chain, deployment, anchorer, alice, bob)
+    stored = store.reading(PV_ALICE, 2)
+    assert stored is not None and stored.batch_id is not None
+    bundle = tmp_path / "bundle.jsonl.gz"
+    export_bundle(store, BundleSelection.parse_batches(str(stored.batch_id)), bundle)
+    key_file = tmp_path / "prover.key"
+    key_file.write_text("0x" + bytes(stranger.key).hex())
+    ledger = deployment.reading_ledger
+    command = [
+        str(LEDGER_BIN),
+        "prove-bad-reading",
+        "--batch", str(stored.batch_id),
+        "--meter", "PV-ALICE-FRAUD",
+        "--seq", "2",
+        "--rpc", chain.rpc_url,
+        "--bundle", str(bundle),
+        "--key-file", str(key_file),
+        "--reading-ledger", ledger.address,
+    ]  # fmt: skip
+    env = {**os.environ, "LEDGER_DATA_DIR": str(tmp_path / "data")}
+
+    proved = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+    assert proved.returncode == 0, proved.stderr
+    assert json.loads(proved.stdout)["reason"] == "bad_signature"
+    assert chain.call(ledger.functions.batchStatus(stored.batch_id))[2] is True
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 1
+    assert "[reading_ledger_batch_already_proven_bad]" in again.stderr
