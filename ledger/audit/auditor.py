@@ -403,10 +403,12 @@ class Auditor:
         import_settled: dict[tuple[bytes, int], int] = {}
         for settlement in self.facts.settlements:
             slot, end = settlement.slot_start, settlement.slot_start + slot_s
-            exported = self._slot_energy(settlement.trade_id, settlement.seller_meter, slot, end)
-            imported = self._slot_energy(settlement.trade_id, settlement.buyer_meter, slot, end)
+            # A settlement outside the span shares its slot with none inside: skipping it leaves
+            # the energy already settled in every audited slot whole.
             if not (span[0] <= slot and end <= span[1]):
                 continue
+            exported = self._slot_energy(settlement.trade_id, settlement.seller_meter, slot, end)
+            imported = self._slot_energy(settlement.trade_id, settlement.buyer_meter, slot, end)
             self.report.counts["settlements"] += 1
             if exported is None or imported is None:
                 continue

@@ -215,3 +215,16 @@ def test_run_audit_refuses_both_a_bundle_and_a_gateway(ledger: Ledger) -> None:
     options = AuditOptions(rpc_url="", deployment=Path(), bundle=Path("b"), gateway="http://x")
     with pytest.raises(AuditInputError, match="exactly one"):
         run_audit(options, facts=ledger.facts())
+
+
+def test_a_settlement_outside_the_audited_batches_time_span_is_not_checked(
+    ledger: Ledger,
+) -> None:
+    facts = _traded(ledger, paid=20_001)
+    ledger.batches = ledger.batches[:1]  # the seller's first four readings only: before the slot
+    facts.batches = {1: facts.batches[1]}
+
+    report = audit(facts, ledger.lines())
+
+    assert report.discrepancies == []
+    assert report.counts["settlements"] == 0
