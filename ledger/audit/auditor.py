@@ -570,7 +570,9 @@ def bundle_source(options: AuditOptions, facts: ChainFacts) -> Iterator[IO[bytes
     if options.from_ts is not None or options.to_ts is not None:
         query: dict[str, Any] = {"from": options.from_ts or 0, "to": options.to_ts or 2**64 - 1}
     else:
-        first, last = options.batches or (1, max(facts.batches, default=0))
+        if options.batches is None and not facts.batches:
+            raise AuditInputError("the chain holds no anchored batch yet: nothing to audit")
+        first, last = options.batches or (1, max(facts.batches))
         query = {"batches": f"{first}-{last}"}
     url = options.gateway.rstrip("/") + "/v1/bundle?" + urllib.parse.urlencode(query)
     request = urllib.request.Request(url)
