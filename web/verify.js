@@ -4,7 +4,8 @@
 // recomputes the bill hash from the document's canonical bytes (docs/bills.md "Canonical bytes"),
 // its Merkle leaf and the path to the run's root, and reads that root from the BillRegistry named
 // IN THE BILL over the chain's own JSON-RPC; it then takes a sample of the readings the bill uses,
-// recomputes each reading's leaf from its signed canonical bytes (docs/reading-format.md) and
+// recomputes each reading's leaf from its signed canonical bytes (docs/reading-format.md; a
+// version-2 leaf with the signed-bytes and signature hashes the evidence gives) and
 // checks its proof against the batch root the ReadingLedger holds (the ReadingLedger's address is
 // read from the BillRegistry, not taken from the package). ethers does the hashing and the ABI;
 // JSON-RPC goes through fetch so an unreachable URL fails at once instead of being retried.
@@ -45,6 +46,16 @@
   const billHashOf = (doc) => keccak256(toUtf8Bytes(canonical(doc)));
   // OpenZeppelin's standard leaf of one bytes32 / of the reading's ABI words: keccak(keccak(x)).
   const doubleHash = (bytes) => keccak256(keccak256(bytes));
+  // A version-2 reading leaf (docs/reading-format.md): the tag, the canonical bytes' chain id and
+  // fields (all but their first word), then the hashes of the signed bytes and of the signature's
+  // fixed form, which the evidence gives. Those hashes only feed the leaf: the fields checked
+  // come from the canonical bytes, so a wrong hash can only make the proof fail.
+  const LEAF_TAG_V2 = keccak256(toUtf8Bytes("EnergyLedger.AnchoredReading.v2"));
+  function readingLeaf(entry) {
+    if (!entry.signed_hash || !entry.signature_hash) return doubleHash(entry.canonical); // version 1
+    const fields = getBytes(entry.canonical).slice(32);
+    return doubleHash(ethers.concat([LEAF_TAG_V2, fields, entry.signed_hash, entry.signature_hash]));
+  }
 
   /** OpenZeppelin MerkleProof.processProof: sibling pairs hashed in sorted order. */
   function processProof(leaf, proof) {
@@ -170,7 +181,7 @@
         if (!roots.has(batch)) {
           roots.set(batch, (await call(rpcUrl, readingLedger, READING_LEDGER, "batchRoot", [batch]))[0].toLowerCase());
         }
-        const root = processProof(doubleHash(entry.canonical), entry.proof);
+        const root = processProof(readingLeaf(entry), entry.proof);
         if (root !== roots.get(batch)) throw new Error(`the proof leads to ${root}; batch ${batch} anchored ${roots.get(batch)}`);
         return `batch ${batch}`;
       });
@@ -178,5 +189,5 @@
     return allPass;
   }
 
-  window.LedgerVerify = { verifyBill, parseExact, canonical, billHashOf, decodeReading, processProof };
+  window.LedgerVerify = { verifyBill, parseExact, canonical, billHashOf, decodeReading, processProof, readingLeaf };
 })();

@@ -19,10 +19,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ledger.anchoring.merkle import MerkleTree
+from ledger.anchoring.merkle import MerkleTree, keccak256
 from ledger.billing.document import bill_leaf
 from ledger.chain.deployment import Deployment
 from ledger.errors import LedgerError
+from ledger.readings.fraud_proof import commitments_for_leaf
 from ledger.store.bills import BillStore, StoredBill
 from ledger.store.database import Store
 
@@ -141,6 +142,19 @@ def _readings(store: Store, bills: BillStore, document: dict[str, Any]) -> list[
             # The canonical bytes are the leaf's preimage; for an OCMF reading they are the
             # gateway's re-encoding of the record, which a verifier rebuilds from the record.
             item["canonical"] = hex0x(canonical)
+            # A version-2 leaf also hashes the signed bytes and the signature's fixed form
+            # (docs/reading-format.md): their hashes let a verifier without an OCMF parser (the
+            # customer page) rebuild the leaf from the canonical bytes. Absent: a version-1 leaf.
+            found = commitments_for_leaf(
+                bytes(canonical),
+                bytes(signature),
+                str(source),
+                None if raw is None else bytes(raw),
+                tree.leaves[leaf_index],
+            )
+            if found is not None:
+                item["signed_hash"] = hex0x(keccak256(found[0]))
+                item["signature_hash"] = hex0x(keccak256(found[1]))
             if source == "ocmf" and raw is not None:
                 item["ocmf"] = raw.decode("utf-8")
             else:

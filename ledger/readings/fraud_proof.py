@@ -151,6 +151,21 @@ def candidate_leaves(
     return [anchored_leaf(canonical, signed, form) for signed, form in pairs] + leaves
 
 
+def commitments_for_leaf(
+    canonical: bytes, signature: bytes, source: str, raw: bytes | None, leaf: bytes
+) -> tuple[bytes, bytes] | None:
+    """The (signed bytes, signature form) whose version-2 leaf is `leaf`, or None (a version-1
+    leaf, or bytes that are not the ones anchored)."""
+    try:
+        candidates = _commitment_candidates(canonical, signature, source, raw)
+    except (LedgerError, ValueError):
+        return None
+    for signed, form in candidates:
+        if anchored_leaf(canonical, signed, form) == leaf:
+            return signed, form
+    return None
+
+
 def leaf_commitments(reading: StoredReading) -> tuple[bytes, bytes]:
     """The (signed bytes, signature form) a stored reading's version-2 leaf commits to: the one
     candidate whose leaf is the stored leaf (a 64-byte native signature may also be strict DER).
@@ -158,11 +173,11 @@ def leaf_commitments(reading: StoredReading) -> tuple[bytes, bytes]:
     Raises:
         FraudProofError: No candidate gives the stored leaf (a version-1 leaf, or a changed row).
     """
-    for signed, form in _commitment_candidates(
-        reading.canonical, reading.signature, reading.source, reading.raw
-    ):
-        if anchored_leaf(reading.canonical, signed, form) == reading.leaf:
-            return signed, form
+    found = commitments_for_leaf(
+        reading.canonical, reading.signature, reading.source, reading.raw, reading.leaf
+    )
+    if found is not None:
+        return found
     raise FraudProofError(
         f"reading {reading.meter_id.hex()}/{reading.seq}: its stored leaf is not the version-2 "
         "leaf of its bytes and signature"
