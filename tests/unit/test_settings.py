@@ -50,6 +50,18 @@ def test_unknown_variable_is_refused_so_typos_do_not_pass_silently() -> None:
         Settings.from_env({"LEDGER_RPC_ULR": "http://x"})
 
 
+def test_a_challenge_period_not_shorter_than_the_settlement_window_is_refused() -> None:
+    with pytest.raises(ConfigError, match="LEDGER_CHALLENGE_PERIOD_S"):
+        Settings.from_env(
+            {"LEDGER_CHALLENGE_PERIOD_S": "3600", "LEDGER_MARKET_SETTLEMENT_WINDOW_S": "3600"}
+        )
+
+
+def test_the_challenge_period_is_five_minutes_unless_set() -> None:
+    assert Settings.from_env({}).challenge_period_s == 300
+    assert Settings.from_env({"LEDGER_CHALLENGE_PERIOD_S": "60"}).challenge_period_s == 60
+
+
 def test_unknown_chain_kind_is_refused() -> None:
     with pytest.raises(ConfigError, match="LEDGER_CHAIN"):
         Settings.from_env({"LEDGER_CHAIN": "hardhat"})
