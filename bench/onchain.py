@@ -18,9 +18,15 @@ from ledger.anchoring.merkle import MerkleTree
 from ledger.chain.client import Chain, connect
 from ledger.chain.deployment import Deployment, ensure_deployed
 from ledger.meters.registry import MeterAdmin
-from ledger.readings.native import decode, reading_leaf
+from ledger.readings.native import anchored_leaf, decode
 from ledger.settings import DEV_OPERATOR_KEY
 from ledger.sim.fleet import FleetMeter
+
+
+def _leaf(canonical: bytes) -> bytes:
+    """A version-2 leaf of the reading (docs/reading-format.md), with a stand-in signature: only
+    the gas of anchoring is measured here, and it does not depend on the leaves' bytes."""
+    return anchored_leaf(canonical, canonical, bytes(64))
 
 
 @dataclass(frozen=True)
@@ -62,11 +68,11 @@ class Onchain:
         began = time.perf_counter()
         for canonical in canonicals:
             timestamp = decode(canonical).timestamp
-            gas.append(self._anchor([reading_leaf(canonical)], timestamp, timestamp))
+            gas.append(self._anchor([_leaf(canonical)], timestamp, timestamp))
         elapsed = time.perf_counter() - began
         return len(canonicals) / elapsed, int(statistics.median(gas))
 
     def batch_gas(self, canonicals: Sequence[bytes]) -> int:
         """gasUsed of anchoring these readings as one batch."""
         stamps = [decode(c).timestamp for c in canonicals]
-        return self._anchor([reading_leaf(c) for c in canonicals], min(stamps), max(stamps))
+        return self._anchor([_leaf(c) for c in canonicals], min(stamps), max(stamps))
