@@ -121,7 +121,11 @@ class ReadingReceipt(BaseModel):
     meter_id: MeterIdText
     seq: int
     timestamp: int = Field(description="the reading's time, Unix seconds")
-    leaf: Hex = Field(description="0x + hex of the Merkle leaf keccak256(keccak256(canonical))")
+    leaf: Hex = Field(
+        description="0x + hex of the Merkle leaf: version 2 (the fields, the signed bytes' and "
+        "the signature's hashes; docs/reading-format.md), or keccak256(keccak256(canonical)) in "
+        "a batch anchored before it"
+    )
     key_epoch: int = Field(description="the MeterRegistry key epoch the signature verified under")
     received_at: str = Field(description="when the gateway first stored it, ISO 8601 UTC")
 
