@@ -59,7 +59,7 @@ def write_bundle(fleet: SignedFleet, readings: int, path: Path) -> dict[int, Cha
             out.write(_line({"type": "batch", "batch_id": batch_id, "root": "0x" + root.hex(),
                              "count": len(signed), "from_ts": min(times), "to_ts": max(times),
                              "tx_hash": None, "block_number": batch_id,
-                             "final": True}))  # fmt: skip
+                             "final": True, "leaf_version": 2}))  # fmt: skip
             for index, ((canonical, signature), reading, leaf) in enumerate(
                 zip(signed, decoded, leaves, strict=True)
             ):

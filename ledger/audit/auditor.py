@@ -48,6 +48,7 @@ from ledger.audit.chain import AuditInputError, ChainBatch, ChainFacts, PinnedBo
 from ledger.audit.report import WARNING, AuditReport
 from ledger.audit.signatures import CheckedReading, MalformedLine, check_lines, init_worker
 from ledger.meters.registry import meter_id_text
+from ledger.readings.native import LEAF_VERSION
 
 CHUNK_LINES = 1_000
 """Reading lines per task sent to a worker: large enough that the pickling and the queue cost
@@ -273,6 +274,14 @@ class Auditor:
                 batch_id=batch.batch_id,
             )
             return
+        if batch.leaf_version != LEAF_VERSION:
+            self.report.add(
+                "batch_leaf_version_unprovable",
+                f"the gateway says the batch holds version-{batch.leaf_version} leaves: this "
+                f"ReadingLedger's fraud proofs rebuild version-{LEAF_VERSION} leaves, so no "
+                "forged reading of the batch could ever be proven on chain",
+                batch_id=batch.batch_id,
+            )
         if batch.count != on_chain.count:
             self.report.add(
                 "batch_count_mismatch",

@@ -62,7 +62,7 @@ class Ledger:
             out.append(
                 line({"type": "batch", "batch_id": batch_id, "root": "0x" + "11" * 32,
                       "count": len(batch), "from_ts": 0, "to_ts": 0, "tx_hash": None,
-                      "block_number": None, "final": True})
+                      "block_number": None, "final": True, "leaf_version": 2})
             )  # fmt: skip
             for index, (r, signature) in enumerate(batch):
                 out.append(
@@ -228,3 +228,16 @@ def test_a_settlement_outside_the_audited_batches_time_span_is_not_checked(
 
     assert report.discrepancies == []
     assert report.counts["settlements"] == 0
+
+
+def test_a_batch_the_gateway_says_holds_version_1_leaves_is_named_unprovable(
+    ledger: Ledger,
+) -> None:
+    lines = ledger.lines()
+    lines[1] = lines[1].replace(b'"leaf_version":2', b'"leaf_version":1')
+
+    report = audit(ledger.facts(), lines)
+
+    assert [(d.code, d.record) for d in report.discrepancies] == [
+        ("batch_leaf_version_unprovable", {"batch_id": 1})
+    ]
