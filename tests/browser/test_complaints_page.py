@@ -351,3 +351,83 @@ def test_an_auditor_signed_in_with_a_wallet_reads_the_queue_and_statistics_but_r
     page.click(f".queue-row[data-complaint-id='{complaint_id}'] .open-complaint")
     page.wait_for_selector(f"#service-detail[data-complaint-id='{complaint_id}']")
     assert page.is_hidden("#step-form")
+
+
+def test_the_operators_token_is_kept_for_the_tab_only(browser: Browser, gateway: Gateway) -> None:
+    page = _operator_service_page(browser, gateway)
+
+    kept = page.evaluate("() => sessionStorage.getItem('complaintsOperatorToken')")
+    local = page.evaluate("() => Object.values(localStorage)")
+    assert kept == TOKEN
+    assert TOKEN not in local
+
+
+def test_a_refused_token_is_not_kept_and_the_page_says_why(
+    browser: Browser, gateway: Gateway
+) -> None:
+    _, base_url = gateway
+    page = browser.new_page()
+    page.goto(f"{base_url}/app/service")
+    page.wait_for_selector("body[data-ready='true']")
+    page.fill("#operator-token", "not-the-operators-token")
+    page.click("#use-token")
+
+    page.wait_for_selector("#error:has-text('401')")
+    assert page.evaluate("() => sessionStorage.getItem('complaintsOperatorToken')") is None
+    assert page.is_hidden("#queue-section")
+
+
+def test_a_customer_signing_in_on_the_service_page_is_told_it_is_not_an_auditor(
+    browser: Browser, gateway: Gateway
+) -> None:
+    billed, base_url = gateway
+    page = browser.new_page()
+    install_wallet(page, _customer_key(billed), billed.chain_id)
+    page.goto(f"{base_url}/app/service")
+    page.wait_for_selector("body[data-ready='true']")
+
+    page.click("#auditor-sign-in")
+
+    page.wait_for_selector("#error:has-text('does not hold the auditor role')")
+    assert page.is_hidden("#queue-section")
+
+
+def test_an_operator_viewing_an_account_with_its_token_sees_its_complaints_but_cannot_act(
+    browser: Browser, gateway: Gateway
+) -> None:
+    billed, base_url = gateway
+    complaint_id = _open_complaint_over_the_page(browser, gateway, "Viewed by the operator.")
+    page = browser.new_page()
+    page.goto(f"{base_url}/app/")
+    page.wait_for_selector("body[data-ready='true']")
+    page.click("#token-sign-in summary")
+    page.fill("#token", TOKEN)
+    page.fill("#customer-address", billed.customers[0])
+    page.click("#use-token")
+    page.click(".open-bill")
+    page.wait_for_selector("#bill-lines tbody tr")
+
+    assert page.locator(".complain-line").count() == 0
+    page.click("#tabs button[data-tab='complaints']")
+    page.wait_for_selector(f".complaint-row[data-complaint-id='{complaint_id}']")
+    assert page.is_hidden("#new-complaint")
+
+
+def test_a_chinese_browser_shows_the_complaint_clocks_in_chinese(
+    browser: Browser, gateway: Gateway
+) -> None:
+    billed, base_url = gateway
+    context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai")
+    page = context.new_page()
+    install_wallet(page, _customer_key(billed), billed.chain_id)
+    page.goto(f"{base_url}/app/")
+    page.wait_for_selector("body[data-ready='true']")
+    page.click("#sign-in")
+    page.wait_for_selector(".open-bill")
+
+    _complain_about_line(page, 0, "峰时电量不对。")
+
+    assert page.text_content("#tabs button[data-tab='complaints']") == "投诉"
+    waiting = page.locator("#complaint-detail tr[data-step='responded'] .state")
+    assert (waiting.text_content() or "").startswith("等待中，剩余 ")
+    assert "分钟" in (waiting.text_content() or "")
