@@ -1,5 +1,5 @@
-"""`/`, `/docs`, `/redoc` and the customer page's files over HTTP: everything a page loads is
-served by the gateway (no CDN), so the docs work on a machine without internet.
+"""`/`, `/docs`, `/redoc` and the customer and service pages' files over HTTP: everything a page
+loads is served by the gateway (no CDN), so the docs work on a machine without internet.
 
 The pages need no chain: the app is built around a stand-in node that has only settings.
 """
@@ -32,7 +32,7 @@ def _urls_loaded_by(html: str) -> list[str]:
     return [a or b for a, b in _LOADED_URL.findall(html)]
 
 
-@pytest.mark.parametrize("page", ["/docs", "/redoc", "/app/"])
+@pytest.mark.parametrize("page", ["/docs", "/redoc", "/app/", "/app/service.html"])
 def test_page_loads_nothing_from_another_host(client: httpx.Client, page: str) -> None:
     response = client.get(page)
     assert response.status_code == 200
@@ -41,9 +41,9 @@ def test_page_loads_nothing_from_another_host(client: httpx.Client, page: str) -
     assert [url for url in urls if "//" in url] == []
 
 
-@pytest.mark.parametrize("page", ["/docs", "/redoc", "/app/"])
+@pytest.mark.parametrize("page", ["/docs", "/redoc", "/app/", "/app/service.html"])
 def test_every_file_a_page_loads_is_served_by_the_gateway(client: httpx.Client, page: str) -> None:
-    base = page if page.endswith("/") else "/"
+    base = page[: page.rindex("/") + 1] if page.startswith("/app/") else "/"
     for url in _urls_loaded_by(client.get(page).text):
         path = url if url.startswith("/") else base + url
         assert client.get(path).status_code == 200, path
@@ -59,6 +59,12 @@ def test_root_leads_to_the_customer_page(client: httpx.Client) -> None:
     assert response.headers["location"] == "/app/"
 
 
+def test_the_service_address_leads_to_the_complaints_service_page(client: httpx.Client) -> None:
+    response = client.get("/app/service")
+    assert response.status_code == 307
+    assert response.headers["location"] == "/app/service.html"
+
+
 def test_assets_serve_only_the_packages_distribution_folders(client: httpx.Client) -> None:
     assert client.get("/assets/ethers/ethers.umd.min.js").status_code == 200
     assert client.get("/assets/ethers/../package.json").status_code == 404
@@ -67,4 +73,4 @@ def test_assets_serve_only_the_packages_distribution_folders(client: httpx.Clien
 
 def test_pages_are_not_in_the_api_schema(client: httpx.Client) -> None:
     paths = client.get("/openapi.json").json()["paths"]
-    assert not {"/", "/app", "/docs", "/redoc"} & set(paths)
+    assert not {"/", "/app", "/app/service", "/docs", "/redoc"} & set(paths)
