@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -45,8 +45,10 @@ from ledger.anchoring.bundle import (
 from ledger.anchoring.merkle import MerkleError, MerkleTree
 from ledger.audit.bills import audit_bills, packages_from_file, packages_from_gateway
 from ledger.audit.chain import AuditInputError, ChainBatch, ChainFacts, PinnedBoundary
+from ledger.audit.complaints import audit_complaints
 from ledger.audit.report import WARNING, AuditReport
 from ledger.audit.signatures import CheckedReading, MalformedLine, check_lines, init_worker
+from ledger.complaints.sla import ServiceLevels
 from ledger.meters.registry import meter_id_text
 from ledger.readings.native import LEAF_VERSION
 
@@ -79,6 +81,8 @@ class AuditOptions:
     batches: tuple[int, int] | None = None
     jobs: int = 0
     """Worker processes for the readings; 0: every core. 1: checked in this process."""
+    complaint_levels: ServiceLevels = field(default_factory=ServiceLevels)
+    """The auditor's complaint targets (LEDGER_COMPLAINT_*; 30 min / 2 h / 8 h by default)."""
 
 
 Progress = Callable[[int], None]
@@ -655,5 +659,17 @@ def run_audit(
             "bills_not_checked",
             f"no bills were given (--bills PATH); {len(runs)} anchored bill runs in scope",
             severity=WARNING,
+        )
+    if facts.complaint_registry is not None and facts.w3 is not None:
+        report.complaint_statistics = audit_complaints(
+            facts.w3,
+            facts.complaint_registry,
+            report,
+            levels=options.complaint_levels,
+            head_time=facts.head_time,
+            from_ts=options.from_ts,
+            to_ts=options.to_ts,
+            gateway=options.gateway,
+            token=options.token,
         )
     return report

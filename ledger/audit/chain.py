@@ -37,6 +37,8 @@ from ledger.meters.registry import KeyEpochView
 LOG_RANGE_BLOCKS = 5_000
 """Most blocks one `eth_getLogs` request spans (public endpoints cap the range)."""
 AUDITED_CONTRACTS = ("MeterRegistry", "ReadingLedger", "EnergyMarket", "BillRegistry")
+OPTIONAL_CONTRACTS = ("ComplaintRegistry",)
+"""Audited when the record names them (a record from before complaints has none)."""
 
 
 class AuditInputError(LedgerError):
@@ -115,6 +117,9 @@ class ChainFacts:
     proven_bad: dict[int, tuple[bytes, int]] = field(default_factory=dict)
     """Batches a fraud proof marked bad: the (meter, seq) of the reading that proved it."""
     w3: Web3 | None = None
+    complaint_registry: Contract | None = None
+    head_time: int = 0
+    """The head block's time: what complaint clocks are read at without a gateway's `as_of`."""
 
     @classmethod
     def read(cls, rpc_url: str, record_path: Path) -> ChainFacts:
@@ -141,6 +146,8 @@ class ChainFacts:
             slot_s=int(market.slotSeconds().call()),
             boundary_window_s=int(market.boundaryWindow().call()),
             w3=w3,
+            complaint_registry=contracts.get("ComplaintRegistry"),
+            head_time=int(w3.eth.get_block(head)["timestamp"]),
         )
         start = min((blocks.get(name, 0) for name in AUDITED_CONTRACTS), default=0)
         facts._read_events(w3, contracts, start, head)
@@ -290,6 +297,12 @@ def load_record(path: Path, chain_id: int) -> tuple[dict[str, str], dict[str, in
         if not isinstance(address, str) or not is_address(address):
             raise AuditInputError(f"deployment record {path} names no {name} address")
         addresses[name] = to_checksum_address(address)
+    for name in OPTIONAL_CONTRACTS:
+        address = contracts.get(name) if isinstance(contracts, dict) else None
+        if address is not None:
+            if not isinstance(address, str) or not is_address(address):
+                raise AuditInputError(f"deployment record {path}: {name} is not an address")
+            addresses[name] = to_checksum_address(address)
     blocks_raw = record.get("blocks", {})
     blocks = {
         name: int(block)

@@ -18,7 +18,9 @@ from tqdm import tqdm
 from ledger.anchoring.bundle import BundleSelection
 from ledger.audit.auditor import AuditOptions, Progress, run_audit
 from ledger.audit.chain import AuditInputError
+from ledger.complaints.sla import ServiceLevels, levels_from_settings
 from ledger.errors import LedgerError
+from ledger.settings import Settings
 
 EXIT_CLEAN = 0
 EXIT_DISCREPANCIES = 1
@@ -37,7 +39,7 @@ def _progress_bar(total: int) -> Progress:
     return update
 
 
-def options_from(args: argparse.Namespace) -> AuditOptions:
+def options_from(args: argparse.Namespace, settings: Settings | None = None) -> AuditOptions:
     """The audit's options from the command line.
 
     Raises:
@@ -61,6 +63,7 @@ def options_from(args: argparse.Namespace) -> AuditOptions:
         to_ts=None if args.end is None else parse_time(args.end),
         batches=batches,
         jobs=args.jobs,
+        complaint_levels=ServiceLevels() if settings is None else levels_from_settings(settings),
     )
 
 
@@ -98,11 +101,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return EXIT_CLEAN
 
 
-def cmd_audit(_settings: Any, args: argparse.Namespace) -> int:
+def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
     if args.watch:
         return cmd_watch(args)
     try:
-        options = options_from(args)
+        options = options_from(args, settings)
         report = run_audit(options, progress=_progress_bar)
     except LedgerError as error:
         print(f"error [{error.code}]: {error}", file=sys.stderr)

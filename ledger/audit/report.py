@@ -53,6 +53,8 @@ class AuditReport:
     scope: dict[str, Any]
     counts: Counter[str] = field(default_factory=Counter)
     discrepancies: list[Discrepancy] = field(default_factory=list)
+    complaint_statistics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Each audited month's complaint statistics as the chain's events give them."""
 
     def add(self, code: str, message: str, *, severity: str = ERROR, **record: Any) -> None:
         self.discrepancies.append(Discrepancy(code, message, record, severity))
@@ -78,6 +80,7 @@ class AuditReport:
             "errors": len(self.errors),
             "warnings": len(self.discrepancies) - len(self.errors),
             "discrepancies": [d.as_dict() for d in self.discrepancies],
+            "complaint_statistics": self.complaint_statistics,
         }
 
     def summary(self) -> str:

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eth_utils.address import to_checksum_address
+from web3 import Web3
 from web3.contract import Contract
 
-from ledger.chain.client import Chain
 from ledger.complaints.sla import ServiceLevels
 from ledger.store.complaints import StepRow
 
@@ -230,7 +230,7 @@ def _round(number: int, started_at: int, text_hash: bytes | None) -> dict[str, A
 
 
 def read_chain_events(
-    chain: Chain,
+    w3: Web3,
     registry: Contract,
     *,
     from_block: int = 0,
@@ -240,7 +240,7 @@ def read_chain_events(
     """Every ComplaintRegistry event from the chain alone (`eth_getLogs` in ranges of at most
     `range_blocks` blocks), in chain order: what an auditor feeds `stats.monthly_statistics`
     to recompute the gateway's statistics without trusting its database."""
-    last = int(chain.w3.eth.block_number) if to_block is None else to_block
+    last = int(w3.eth.block_number) if to_block is None else to_block
     by_topic = {}
     for name in EVENT_STEPS:
         event = registry.events[name]()
@@ -249,9 +249,7 @@ def read_chain_events(
     start = from_block
     while start <= last:
         end = min(start + range_blocks - 1, last)
-        logs = chain.w3.eth.get_logs(
-            {"address": registry.address, "fromBlock": start, "toBlock": end}
-        )
+        logs = w3.eth.get_logs({"address": registry.address, "fromBlock": start, "toBlock": end})
         for entry in logs:
             known = by_topic.get(bytes(entry["topics"][0])) if entry["topics"] else None
             if known is None:

@@ -21,6 +21,8 @@ import pytest
 from eth_utils.crypto import keccak
 from web3.logs import DISCARD
 
+from ledger.audit.complaints import audit_complaints
+from ledger.audit.report import AuditReport
 from ledger.cli import main
 from ledger.complaints.model import read_chain_events
 from ledger.complaints.sla import ServiceLevels
@@ -206,7 +208,7 @@ def test_the_stats_function_on_events_read_from_the_chain_gives_the_auditors_sta
     month: Month, audited: dict[str, Any]
 ) -> None:
     registry = month.node.deployment.complaint_registry
-    events = read_chain_events(month.node.chain, registry, range_blocks=50)
+    events = read_chain_events(month.node.chain.w3, registry, range_blocks=50)
 
     found = monthly_statistics(events, month=MONTH, as_of=audited["as_of"], levels=ServiceLevels())
 
@@ -226,3 +228,72 @@ def test_ledger_complaints_stats_prints_what_the_auditors_route_answers(
     assert main(["complaints", "stats", "--month", MONTH]) == 0
 
     assert json.loads(capsys.readouterr().out) == audited
+
+
+def _audit(month: Month, session: dict[str, Any]) -> AuditReport:
+    """The audit's complaint check of the month: the chain's events against the gateway."""
+    report = AuditReport(month.node.chain.chain_id, {})
+    w3 = month.node.chain.w3
+    report.complaint_statistics = audit_complaints(
+        w3,
+        month.node.deployment.complaint_registry,
+        report,
+        levels=ServiceLevels(),
+        head_time=int(w3.eth.get_block("latest")["timestamp"]),
+        gateway=month.url,
+        token=session["token"],
+    )
+    return report
+
+
+@pytest.fixture(scope="module")
+def auditor_session(month: Month, audited: dict[str, Any]) -> dict[str, Any]:
+    """An auditor's session (the `audited` fixture granted the role)."""
+    with httpx.Client(base_url=month.url, timeout=60) as http:
+        return sign_in(http, dev_account(3))
+
+
+def test_the_audit_recomputes_the_months_statistics_from_the_chain_and_agrees_with_the_gateway(
+    month: Month, audited: dict[str, Any], auditor_session: dict[str, Any]
+) -> None:
+    report = _audit(month, auditor_session)
+
+    assert report.discrepancies == []
+    assert report.complaint_statistics == {MONTH: audited}
+    assert report.counts["complaint months"] == 1
+
+
+def test_a_late_response_backdated_in_the_gateways_database_is_named_by_the_audit(
+    month: Month, audited: dict[str, Any], auditor_session: dict[str, Any]
+) -> None:
+    late = next(b for b in audited["breaches"] if b["answered"] and b["step"] == "responded")
+    key = (late["complaint_id"], late["round"])
+    with month.node.store.read() as db:
+        (at,) = db.execute(
+            "SELECT at FROM chain_complaint_steps WHERE complaint_id = ? AND round = ? "
+            "AND step = 'responded'",
+            key,
+        ).fetchone()
+    backdated = late["due_at"] - 60  # the operator's record says: answered within the target
+    try:
+        with month.node.store.write() as db:
+            db.execute(
+                "UPDATE chain_complaint_steps SET at = ? WHERE complaint_id = ? AND round = ? "
+                "AND step = 'responded'",
+                (backdated, *key),
+            )
+        report = _audit(month, auditor_session)
+    finally:
+        with month.node.store.write() as db:
+            db.execute(
+                "UPDATE chain_complaint_steps SET at = ? WHERE complaint_id = ? AND round = ? "
+                "AND step = 'responded'",
+                (at, *key),
+            )
+
+    named = {(d.code, d.record["month"], d.record["field"]) for d in report.discrepancies}
+    assert ("complaint_statistics_mismatch", MONTH, "breaches") in named
+    assert ("complaint_statistics_mismatch", MONTH, "steps") in named
+    assert not report.ok
+    # The chain's own statistics still hold the late answer.
+    assert late in report.complaint_statistics[MONTH]["breaches"]

@@ -35,7 +35,17 @@ ALLOWED: dict[str, set[str]] = {
     "complaints": {"top", "chain", "store", "market"},
     # The auditor's tools: they re-derive every stage's output, so they may read every stage;
     # only the command line imports them.
-    "audit": {"top", "chain", "store", "meters", "anchoring", "readings", "market", "billing"},
+    "audit": {
+        "top",
+        "chain",
+        "store",
+        "meters",
+        "anchoring",
+        "readings",
+        "market",
+        "billing",
+        "complaints",
+    },  # fmt: skip
     "node": {
         "top",
         "chain",
