@@ -339,6 +339,7 @@ def downgrade_to_version_3(database_url: str) -> None:
         return
     with psycopg.connect(location, autocommit=True) as db:
         db.execute("ALTER TABLE batches DROP COLUMN final_at")
+        db.execute("ALTER TABLE batches DROP COLUMN leaf_version")  # added by migration 0007
         db.execute("UPDATE schema_info SET value = '3' WHERE key = 'version'")
         tables = [
             r[0]
