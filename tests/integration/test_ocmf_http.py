@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ledger.chain.client import connect
 from ledger.chain.deployment import ensure_deployed
 from ledger.meters.registry import MeterAdmin, meter_id_bytes
-from ledger.readings.native import Reading, reading_leaf, sign_reading
+from ledger.readings.native import Reading, anchored_leaf, sign_reading
 from ledger.readings.ocmf.record import parse_ocmf
-from ledger.readings.ocmf.verify import load_ocmf_public_key, signature_method
+from ledger.readings.ocmf.verify import load_ocmf_public_key, ocmf_signature_form, signature_method
 from ledger.settings import DEV_OPERATOR_KEY
 from tests.fixtures.chain import dev_account
 from tests.fixtures.gateway import OPERATOR_HEADERS, Gateway
@@ -119,7 +119,9 @@ def test_real_corpus_records_are_accepted_then_duplicates_and_served_as_readings
         status=0x20,
     ).encode()
     assert reading["canonical"] == "0x" + expected.hex()
-    assert reading["leaf"] == "0x" + reading_leaf(expected).hex()
+    record = parse_ocmf(ebee[1].text)
+    v2_leaf = anchored_leaf(expected, record.payload_bytes, ocmf_signature_form(record))
+    assert reading["leaf"] == "0x" + v2_leaf.hex()
     assert reading["signature"] == "0x" + parse_ocmf(ebee[1].text).signature.data.hex()
     assert (padded.json()["import_wh"], padded.json()["timestamp"]) == (9038, 1635236452)
 

@@ -13,7 +13,7 @@ from ledger.chain.client import connect, free_port
 from ledger.chain.deployment import ensure_deployed
 from ledger.meters.keys import KeyAlgorithm, MeterPrivateKey, generate_key
 from ledger.meters.registry import MeterAdmin, meter_id_bytes
-from ledger.readings.native import Reading, reading_leaf, sign_reading
+from ledger.readings.native import Reading, anchored_leaf, sign_reading
 from ledger.settings import DEV_OPERATOR_KEY
 from tests.fixtures.chain import dev_account
 from tests.fixtures.gateway import OPERATOR_HEADERS, Gateway, ledger_env, start_gateway
@@ -71,7 +71,9 @@ def test_signed_batch_is_accepted_and_reposting_it_returns_the_original_receipts
         (2, "accepted", None, 3),
     ]
     canonical = bytes.fromhex(batch["readings"][0]["canonical"][2:])
-    assert results[0]["receipt"]["leaf"] == "0x" + reading_leaf(canonical).hex()
+    signature = bytes.fromhex(batch["readings"][0]["signature"][2:])
+    leaf = anchored_leaf(canonical, canonical, signature)  # version 2: raw r || s as sent
+    assert results[0]["receipt"]["leaf"] == "0x" + leaf.hex()
     assert results[0]["receipt"]["key_epoch"] == 0
     assert again.status_code == 202
     assert [r["status"] for r in again.json()["results"]] == ["duplicate"] * 3
@@ -191,7 +193,9 @@ def check_anchored(
     for view in views:
         anchor = view["anchor"]
         leaf = bytes.fromhex(view["leaf"][2:])
-        assert leaf == reading_leaf(bytes.fromhex(view["canonical"][2:]))
+        canonical = bytes.fromhex(view["canonical"][2:])
+        signature = bytes.fromhex(view["signature"][2:])
+        assert leaf == anchored_leaf(canonical, canonical, signature)
         proof = [bytes.fromhex(p[2:]) for p in anchor["proof"]]
         root = bytes(chain.call(ledger.functions.batchRoot(anchor["batch_id"])))
         assert "0x" + root.hex() == anchor["root"]

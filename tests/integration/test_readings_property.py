@@ -39,7 +39,6 @@ from typing import Any
 import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
-from eth_utils.crypto import keccak
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 
@@ -49,6 +48,7 @@ from ledger.chain.deployment import Deployment
 from ledger.meters.keys import KeyAlgorithm, generate_key
 from ledger.meters.registry import MeterAdmin
 from ledger.node import LedgerNode
+from ledger.readings.fraud_proof import commitments_for_leaf
 from ledger.settings import Settings
 from ledger.store.database import Store
 from tests.integration.readings_model import (
@@ -181,7 +181,9 @@ def check_receipt(sent: Sent, result: dict[str, Any]) -> None:
         fields.seq,
         fields.timestamp,
     )
-    assert receipt["leaf"] == "0x" + keccak(keccak(sent.canonical)).hex()
+    # The version-2 leaf of these bytes and this signature (raw or DER, as sent).
+    leaf = bytes.fromhex(receipt["leaf"][2:])
+    assert commitments_for_leaf(sent.canonical, sent.signature, "native", None, leaf) is not None
     assert receipt["key_epoch"] == 0
 
 
