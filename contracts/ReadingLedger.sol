@@ -84,6 +84,9 @@ contract ReadingLedger is IReadingLedger, AccessControl {
         }
         reason = _badReadingReason(reading, signedBytes, signature);
         if (reason == BadReadingReason.None) revert ReadingLedgerReadingValid(batchId, reading.meterId, reading.seq);
+        // Written after every check, and a new slot costs 22,100 gas: a prover who starves the
+        // registry call or a precompile of gas (so that it fails and a genuine signature looks
+        // bad) is left with at most 1/64 of it here, too little to mark anything.
         _provenBad[batchId] = true;
         emit ReadingBatchProvenBad(batchId, reading.meterId, reading.seq, msg.sender, reason);
     }
