@@ -67,6 +67,23 @@ def test_the_exact_canonical_bytes_and_der_signature_received_are_stored(
     assert stored.batch_id is None
 
 
+def test_a_der_signature_is_stored_as_received_with_the_leaf_of_its_r_s_form(
+    ingestor: Ingestor, meter_key: MeterPrivateKey
+) -> None:
+    # The fraud proof on chain reads a signature as r || s: the leaf must commit to that form,
+    # or a genuine DER-signed reading could not be told from a forged one there.
+    raw = sign_reading(meter_key, reading(1))
+    der = utils.encode_dss_signature(
+        int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+    )
+
+    result = submit_one(ingestor, submission(meter_key, reading(1), signature=der))
+
+    canonical = reading(1).encode()
+    assert result.receipt is not None
+    assert result.receipt.leaf == anchored_leaf(canonical, canonical, raw)
+
+
 def test_accepted_readings_are_committed_when_submit_returns(
     ingestor: Ingestor, database_url: str, meter_key: MeterPrivateKey
 ) -> None:
