@@ -90,6 +90,8 @@ set). Defined here unless another module is named:
      +-- ComplaintInvalidSignature 422  a customer's step not signed by the customer
      |                                                              (ledger.complaints.service)
      +-- InvalidMonth          422  a statistics month that is not YYYY-MM (ledger.complaints.stats)
+     +-- AuditInputError       422  an audit input that cannot be used (record, bundle, bills,
+     |                              another chain or contracts); exit status 2    (ledger.audit)
      +-- SimulationError       500  the simulation cannot run, or the gateway broke its contract
           |                                                                      (ledger.sim)
           +-- MarketDayError        the simulated market day cannot run or went wrong
