@@ -106,9 +106,12 @@ mypy: bootstrap
 # everything else, as standard JSON: its brownie integration (crytic-compile) cannot resolve
 # OpenZeppelin files that only re-export others (SafeERC20 imports some). Any medium or high
 # finding fails. contracts/test/ (test-only harnesses, never deployed) is compiled with the rest,
-# so the libraries it calls are checked, but its own findings are not reported.
+# so the libraries it calls are checked, but its own findings are not reported. The optimizer is on
+# (200 runs, solc's default), as in brownie-config.yaml: without it OpenZeppelin's P256 (the
+# ReadingLedger's fraud proofs) does not compile ("stack too deep").
 slither: bootstrap
 	$(VENV)/bin/slither contracts --solc-standard-json --solc tools/solcx/solc-v0.8.28 \
+		--solc-args=--optimize \
 		--solc-remaps "@openzeppelin/=node_modules/@openzeppelin/" \
 		--filter-paths "node_modules|contracts/test/" --fail-medium
 
