@@ -29,11 +29,8 @@ from api.routes import (
     usage,
 )
 from api.routes.pages import install_pages
-from ledger.node import LedgerNode
+from ledger.node import PARENT_CHAIN_ENV, LedgerNode
 from ledger.settings import Settings
-
-PARENT_CHAIN_ENV = "EL_PARENT_STARTED_CHAIN"
-"""Set by `ledger serve` for its workers: which chain kind it started (not a LEDGER_* setting)."""
 
 _PR_SET_PDEATHSIG = 1
 

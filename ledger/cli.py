@@ -106,8 +106,8 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     """
     import uvicorn
 
-    from api.main import PARENT_CHAIN_ENV, create_app
     from ledger.chain.client import port_is_free
+    from ledger.node import PARENT_CHAIN_ENV
 
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
@@ -136,6 +136,10 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             flush=True,
         )
         if workers == 1:
+            # Imported here only: with workers, each worker builds the app and this process
+            # would import the whole API (a second or more at every start) for nothing.
+            from api.main import create_app
+
             node.start_background_work()
             uvicorn.run(create_app(node), host=host, port=port, log_level="warning")
         else:

@@ -37,6 +37,9 @@ from ledger.store.read_model import ReadModel
 if TYPE_CHECKING:
     from ledger.billing.service import BillingService
 
+PARENT_CHAIN_ENV = "EL_PARENT_STARTED_CHAIN"
+"""Set by `ledger serve` for its workers: which chain kind it started (not a LEDGER_* setting)."""
+
 
 @dataclass
 class LedgerNode:
