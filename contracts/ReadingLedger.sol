@@ -145,7 +145,16 @@ contract ReadingLedger is IReadingLedger, AccessControl {
             revert ReadingLedgerKeyNotCheckable(reading.meterId, key.algorithm);
         }
         if (signature.length != _SIGNATURE_LENGTH) {
-            revert ReadingLedgerSignatureNotCheckable(reading.meterId, reading.seq, signature.length);
+            // The gateway stores an ECDSA signature as r || s, or as r || s and the digest's name
+            // for an OCMF record hashed otherwise (not checkable here: the EVM has SHA-256 only).
+            // Any other form was never a meter's: a forgery cannot hide behind it.
+            if (signature.length == _SIGNATURE_LENGTH + 6) {
+                bytes6 digestName = bytes6(signature[_SIGNATURE_LENGTH:]);
+                if (digestName == "SHA384" || digestName == "SHA512") {
+                    revert ReadingLedgerSignatureNotCheckable(reading.meterId, reading.seq, signature.length);
+                }
+            }
+            return BadReadingReason.MalformedSignature;
         }
         bytes32 digest = sha256(signedBytes);
         bytes32 r = bytes32(signature[:32]);
@@ -165,6 +174,8 @@ contract ReadingLedger is IReadingLedger, AccessControl {
         view
         returns (bool found, IMeterRegistry.KeyEpoch memory key)
     {
+        // The epoch number keyAt also returns is not needed: the key itself is.
+        // slither-disable-next-line unused-return
         try IMeterRegistry(meterRegistry).keyAt(meterId, timestamp) returns (
             uint256, IMeterRegistry.KeyEpoch memory epochKey
         ) {

@@ -27,11 +27,15 @@ interface IReadingLedger {
     /// @param NoKeyAtTime The meter had no valid key at the reading's time (or is not registered).
     /// @param SignedBytesMismatch The signed bytes are a native reading other than the leaf's
     /// fields (another reading's genuine signature passed off for these fields).
+    /// @param MalformedSignature An ECDSA signature in no form the gateway stores: neither r || s
+    /// (64 bytes) nor r || s followed by "SHA384" or "SHA512" (an OCMF record's other digests),
+    /// so no meter signed it.
     enum BadReadingReason {
         None,
         BadSignature,
         NoKeyAtTime,
-        SignedBytesMismatch
+        SignedBytesMismatch,
+        MalformedSignature
     }
 
     /// @notice What settlement needs to know of a batch.
@@ -66,8 +70,8 @@ interface IReadingLedger {
     error ReadingLedgerReadingValid(uint256 batchId, bytes32 meterId, uint64 seq);
     /// @notice The meter's key at the reading's time is Ed25519, which cannot be checked on chain.
     error ReadingLedgerKeyNotCheckable(bytes32 meterId, uint8 algorithm);
-    /// @notice An ECDSA signature not in the 64-byte r || s form over a SHA-256 digest (an OCMF
-    /// record hashed with SHA-384 or SHA-512) cannot be checked on chain.
+    /// @notice An ECDSA signature over a SHA-384 or SHA-512 digest (an OCMF record's, stored as
+    /// r || s || "SHA384" or "SHA512") cannot be checked on chain.
     error ReadingLedgerSignatureNotCheckable(bytes32 meterId, uint64 seq, uint256 length);
 
     /// @notice A batch of readings was anchored.
@@ -130,7 +134,8 @@ interface IReadingLedger {
     /// record's payload, whose values are not compared with the fields here (JSON on chain): the
     /// off-chain audit does that. Reverts with `ReadingLedgerReadingValid` if the signature
     /// verifies, `ReadingLedgerKeyNotCheckable` for an Ed25519 key and
-    /// `ReadingLedgerSignatureNotCheckable` for an ECDSA signature that is not 64 bytes.
+    /// `ReadingLedgerSignatureNotCheckable` for an ECDSA signature over SHA-384 or SHA-512; an
+    /// ECDSA signature in any other form than r || s is itself the proof (`MalformedSignature`).
     /// @param signature ECDSA: r || s (64 bytes, s in either half); Ed25519: the 64 bytes.
     /// @return reason Why the reading is bad.
     function proveBadReading(

@@ -52,6 +52,7 @@ class BadReadingReason(IntEnum):
     BAD_SIGNATURE = 1
     NO_KEY_AT_TIME = 2
     SIGNED_BYTES_MISMATCH = 3
+    MALFORMED_SIGNATURE = 4
 
 
 class FraudProofError(LedgerError):

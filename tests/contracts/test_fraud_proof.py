@@ -301,7 +301,7 @@ def test_a_reading_under_an_ed25519_key_is_refused_as_not_checkable(
     assert caught.value.args_decoded == (METER, int(KeyAlgorithm.ED25519))
 
 
-def test_an_ecdsa_signature_other_than_64_bytes_is_refused_as_not_checkable(
+def test_an_ecdsa_signature_over_sha384_is_refused_as_not_checkable(
     chain: Chain, deployment: Deployment, alice: LocalAccount, stranger: LocalAccount
 ) -> None:
     register(chain, deployment, KeyAlgorithm.P256, alice.address)
@@ -314,6 +314,32 @@ def test_an_ecdsa_signature_other_than_64_bytes_is_refused_as_not_checkable(
             chain, deployment.reading_ledger, claim(batch_id, tree, sha384_form, 0), sender=stranger
         )
     assert caught.value.args_decoded == (METER, 1, 70)
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [b"\x02" * 65, b"\x02" * 64 + b"SHA999", b"\x02" * 32],
+    ids=["65-bytes", "unknown-digest-name", "32-bytes"],
+)
+def test_an_ecdsa_signature_in_a_form_no_meter_signs_proves_its_batch_bad(
+    chain: Chain,
+    deployment: Deployment,
+    alice: LocalAccount,
+    stranger: LocalAccount,
+    signature: bytes,
+) -> None:
+    # The operator cannot hide a forged reading behind a signature the chain cannot check.
+    register(chain, deployment, KeyAlgorithm.P256, alice.address)
+    payload = b'{"FV":"1.0","RD":[]}'
+    odd_form = Signed(reading(1), payload, signature)
+    batch_id, tree = anchor(chain, deployment, [odd_form])
+
+    outcome = prove_bad_reading(
+        chain, deployment.reading_ledger, claim(batch_id, tree, odd_form, 0), sender=stranger
+    )
+
+    assert outcome.reason is BadReadingReason.MALFORMED_SIGNATURE
+    assert deployment.reading_ledger.functions.batchStatus(batch_id).call()[2] is True
 
 
 # challenge period and batch status
