@@ -176,7 +176,7 @@ class LedgerNode:
                     boundary_window_s=settings.market_boundary_window_s,
                     settlement_window_s=settings.market_settlement_window_s,
                     min_trade_value=settings.market_min_trade_value,
-            challenge_period_s=settings.challenge_period_s,
+                    challenge_period_s=settings.challenge_period_s,
                 ),
             )
             store = Store.open(settings)
