@@ -666,7 +666,7 @@ def run_audit(
             facts.complaint_registry,
             report,
             levels=options.complaint_levels,
-            head_time=facts.head_time,
+            head_block=facts.head,
             from_ts=options.from_ts,
             to_ts=options.to_ts,
             gateway=options.gateway,

@@ -51,7 +51,12 @@ def packages_from_file(path: Path) -> Iterator[dict[str, Any]]:
             yield item
 
 
-def _get(url: str, token: str | None) -> Any:
+def get_json(url: str, token: str | None) -> Any:
+    """A gateway's JSON answer to `GET url`, with the auditor's bearer token when given.
+
+    Raises:
+        AuditInputError: the gateway refuses, does not answer, or answers other than JSON.
+    """
     request = urllib.request.Request(url)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
@@ -74,9 +79,9 @@ def packages_from_gateway(
     """
     base = gateway.rstrip("/")
     for customer in customers:
-        listing = _get(f"{base}/v1/customers/{customer}/bills", token)
+        listing = get_json(f"{base}/v1/customers/{customer}/bills", token)
         for bill in listing.get("bills", []):
-            yield _get(f"{base}/v1/bills/{bill['bill_hash']}/evidence", token)
+            yield get_json(f"{base}/v1/bills/{bill['bill_hash']}/evidence", token)
 
 
 def audit_bills(

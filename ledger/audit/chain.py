@@ -118,8 +118,6 @@ class ChainFacts:
     """Batches a fraud proof marked bad: the (meter, seq) of the reading that proved it."""
     w3: Web3 | None = None
     complaint_registry: Contract | None = None
-    head_time: int = 0
-    """The head block's time: what complaint clocks are read at without a gateway's `as_of`."""
 
     @classmethod
     def read(cls, rpc_url: str, record_path: Path) -> ChainFacts:
@@ -147,7 +145,6 @@ class ChainFacts:
             boundary_window_s=int(market.boundaryWindow().call()),
             w3=w3,
             complaint_registry=contracts.get("ComplaintRegistry"),
-            head_time=int(w3.eth.get_block(head)["timestamp"]),
         )
         start = min((blocks.get(name, 0) for name in AUDITED_CONTRACTS), default=0)
         facts._read_events(w3, contracts, start, head)

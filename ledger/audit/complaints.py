@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import asdict
 from typing import Any
 
 from web3 import Web3
 from web3.contract import Contract
 
+from ledger.audit.bills import get_json
+from ledger.audit.chain import AuditInputError
 from ledger.audit.report import AuditReport
 from ledger.complaints.model import ComplaintEvent, read_chain_events
 from ledger.complaints.sla import ServiceLevels
@@ -63,15 +63,13 @@ def gateway_statistics(gateway: str, token: str | None, month: str) -> dict[str,
     """The gateway's `GET /v1/complaints/statistics?month=` answer (auditor or operator token).
 
     Raises:
-        OSError: the gateway does not answer, or refuses (urllib's HTTPError is one).
+        AuditInputError: the gateway does not answer, or refuses.
     """
     query = urllib.parse.urlencode({"month": month})
-    request = urllib.request.Request(gateway.rstrip("/") + "/v1/complaints/statistics?" + query)
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=60) as answer:  # noqa: S310 - the user's URL
-        body: dict[str, Any] = json.loads(answer.read())
-    return body
+    answer: dict[str, Any] = get_json(
+        gateway.rstrip("/") + "/v1/complaints/statistics?" + query, token
+    )
+    return answer
 
 
 def audit_complaints(
@@ -80,7 +78,7 @@ def audit_complaints(
     report: AuditReport,
     *,
     levels: ServiceLevels,
-    head_time: int,
+    head_block: int,
     from_ts: int | None = None,
     to_ts: int | None = None,
     gateway: str | None = None,
@@ -88,24 +86,29 @@ def audit_complaints(
 ) -> dict[str, dict[str, Any]]:
     """Each audited month's statistics from the chain's events (also returned, for the report),
     each compared with the gateway's when `gateway` is given; a difference is one
-    `complaint_statistics_mismatch` per month and field."""
+    `complaint_statistics_mismatch` per month and field. Without the gateway's `as_of` the
+    statistics are taken at the time of `head_block`, the block the rest of the audit reads."""
     events = read_chain_events(w3, registry)
     report.counts["complaint events"] += len(events)
     recomputed: dict[str, dict[str, Any]] = {}
+    head_time: int | None = None
     for month in audited_months(events, from_ts, to_ts):
         claimed: dict[str, Any] | None = None
-        as_of = head_time
         if gateway is not None:
             try:
                 claimed = gateway_statistics(gateway, token, month)
                 as_of = int(claimed["as_of"])
-            except (OSError, ValueError, KeyError, TypeError) as error:
+            except (AuditInputError, KeyError, TypeError, ValueError) as error:
                 report.add(
                     STATISTICS_UNAVAILABLE,
                     f"the gateway's statistics of {month} could not be read: {error}",
                     month=month,
                 )
                 claimed = None
+        if claimed is None:
+            if head_time is None:
+                head_time = int(w3.eth.get_block(head_block)["timestamp"])
+            as_of = head_time
         ours = _plain(asdict(monthly_statistics(events, month=month, as_of=as_of, levels=levels)))
         recomputed[month] = ours
         report.counts["complaint months"] += 1

@@ -12,7 +12,7 @@ from typing import Any
 
 from eth_utils.address import to_checksum_address
 
-from ledger.market.orders import MarketDomain
+from ledger.market.orders import MarketDomain, eip712_message
 
 #: The registry's EIP-712 domain has the market's shape (name, version, chain id, contract).
 ComplaintDomain = MarketDomain
@@ -42,13 +42,6 @@ REOPEN_FIELDS = [
     {"name": "deadline", "type": "uint256"},
 ]
 
-_DOMAIN_FIELDS = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
-
 
 def open_typed_data(
     domain: ComplaintDomain,
@@ -69,7 +62,7 @@ def open_typed_data(
         "nonce": nonce,
         "deadline": deadline,
     }
-    return _typed_data(domain, "Open", OPEN_FIELDS, message)
+    return eip712_message(domain, "Open", OPEN_FIELDS, message)
 
 
 def rate_typed_data(
@@ -89,7 +82,7 @@ def rate_typed_data(
         "nonce": nonce,
         "deadline": deadline,
     }
-    return _typed_data(domain, "Rate", RATE_FIELDS, message)
+    return eip712_message(domain, "Rate", RATE_FIELDS, message)
 
 
 def reopen_typed_data(
@@ -109,15 +102,4 @@ def reopen_typed_data(
         "nonce": nonce,
         "deadline": deadline,
     }
-    return _typed_data(domain, "Reopen", REOPEN_FIELDS, message)
-
-
-def _typed_data(
-    domain: ComplaintDomain, primary: str, fields: list[dict[str, str]], message: dict[str, Any]
-) -> dict[str, Any]:
-    return {
-        "types": {"EIP712Domain": _DOMAIN_FIELDS, primary: fields},
-        "primaryType": primary,
-        "domain": domain.as_dict(),
-        "message": message,
-    }
+    return eip712_message(domain, "Reopen", REOPEN_FIELDS, message)

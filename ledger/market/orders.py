@@ -200,7 +200,7 @@ def offer_typed_data(
         "nonce": nonce,
         "deadline": deadline,
     }
-    return _typed_data(domain, "Offer", OFFER_FIELDS, message)
+    return eip712_message(domain, "Offer", OFFER_FIELDS, message)
 
 
 def take_typed_data(
@@ -221,7 +221,7 @@ def take_typed_data(
         "nonce": nonce,
         "deadline": deadline,
     }
-    return _typed_data(domain, "Take", TAKE_FIELDS, message)
+    return eip712_message(domain, "Take", TAKE_FIELDS, message)
 
 
 def permit_typed_data(
@@ -235,12 +235,14 @@ def permit_typed_data(
         "nonce": nonce,
         "deadline": deadline,
     }
-    return _typed_data(token_domain, "Permit", PERMIT_FIELDS, message)
+    return eip712_message(token_domain, "Permit", PERMIT_FIELDS, message)
 
 
-def _typed_data(
+def eip712_message(
     domain: MarketDomain, primary: str, fields: list[dict[str, str]], message: dict[str, Any]
 ) -> dict[str, Any]:
+    """An EIP-712 message of one primary type under a (name, version, chain id, contract)
+    domain, as `eth_account` signs and recovers it (the complaint registry's messages too)."""
     return {
         "types": {"EIP712Domain": _DOMAIN_FIELDS, primary: fields},
         "primaryType": primary,

@@ -239,7 +239,7 @@ def _audit(month: Month, session: dict[str, Any]) -> AuditReport:
         month.node.deployment.complaint_registry,
         report,
         levels=ServiceLevels(),
-        head_time=int(w3.eth.get_block("latest")["timestamp"]),
+        head_block=int(w3.eth.block_number),
         gateway=month.url,
         token=session["token"],
     )
