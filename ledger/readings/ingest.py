@@ -78,7 +78,6 @@ from ledger.readings.native import (
     ReadingSignatureError,
     anchored_leaf,
     decode,
-    signature_form,
     verify_signature,
 )
 from ledger.readings.ocmf.errors import OcmfError
@@ -264,8 +263,7 @@ class Ingestor:
             return reject(*key, meter, seq)
         try:
             public_key = self._keys.public_key(key)
-            verify_signature(key.algorithm, public_key, canonical, signature)
-            form = signature_form(key.algorithm, public_key, canonical, signature)
+            form = verify_signature(key.algorithm, public_key, canonical, signature)
         except (ReadingSignatureError, MeterError) as error:
             return reject(Rejection.BAD_SIGNATURE, f"{error} (key epoch {key.index})", meter, seq)
         return _verified(

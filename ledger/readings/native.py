@@ -389,10 +389,14 @@ def verify_reading_signature(
 
 def verify_signature(
     algorithm: KeyAlgorithm, key: MeterPublicKey, canonical: bytes, signature: bytes
-) -> None:
+) -> bytes:
     """`verify_reading_signature` with the key already parsed (`decode_public_key(algorithm,
     ...)`): parsing a point costs about a tenth of a verification, so the gateway parses each
     registry key once and keeps it.
+
+    Returns:
+        The signature in the form its version-2 leaf commits to (`signature_form`), known from
+        the verification itself: ingestion needs no second check to tell a DER signature's form.
 
     Raises:
         ReadingSignatureError: The signature does not verify or cannot be parsed.
@@ -416,17 +420,20 @@ def verify_signature(
             raise ReadingSignatureError(
                 f"{algorithm.label} signature does not verify for this reading"
             ) from None
-        return
+        return bytes(signature)
     candidates = _ecdsa_candidates(signature)
     if not candidates:
         raise ReadingSignatureError(
             f"an ECDSA signature is raw r || s ({SIGNATURE_LENGTH} bytes) or DER; "
             f"got {len(signature)} bytes"
         )
-    for der in candidates:
+    for index, der in enumerate(candidates):
         try:
             key.verify(der, signed, _ECDSA_VERIFY)
         except InvalidSignature:
             continue
-        return
+        if index == 0 and len(signature) == SIGNATURE_LENGTH:
+            return bytes(signature)  # raw r || s, the usual case: already the fixed form
+        r, s = utils.decode_dss_signature(der)
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
     raise ReadingSignatureError(f"{algorithm.label} signature does not verify for this reading")
