@@ -17,25 +17,22 @@ from __future__ import annotations
 from cryptography.hazmat.primitives.asymmetric import utils
 
 from ledger.anchoring.bundle import BundleReading
-from ledger.errors import LedgerError
-from ledger.meters.keys import KeyAlgorithm, MeterPublicKey
-from ledger.readings.native import SIGNATURE_LENGTH, anchored_leaf, signature_form
+from ledger.readings.native import SIGNATURE_LENGTH, anchored_leaf
 from ledger.readings.ocmf.record import parse_ocmf
 from ledger.readings.ocmf.verify import ocmf_signature_form
 
 
-def leaf_of(
-    reading: BundleReading, key: tuple[KeyAlgorithm, MeterPublicKey] | None = None
-) -> bytes:
+def leaf_of(reading: BundleReading, verified_form: bytes | None = None) -> bytes:
     """The reading's Merkle leaf as the chain's batch root commits to it, from the signed bytes
     and the signature (never the `leaf` the bundle states).
 
     Args:
         reading: The bundle's reading.
-        key: The meter's key at the reading's time, when known: a native signature's fixed form
-            is then the one ingestion stored (a 64-byte signature that is also strict DER is
-            read in whichever form verifies). Without it, or when neither verifies, a 64-byte
-            signature is taken as r || s and a DER one as its r || s.
+        verified_form: A native signature's fixed form as its verification under the meter's
+            key found it (`native.verify_signature`'s answer: a 64-byte signature that is also
+            strict DER is read in whichever form verifies). Without it (no key, or a signature
+            that verifies in no form), a 64-byte signature is taken as r || s and a DER one as
+            its r || s.
 
     Raises:
         ReadingFormatError: `canonical` is not 256 bytes starting with the domain tag.
@@ -45,16 +42,12 @@ def leaf_of(
         assert reading.ocmf is not None  # the bundle's reader requires it of an OCMF line
         record = parse_ocmf(reading.ocmf)
         return anchored_leaf(reading.canonical, record.payload_bytes, ocmf_signature_form(record))
-    return anchored_leaf(reading.canonical, reading.canonical, _native_form(reading, key))
+    form = verified_form if verified_form is not None else _unverified_form(reading.signature)
+    return anchored_leaf(reading.canonical, reading.canonical, form)
 
 
-def _native_form(reading: BundleReading, key: tuple[KeyAlgorithm, MeterPublicKey] | None) -> bytes:
-    signature = reading.signature
-    if key is not None:
-        try:
-            return signature_form(key[0], key[1], reading.canonical, signature)
-        except LedgerError:
-            pass  # verifies in no form: a forged signature, anchored as given
+def _unverified_form(signature: bytes) -> bytes:
+    """A forged signature's form, as it would have been anchored given."""
     if len(signature) == SIGNATURE_LENGTH or signature[:1] != b"\x30":
         return signature
     try:

@@ -133,10 +133,10 @@ def check_reading(number: int, item: BundleReading) -> CheckedReading:
                 f"signed for chain {reading.chain_id}, the ledger is chain {_Context.chain_id}",
             )
         )
-    signature_problem, key = _signature_problem(item, reading)
+    signature_problem, form = _signature_problem(item, reading)
     if signature_problem is not None:
         problems.append(signature_problem)
-    leaf = _leaf(item, key)
+    leaf = _leaf(item, form)
     return CheckedReading(
         number,
         item.batch_id,
@@ -151,9 +151,9 @@ def check_reading(number: int, item: BundleReading) -> CheckedReading:
     )
 
 
-def _leaf(item: BundleReading, key: tuple[KeyAlgorithm, MeterPublicKey] | None) -> bytes:
+def _leaf(item: BundleReading, verified_form: bytes | None) -> bytes:
     try:
-        return leaf_of(item, key)
+        return leaf_of(item, verified_form)
     except LedgerError:
         # No leaf: the batch's root cannot be rebuilt, which is reported per batch; the reading's
         # own problem (malformed bytes, an unreadable OCMF record) is reported with it.
@@ -162,9 +162,9 @@ def _leaf(item: BundleReading, key: tuple[KeyAlgorithm, MeterPublicKey] | None) 
 
 def _signature_problem(
     item: BundleReading, reading: Reading
-) -> tuple[tuple[str, str] | None, tuple[KeyAlgorithm, MeterPublicKey] | None]:
-    """Why the reading is not signed by its meter's key at its time (None: it is), and that
-    key when it could be read."""
+) -> tuple[tuple[str, str] | None, bytes | None]:
+    """Why the reading is not signed by its meter's key at its time (None: it is), and a native
+    signature's fixed form when it verified (what its leaf commits to)."""
     epochs = _Context.meters.get(reading.meter_id)
     if epochs is None:
         return ("reading_unknown_meter", "the meter has no MeterRegistered event"), None
@@ -180,10 +180,10 @@ def _signature_problem(
     if isinstance(public_key, str):
         return ("reading_signature_invalid", public_key), None
     try:
-        verify_signature(key.algorithm, public_key, item.canonical, item.signature)
+        form = verify_signature(key.algorithm, public_key, item.canonical, item.signature)
     except ReadingSignatureError as error:
         return ("reading_signature_invalid", f"{error} (key epoch {key.index})"), None
-    return None, (key.algorithm, public_key)
+    return None, form
 
 
 def _ocmf_problem(
