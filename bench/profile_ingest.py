@@ -160,9 +160,7 @@ def stages(fleet: SignedFleet, batches: Sequence[list[bytes]], work: Path) -> di
             anchored_leaf(canonical, canonical, signature)
 
     seconds, _ = _timed(leaves)
-    out["Merkle leaf v2 (keccak x 4, computed in _verify)"] = _per_reading_us(
-        seconds, n
-    )
+    out["Merkle leaf v2 (keccak x 4, computed in _verify)"] = _per_reading_us(seconds, n)
     seconds, _ = _timed(lambda: [uuid.uuid4().hex for _ in range(n)])
     out["uuid4 receipt ids (drawn in _verify)"] = _per_reading_us(seconds, n)
 
