@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 from eth_keys.exceptions import BadSignature
 from eth_utils.crypto import keccak
 from fastapi import APIRouter, Request
+from siwe import SiweMessage, generate_nonce
+from siwe.siwe import VerificationError
 
 from api.access import public
 from api.auth import issue_session, session_token
@@ -67,8 +69,6 @@ def expected_origin(node: LedgerNode) -> tuple[str, str, str]:
 def new_nonce(node: NodeDep) -> NoncePublic:
     """A single-use nonce for a sign-in message, and the domain, URI and chain id the message
     must name."""
-    from siwe import generate_nonce  # noqa: PLC0415 - see sign_in
-
     now = int(time.time())
     nonce = generate_nonce()
     issue_nonce(node.store, nonce, now=now, expires_at=now + NONCE_TTL_S)
@@ -90,11 +90,6 @@ def new_nonce(node: NodeDep) -> NoncePublic:
 )
 def sign_in(body: SignInIn, node: NodeDep, request: Request) -> SessionPublic:
     """Checks a signed EIP-4361 message and opens a session for its address."""
-    # Imported on first use: siwe compiles its ABNF grammars on import (about half a second),
-    # which every gateway worker would otherwise pay at start, signed-in customers or not.
-    from siwe import SiweMessage  # noqa: PLC0415
-    from siwe.siwe import VerificationError  # noqa: PLC0415
-
     try:
         message = SiweMessage.from_message(body.message)
     except ValueError as error:
