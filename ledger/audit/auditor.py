@@ -47,7 +47,13 @@ from ledger.audit.bills import audit_bills, packages_from_file, packages_from_ga
 from ledger.audit.chain import AuditInputError, ChainBatch, ChainFacts, PinnedBoundary
 from ledger.audit.complaints import audit_complaints
 from ledger.audit.report import WARNING, AuditReport
-from ledger.audit.signatures import CheckedReading, MalformedLine, check_lines, init_worker
+from ledger.audit.signatures import (
+    CheckedReading,
+    MalformedLine,
+    check_chunk,
+    check_lines,
+    init_worker,
+)
 from ledger.complaints.sla import ServiceLevels
 from ledger.meters.registry import meter_id_text
 from ledger.readings.native import LEAF_VERSION
@@ -147,7 +153,9 @@ class Auditor:
                 else:
                     yield chunk_or_line
             return
-        window: deque[Future[list[CheckedReading | MalformedLine]] | tuple[int, bytes]] = deque()
+        window: deque[Future[list[tuple[object, ...] | MalformedLine]] | tuple[int, bytes]] = (
+            deque()
+        )
         with ProcessPoolExecutor(
             max_workers=jobs,
             mp_context=multiprocessing.get_context(_start_method()),
@@ -156,7 +164,7 @@ class Auditor:
         ) as pool:
             for chunk_or_line in self._chunks(lines):
                 if isinstance(chunk_or_line, list):
-                    window.append(pool.submit(check_lines, chunk_or_line))
+                    window.append(pool.submit(check_chunk, chunk_or_line))
                 else:
                     window.append(chunk_or_line)
                 while len(window) > jobs * CHUNKS_PER_WORKER:
@@ -531,9 +539,15 @@ def _start_method() -> str:
 
 
 def _resolved(
-    entry: Future[list[CheckedReading | MalformedLine]] | tuple[int, bytes],
+    entry: Future[list[tuple[object, ...] | MalformedLine]] | tuple[int, bytes],
 ) -> list[CheckedReading | MalformedLine] | tuple[int, bytes]:
-    return entry.result() if isinstance(entry, Future) else entry
+    if not isinstance(entry, Future):
+        return entry
+    restore = CheckedReading._make
+    return [
+        checked if isinstance(checked, MalformedLine) else restore(checked)
+        for checked in entry.result()
+    ]
 
 
 def _root(leaves: list[bytes]) -> bytes | None:

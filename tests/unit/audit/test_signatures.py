@@ -1,0 +1,174 @@
+"""The audit's per-reading check: the fast path for sound exported lines answers exactly as the
+general path, and leaves every line with a problem (or another layout) to the general path."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import utils
+
+from ledger.audit.signatures import (
+    CheckedReading,
+    _check_line,
+    _sound_native_reading,
+    check_chunk,
+    check_lines,
+    init_worker,
+)
+from ledger.meters.keys import KeyAlgorithm, MeterPrivateKey, encode_public_key, generate_key
+from ledger.meters.registry import KeyEpochView, meter_id_bytes
+from ledger.readings.native import Reading, sign_reading
+
+CHAIN_ID = 1337
+METER = meter_id_bytes("FAST-1")
+START = 1_800_000_000
+ROTATED_AT = START + 100 * 900
+
+
+def reading(seq: int, chain_id: int = CHAIN_ID) -> Reading:
+    return Reading(
+        chain_id=chain_id,
+        meter_id=METER,
+        seq=seq,
+        timestamp=START + seq * 900,
+        import_wh=1_000 * seq,
+        export_wh=7 * seq,
+        status=0,
+    )
+
+
+def exported(r: Reading, sig: bytes, **changes: Any) -> bytes:
+    """A reading line with the key order and spacing of `ledger export-bundle`."""
+    obj = {
+        "type": "reading", "batch_id": 3, "leaf_index": r.seq, "meter_id": "0x" + METER.hex(),
+        "seq": r.seq, "timestamp": r.timestamp, "import_wh": r.import_wh,
+        "export_wh": r.export_wh, "status": r.status, "key_epoch": 0, "source": "native",
+        "canonical": "0x" + r.encode().hex(), "signature": "0x" + sig.hex(),
+        "leaf": "0x" + "22" * 32, "proof": ["0x" + "33" * 32, "0x" + "44" * 32],
+    }  # fmt: skip
+    obj.update(changes)
+    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+
+
+@pytest.fixture
+def keys() -> tuple[MeterPrivateKey, MeterPrivateKey]:
+    """The meter's first key, and the key it was rotated to at ROTATED_AT."""
+    first, second = generate_key(KeyAlgorithm.P256), generate_key(KeyAlgorithm.P256)
+    init_worker(
+        CHAIN_ID,
+        {
+            METER: (
+                KeyEpochView(0, KeyAlgorithm.P256, encode_public_key(first.public_key()), 0, 0),
+                KeyEpochView(
+                    1, KeyAlgorithm.P256, encode_public_key(second.public_key()), ROTATED_AT, 0
+                ),
+            )
+        },
+    )
+    return first, second
+
+
+def test_a_sound_exported_line_takes_the_fast_path_and_gets_the_general_paths_answer(
+    keys: tuple[MeterPrivateKey, MeterPrivateKey],
+) -> None:
+    first, second = keys
+    for r, key in ((reading(5), first), (reading(150), second)):  # before and after rotation
+        raw = exported(r, sign_reading(key, r))
+
+        fast = _sound_native_reading(7, raw)
+
+        assert fast is not None
+        assert fast == _check_line(7, raw)
+        assert fast.problems == () and (fast.seq, fast.import_wh) == (r.seq, r.import_wh)
+
+
+def _der(signature: bytes) -> bytes:
+    r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+    return utils.encode_dss_signature(r, s)
+
+
+Mutation = Callable[[Reading, bytes, tuple[MeterPrivateKey, MeterPrivateKey]], bytes]
+DECLINED: dict[str, tuple[Mutation, tuple[str, ...]]] = {
+    "a stated register other than the signed one": (
+        lambda r, sig, _: exported(r, sig, import_wh=r.import_wh + 1),
+        ("reading_fields_mismatch",),
+    ),
+    "a stated status other than the signed one": (
+        lambda r, sig, _: exported(r, sig, status=4),
+        ("reading_fields_mismatch",),
+    ),
+    "signed for another chain": (
+        lambda r, _sig, keys: exported(reading(r.seq, 1), sign_reading(keys[0], reading(r.seq, 1))),
+        ("reading_wrong_chain",),
+    ),
+    "a signature of other bytes": (
+        lambda r, _sig, keys: exported(r, sign_reading(keys[0], reading(r.seq + 1))),
+        ("reading_signature_invalid",),
+    ),
+    "signed by a key the meter never had": (
+        lambda r, _sig, _keys: exported(r, sign_reading(generate_key(KeyAlgorithm.P256), r)),
+        ("reading_signature_invalid",),
+    ),
+    "signed by the meter's later key before that key's epoch": (
+        lambda r, _sig, keys: exported(r, sign_reading(keys[1], r)),
+        ("reading_signature_invalid",),
+    ),
+    "a DER signature": (lambda r, sig, _: exported(r, _der(sig)), ()),
+    "upper-case hex": (
+        lambda r, sig, _: exported(r, sig, signature="0x" + sig.hex().upper()),
+        (),
+    ),
+    "another key order": (
+        lambda r, sig, _: (
+            exported(r, sig).replace(b'{"type":"reading",', b"{")[:-2] + b',"type":"reading"}\n'
+        ),
+        (),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", DECLINED)
+def test_a_line_the_fast_path_cannot_vouch_for_gets_the_general_paths_answer(
+    keys: tuple[MeterPrivateKey, MeterPrivateKey], case: str
+) -> None:
+    mutate, expected_codes = DECLINED[case]
+    r = reading(5)
+    raw = mutate(r, sign_reading(keys[0], r), keys)
+
+    (checked,) = check_lines([(7, raw)])
+
+    assert _sound_native_reading(7, raw) is None
+    assert checked == _check_line(7, raw)
+    assert isinstance(checked, CheckedReading)
+    assert tuple(code for code, _ in checked.problems) == expected_codes
+
+
+def test_a_reading_after_its_key_was_revoked_is_named_not_passed() -> None:
+    key = generate_key(KeyAlgorithm.P256)
+    revoked_at = START + 3 * 900
+    public = encode_public_key(key.public_key())
+    init_worker(CHAIN_ID, {METER: (KeyEpochView(0, KeyAlgorithm.P256, public, 0, revoked_at),)})
+    late, early = reading(3), reading(2)
+
+    (checked_late,) = check_lines([(1, exported(late, sign_reading(key, late)))])
+    (checked_early,) = check_lines([(2, exported(early, sign_reading(key, early)))])
+
+    assert isinstance(checked_late, CheckedReading) and isinstance(checked_early, CheckedReading)
+    assert [code for code, _ in checked_late.problems] == ["reading_key_revoked"]
+    assert checked_early.problems == ()
+
+
+def test_a_worker_sends_checked_readings_back_as_plain_tuples_of_the_same_values(
+    keys: tuple[MeterPrivateKey, MeterPrivateKey],
+) -> None:
+    r = reading(5)
+    lines = [(1, exported(r, sign_reading(keys[0], r))), (2, b'{"type":"reading"}\n')]
+
+    sent = check_chunk(lines)
+
+    assert type(sent[0]) is tuple
+    assert CheckedReading._make(sent[0]) == check_lines(lines)[0]
+    assert sent[1] == check_lines(lines)[1]
