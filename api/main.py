@@ -15,6 +15,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.admission import ReadingAdmission
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.routes import (
@@ -30,6 +31,7 @@ from api.routes import (
 )
 from api.routes.pages import install_pages
 from ledger.node import PARENT_CHAIN_ENV, LedgerNode
+from ledger.readings.admission import Admission
 from ledger.settings import Settings
 
 _PR_SET_PDEATHSIG = 1
@@ -57,8 +59,11 @@ def create_app(
     )
     app.state.node = node
     install_error_handlers(app)
-    # Outermost but for Starlette's error middleware: no route sees a body over the limit.
+    # Before every route: no route sees a body over the limit.
     app.add_middleware(BodySizeLimit, max_bytes=node.settings.body_limit_bytes)
+    # Outside the body limit, which reads a body whole: a batch refused for saturation is
+    # never held in memory (api/admission.py).
+    app.add_middleware(ReadingAdmission, admission=reading_admission(node))
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(meters.router)
@@ -70,6 +75,18 @@ def create_app(
     app.include_router(complaints.router)
     install_pages(app)
     return app
+
+
+def reading_admission(node: LedgerNode) -> Admission:
+    """The bounds of `POST /v1/readings` for this process, from the node's settings."""
+    settings = node.settings
+    return Admission(
+        max_in_flight=settings.max_in_flight_batches,
+        max_pending=settings.max_pending_readings,
+        count_pending=node.store.count_pending,
+        # The anchorer's nominal pace: a full batch every interval.
+        anchored_per_s=settings.anchor_max_readings / settings.anchor_interval_s,
+    )
 
 
 def _die_with_parent() -> None:

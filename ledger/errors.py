@@ -25,6 +25,10 @@ set). Defined here unless another module is named:
      |    +-- OcmfBadSignature      a signature that does not verify over the payload
      |    +-- OcmfUnmappable        a valid record that is not one ledger reading
      +-- BatchTooLarge         413  a submission holds too many readings         (ledger.readings)
+     +-- GatewaySaturated      429  this process handles its most reading batches at once
+     |                              (Retry-After)                  (ledger.readings.admission)
+     +-- AnchoringBacklog      503  too many readings wait for anchoring (Retry-After)
+     |                                                             (ledger.readings.admission)
      +-- ReadingNotFound       404  no stored reading with that meter and seq    (ledger.readings)
      +-- MerkleError           500  a tree cannot be built or queried (a bug)   (ledger.anchoring)
      +-- AnchorStuck           500  the chain's batches do not match the database's intents: an

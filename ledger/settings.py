@@ -92,6 +92,22 @@ class Settings(BaseModel):
         "request_too_large before it is parsed. Unset: LEDGER_MAX_BATCH x 4096 (20,480,000 "
         "for 5000), room for a full batch of native readings at their longest.",
     )
+    # Admission under saturation (issue 15, item 2; ledger/readings/admission.py): refuse with
+    # a time to come back rather than queue without bound.
+    max_in_flight_batches: int = Field(
+        default=8,
+        ge=1,
+        description="Most POST /v1/readings requests each gateway process handles at once; one "
+        "more is refused before its body is read, with 429 gateway_saturated and Retry-After. "
+        "Bounds ingestion's memory to about this many bodies (LEDGER_MAX_BODY_BYTES) a process.",
+    )
+    max_pending_readings: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Most readings waiting for anchoring (in the database, every gateway on it) "
+        "before POST /v1/readings is refused with 503 anchoring_backlog and Retry-After: the "
+        "anchorer is that far behind.",
+    )
     key_cache_meters: int = Field(
         default=100_000,
         ge=1,

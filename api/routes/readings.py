@@ -54,10 +54,18 @@ async def refuse_oversized_batch(request: Request, node: NodeDep) -> None:
             "over LEDGER_MAX_BODY_BYTES (request_too_large)",
         },
         422: {"model": ErrorPublic, "description": "malformed JSON or fields"},
+        429: {
+            "model": ErrorPublic,
+            "description": "this gateway process handles LEDGER_MAX_IN_FLIGHT_BATCHES batches "
+            "already (`gateway_saturated`, with Retry-After); nothing was stored: send it again "
+            "after Retry-After seconds",
+        },
         503: {
             "model": ErrorPublic,
-            "description": "chain unreachable (`chain_unavailable`), or database unreachable "
-            "(`store_unavailable`, with Retry-After); nothing was acknowledged: send it again",
+            "description": "chain unreachable (`chain_unavailable`), database unreachable "
+            "(`store_unavailable`, with Retry-After), or more than LEDGER_MAX_PENDING_READINGS "
+            "readings wait for anchoring (`anchoring_backlog`, with Retry-After); nothing was "
+            "acknowledged: send it again",
         },
     },
     dependencies=[Depends(refuse_oversized_batch)],

@@ -13,8 +13,9 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,11 +26,37 @@ from ledger.settings import DEV_OPERATOR_KEY, Settings
 from ledger.sim.day_plan import MarketDayError
 from ledger.sim.fleet import Planned, SimulationError
 
+RETRY_STATUSES = frozenset({429, 503})
+"""Answers that refuse a whole batch for now (nothing stored): with `Retry-After`, send it again."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A batch the gateway refused for now, and how long it asked the sender to wait."""
+
+    status: int
+    code: str
+    retry_after_s: int
+
 
 class HttpSender:
-    """`send` over one persistent HTTP/1.1 connection (standard library, keep-alive)."""
+    """`send` over one persistent HTTP/1.1 connection (standard library, keep-alive).
 
-    def __init__(self, base_url: str, *, timeout_s: float = 120.0) -> None:
+    A `429` or `503` with `Retry-After` (the gateway saturated, the anchorer behind, the database
+    restarting) stored nothing of the batch: the sender waits that many seconds and sends the
+    same batch again, as a meter should, until `give_up_s` after its first attempt. Each such
+    refusal is kept in `refusals`. Any other answer than `202` is a `SimulationError`.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = 120.0,
+        give_up_s: float = 600.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise SimulationError(f"gateway URL {base_url!r} is not http(s)://host[:port]")
@@ -40,9 +67,39 @@ class HttpSender:
         self._https = parts.scheme == "https"
         self._timeout_s = timeout_s
         self._connection: http.client.HTTPConnection | None = None
+        self._give_up_s = give_up_s
+        self._sleep = sleep
+        self._clock = clock
+        self.refusals: list[Refusal] = []
 
     def __call__(self, batch: Sequence[Planned]) -> list[dict[str, Any]]:
         body = json.dumps({"readings": [p.body() for p in batch]}).encode()
+        deadline = self._clock() + self._give_up_s
+        while True:
+            status, retry_after, data = self._post(body)
+            if status not in RETRY_STATUSES or retry_after is None:
+                break
+            self.refusals.append(Refusal(status, _error_code(data), retry_after))
+            if self._clock() + retry_after > deadline:
+                break  # reported below as the refusal it is
+            self._sleep(retry_after)
+        if status != 202:
+            raise SimulationError(
+                f"gateway answered {status} to POST {self._path} with "
+                f"{len(batch)} readings: {data[:500].decode(errors='replace')}"
+            )
+        try:
+            results = json.loads(data)["results"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise SimulationError(
+                f"gateway answer is not a results object: {data[:200]!r}"
+            ) from error
+        if not isinstance(results, list):
+            raise SimulationError("gateway answer's results is not a list")
+        return results
+
+    def _post(self, body: bytes) -> tuple[int, int | None, bytes]:
+        """One POST of the batch: the status, `Retry-After` in seconds if given, the body."""
         headers = {"content-type": "application/json", "accept": "application/json"}
         for attempt in (1, 2):
             if self._connection is None:
@@ -62,25 +119,23 @@ class HttpSender:
                 self.close()
                 if attempt == 2:
                     raise SimulationError(f"gateway {self._base} unreachable: {error}") from error
-        if response.status != 202:
-            raise SimulationError(
-                f"gateway answered {response.status} to POST {self._path} with "
-                f"{len(batch)} readings: {data[:500].decode(errors='replace')}"
-            )
-        try:
-            results = json.loads(data)["results"]
-        except (ValueError, KeyError, TypeError) as error:
-            raise SimulationError(
-                f"gateway answer is not a results object: {data[:200]!r}"
-            ) from error
-        if not isinstance(results, list):
-            raise SimulationError("gateway answer's results is not a list")
-        return results
+        retry_after = response.getheader("retry-after")
+        seconds = int(retry_after) if retry_after is not None and retry_after.isdigit() else None
+        return response.status, seconds, data
 
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+def _error_code(data: bytes) -> str:
+    """The stable code of an error answer's body, or "" when it has none."""
+    try:
+        code = json.loads(data)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return ""
+    return code if isinstance(code, str) else ""
 
 
 _CHAIN_STATE = {"ganache": "ganache", "anvil": "anvil/state.json"}
