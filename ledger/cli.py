@@ -263,6 +263,9 @@ def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         keys_dir=Path(args.keys_dir) if args.keys_dir else None,
         owner=args.owner,
         prefix=args.id_prefix,
+        outage_s=fleet.parse_duration(args.outage) if args.outage else 0,
+        outage_at_s=fleet.parse_duration(args.outage_at) if args.outage_at else 0,
+        backlog_senders=args.backlog_senders,
     )
     summary = runner.simulate(settings, config)
     _print(summary)
@@ -464,6 +467,16 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--keys-dir", help="save keys and counters here; a rerun continues them")
     sim.add_argument("--owner", help="owner account of the meters (default: the operator)")
     sim.add_argument("--id-prefix", default="SIM-", help="meter ids are PREFIX000001, ...")
+    sim.add_argument(
+        "--outage",
+        help="the fleet is offline this long (e.g. 6h): its readings are kept and sent all at "
+        "once when it is back, honouring 429/503 Retry-After",
+    )
+    sim.add_argument("--outage-at", help="when the outage starts, after --start (default 0)")
+    sim.add_argument(
+        "--backlog-senders", type=int, default=8,
+        help="connections the backlog is sent over side by side (default 8)",
+    )  # fmt: skip
     sim.set_defaults(handler=_cmd_simulate)
     _market_parser(commands)
     _market_day_parser(commands)

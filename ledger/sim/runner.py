@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -121,6 +122,63 @@ class Progress:
         self._stream.flush()
 
 
+@dataclass(frozen=True)
+class Outage:
+    """The fleet offline for ticks `first_tick` .. `first_tick + ticks - 1` (0-based).
+
+    Their readings are taken as usual but kept by the meters; when the fleet is back (at the
+    next tick after the outage, or at the end of the run) they are sent all at once, as a
+    backlog, over `senders` (one connection each, side by side), each meter's readings in seq
+    order over one of them. A gateway that refuses part of the burst (429 or 503 with
+    `Retry-After`) is waited for and sent the same batch again by the sender itself
+    (`HttpSender`).
+    """
+
+    first_tick: int
+    ticks: int
+    senders: Sequence[Send]
+
+    def holds(self, tick: int) -> bool:
+        return self.first_tick <= tick < self.first_tick + self.ticks
+
+
+def replay_backlog(
+    backlog: Sequence[Planned], senders: Sequence[Send], batch_size: int
+) -> list[tuple[list[Planned], list[dict[str, Any]]]]:
+    """Sends a backlog over every sender at once (meters dealt out among them, each meter's
+    readings in order on one); returns each batch with its results, in sending order per
+    sender."""
+    meters = list(dict.fromkeys(p.meter_id for p in backlog))
+    sender_of = {meter: i % len(senders) for i, meter in enumerate(meters)}
+    shares: list[list[Planned]] = [[] for _ in senders]
+    for planned in backlog:
+        shares[sender_of[planned.meter_id]].append(planned)
+    answered: list[list[tuple[list[Planned], list[dict[str, Any]]]]] = [[] for _ in senders]
+    failures: list[BaseException] = []
+
+    def send_share(index: int) -> None:
+        share = shares[index]
+        try:
+            for at in range(0, len(share), batch_size):
+                batch = share[at : at + batch_size]
+                answered[index].append((batch, senders[index](batch)))
+        except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
+            failures.append(error)
+
+    threads = [
+        threading.Thread(target=send_share, args=(i,), name=f"backlog-{i}")
+        for i, share in enumerate(shares)
+        if share
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+    return [pair for pairs in answered for pair in pairs]
+
+
 def run(
     ticks: Iterator[list[Planned]],
     send: Send,
@@ -132,6 +190,7 @@ def run(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     wall_clock: Callable[[], float] = time.time,
+    outage: Outage | None = None,
 ) -> dict[str, Any]:
     """Sends every tick's submissions in batches and tallies the answers.
 
@@ -139,6 +198,9 @@ def run(
     first; with 0, as fast as the gateway answers (batches then span ticks). A tick is never sent
     before its readings' timestamp has come on the wall clock, so a simulation that runs into the
     present continues in real time instead of running ahead of the gateway's clock.
+
+    With an `outage`, its ticks' readings are kept and sent as one backlog when it ends (see
+    `Outage`); the summary's `backlog` says how many and how long until all were answered.
     """
     if batch_size < 1:
         raise SimulationError("the batch size must be at least 1")
@@ -146,7 +208,30 @@ def run(
         raise SimulationError("the speed cannot be negative")
     tally = Tally()
     pending: list[Planned] = []
+    backlog: list[Planned] = []
+    backlog_report: dict[str, Any] | None = None
     began = clock()
+
+    def replay() -> None:
+        nonlocal backlog_report
+        assert outage is not None
+        flush()
+        replay_began = clock()
+        for batch, results in replay_backlog(backlog, outage.senders, batch_size):
+            if len(results) != len(batch):
+                raise SimulationError(
+                    f"the gateway answered {len(results)} results for {len(batch)} readings"
+                )
+            for planned, result in zip(batch, results, strict=True):
+                tally.add(planned, result)
+        backlog_report = {
+            "readings": len(backlog),
+            "senders": len(outage.senders),
+            "answered_in_s": round(clock() - replay_began, 3),
+        }
+        backlog.clear()
+        if progress is not None:
+            progress.show(tally)
 
     def flush(*, whole_batches_only: bool = False) -> None:
         while len(pending) >= (batch_size if whole_batches_only else 1):
@@ -170,14 +255,23 @@ def run(
         if wait > 0:
             flush()
             sleep(wait)
+        if outage is not None and outage.holds(index):
+            backlog.extend(planned_tick)  # offline: the meters keep their readings
+            continue
+        if backlog:
+            replay()  # back online: the backlog first, then this tick
         pending.extend(planned_tick)
         # Paced: each tick goes out on time. Flat out: only full batches, the rest waits.
         flush(whole_batches_only=speed == 0)
+    if backlog:
+        replay()
     flush()
     elapsed = clock() - began
     if progress is not None:
         progress.show(tally, final=True)
     summary = tally.summary()
+    if backlog_report is not None:
+        summary["backlog"] = backlog_report
     summary["elapsed_s"] = round(elapsed, 3)
     summary["readings_per_s"] = round(tally.sent / elapsed, 1) if elapsed > 0 else None
     return summary
@@ -257,6 +351,11 @@ class SimulationConfig:
     keys_dir: Path | None = None
     owner: str | None = None
     prefix: str = "SIM-"
+    # A backlog after an outage (issue 15, item 2): the fleet offline for `outage_s` from
+    # `outage_at_s` after the start, then sending what it kept over `backlog_senders` connections.
+    outage_s: int = 0
+    outage_at_s: int = 0
+    backlog_senders: int = 8
 
 
 def _say(text: str) -> None:
@@ -276,6 +375,16 @@ def simulate(
     if config.interval_s < 1 or config.duration_s < config.interval_s:
         raise SimulationError("the duration must be at least one interval")
     ticks = config.duration_s // config.interval_s
+    outage_ticks = range(
+        config.outage_at_s // config.interval_s,
+        (config.outage_at_s + config.outage_s) // config.interval_s,
+    )
+    if config.outage_s and not (outage_ticks and outage_ticks.stop <= ticks):
+        raise SimulationError(
+            "the outage must cover at least one interval and end within the duration"
+        )
+    if config.backlog_senders < 1:
+        raise SimulationError("the backlog needs at least one sender")
     saved = load_fleet(config.keys_dir) if config.keys_dir is not None else None
     if saved is not None:
         fleet, _ = saved
@@ -327,9 +436,18 @@ def simulate(
     finally:
         node.stop()
 
-    sender: HttpSender | None = None
+    senders: list[HttpSender] = []
     if send is None:
-        sender = send = HttpSender(config.gateway)
+        senders.append(HttpSender(config.gateway))
+        send = senders[0]
+    outage = None
+    if config.outage_s:
+        if not senders:  # the caller's own `send`: the backlog goes through it alone
+            backlog_senders: list[Send] = [send]
+        else:
+            senders.extend(HttpSender(config.gateway) for _ in range(config.backlog_senders))
+            backlog_senders = list(senders[1:])
+        outage = Outage(outage_ticks.start, len(outage_ticks), backlog_senders)
     try:
         summary = run(
             generate(
@@ -346,9 +464,10 @@ def simulate(
             interval_s=config.interval_s,
             speed=config.speed,
             progress=Progress(),
+            outage=outage,
         )
     finally:
-        if sender is not None:
+        for sender in senders:
             sender.close()
         if config.keys_dir is not None:
             save_fleet(config.keys_dir, fleet, chain_id=chain_id, seed=config.seed)
@@ -360,4 +479,7 @@ def simulate(
         end=start + ticks * config.interval_s,
         registration_s=round(registration_s, 3),
     )
+    # Batches the gateway refused for now (429/503 with Retry-After) and the senders sent again.
+    refused = Counter(r.code for sender in senders for r in sender.refusals)
+    summary["refusals"] = dict(sorted(refused.items()))
     return summary
