@@ -12,6 +12,9 @@ under the same load. The run:
    - sends a paced 1,000 readings/s for 30 s and reads acknowledged -> anchored latency from the
      gateway's database once every one of them is anchored,
    - sends readings flat out from several keep-alive connections: ingest throughput;
+   - sends a backlog of 100,000 readings at once, one request per meter over 32 connections,
+     each honouring 429/503 Retry-After: how long until all are acknowledged, and anchored
+     (`bench/backlog.py`);
 3. restarts the gateway on the same data with the anchorer off, ingests 100,000 readings flat out
    and measures its memory with them pending, then sends one anchor transaction per reading
    (naive) and one anchor of a 1,000-reading batch on the same chain;
@@ -37,6 +40,7 @@ from typing import Any
 
 from bench.anchoring import count_pending, has_anchorer, latency, wait_anchored
 from bench.audit import measure_audit
+from bench.backlog import send_backlog
 from bench.bills import measure_bills
 from bench.fleet import SignedFleet, decode_object
 from bench.gateway import BenchError, Gateway, start_gateway
@@ -84,12 +88,18 @@ class Plan:
         latency_ticks = math.ceil(args.latency_rate * args.latency_s / meters)
         ingest_ticks = math.ceil(args.ingest / meters)
         pending_ticks = math.ceil(args.pending / meters)
+        backlog_ticks = math.ceil(args.backlog / meters)
         edges = [0]
-        for length in (1, latency_ticks, ingest_ticks, 1, pending_ticks):
+        for length in (1, latency_ticks, ingest_ticks, backlog_ticks, 1, pending_ticks):
             edges.append(edges[-1] + length)
-        self.warm_up, self.latency, self.ingest, self.warm_up_again, self.pending = (
-            range(edges[i], edges[i + 1]) for i in range(5)
-        )
+        (
+            self.warm_up,
+            self.latency,
+            self.ingest,
+            self.backlog,
+            self.warm_up_again,
+            self.pending,
+        ) = (range(edges[i], edges[i + 1]) for i in range(6))
         self.ticks = edges[-1]
 
 
@@ -117,6 +127,47 @@ def _ingest(
         f"{result.accepted_per_s:.0f} readings/s"
     )
     return result
+
+
+def _backlog(
+    gateway: Gateway, fleet: SignedFleet, ticks: range, args: argparse.Namespace, notes: list[str]
+) -> dict[str, Any]:
+    """Every meter's backlog at once (bench/backlog.py), clients honouring 429/503."""
+    readings = len(ticks) * len(fleet.fleet)
+    say(
+        f"backlog: {readings} readings, one request per meter, over {args.backlog_clients} "
+        "connections at once"
+    )
+    result = send_backlog(
+        gateway.base_url,
+        fleet,
+        ticks,
+        clients=args.backlog_clients,
+        db_path=gateway.db_path,
+        anchor_timeout_s=args.backlog_drain_s,
+    )
+    gateway.check_alive()
+    if result.accepted != result.readings:
+        notes.append(f"backlog: {result.accepted} of {result.readings} readings accepted")
+    if result.anchored_s is None:
+        notes.append(
+            f"the backlog was not all anchored {args.backlog_drain_s:.0f} s after its start: "
+            "backlog anchored time is null"
+        )
+    say(
+        f"backlog: acknowledged in {result.ack_s:.1f} s, anchored after "
+        f"{result.anchored_s if result.anchored_s is None else round(result.anchored_s, 1)} s; "
+        f"refused and resent: {dict(result.refusals)}"
+    )
+    # The names say 100k: the figures are for the default --backlog only.
+    return {
+        "backlog_100k_ack_s": round(result.ack_s, 1),
+        "backlog_100k_anchored_s": None
+        if result.anchored_s is None
+        else round(result.anchored_s, 1),
+        "backlog_readings": result.readings,
+        "backlog_refusals": dict(sorted(result.refusals.items())),
+    }
 
 
 def _health(gateway: Gateway, notes: list[str]) -> None:
@@ -246,6 +297,7 @@ def _measure(
             )
             if not drained:
                 notes.append("the flat-out readings were not all anchored before the restart")
+            figures.update(_backlog(gateway, fleet, plan.backlog, args, notes))
     finally:
         gateway.stop()
 
@@ -343,6 +395,8 @@ def report(figures: dict[str, Any], notes: list[str]) -> dict[str, Any]:
         ("anchor latency p50", "anchor_latency_p50_s", "s"),
         ("anchor latency p99", "anchor_latency_p99_s", "s"),
         ("gateway RSS, readings pending", "gateway_rss_mb", "MB"),
+        ("backlog of 100,000 readings: acknowledged", "backlog_100k_ack_s", "s"),
+        ("backlog of 100,000 readings: anchored", "backlog_100k_anchored_s", "s"),
         ("bills issued (a month of 15-min readings each)", "bills_issued_per_s", "bills/s"),
         ("bill anchor gas per bill (one root a run)", "bill_anchor_gas_per_bill", "gas"),
         ("chain (Ganache) RSS", "chain_rss_mb", "MB"),
@@ -378,6 +432,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--pending", type=int, default=100_000, help="readings held pending, anchorer off"
     )
+    parser.add_argument(
+        "--backlog", type=int, default=100_000, help="readings of the fleet's backlog, at once"
+    )
+    parser.add_argument(
+        "--backlog-clients", type=int, default=32, help="connections the backlog is sent over"
+    )
+    parser.add_argument(
+        "--backlog-drain-s", type=float, default=300.0, help="wait for the backlog's anchoring"
+    )
     parser.add_argument("--latency-rate", type=float, default=1000.0, help="paced readings/s")
     parser.add_argument("--latency-s", type=float, default=30.0, help="paced phase length")
     parser.add_argument("--latency-period-s", type=float, default=0.25, help="paced request gap")
@@ -410,6 +473,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "connections": args.connections,
         "ingest_readings": args.ingest,
         "pending_readings": args.pending,
+        "backlog_readings": args.backlog,
+        "backlog_clients": args.backlog_clients,
         "latency_rate_per_s": args.latency_rate,
         "latency_s": args.latency_s,
         "naive_tx": args.naive,
