@@ -15,7 +15,7 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from web3.logs import DISCARD
 
-from ledger.anchoring.merkle import MerkleTree
+from ledger.anchoring.merkle import MerkleTree, keccak256
 from ledger.chain.client import Chain
 from ledger.chain.compiler import ContractArtifact
 from ledger.chain.deployment import Deployment
@@ -26,7 +26,7 @@ from ledger.readings.fraud_proof import (
     prove_bad_reading,
 )
 from ledger.readings.native import Reading, anchored_leaf, sign_reading
-from tests.fixtures.chain import latest_time, reverts
+from tests.fixtures.chain import advance_time, latest_time, reverts
 
 pytestmark = pytest.mark.chain
 
@@ -356,6 +356,26 @@ def test_batch_status_gives_the_anchoring_time_and_the_end_of_the_challenge_peri
 
     assert anchored_at == latest_time(chain)
     assert (challenge_ends_at, bad) == (anchored_at + period, False)
+
+
+def test_every_batch_keeps_its_own_anchoring_time_across_the_packed_groups_of_six(
+    chain: Chain, deployment: Deployment
+) -> None:
+    ledger = deployment.reading_ledger
+    first = int(chain.call(ledger.functions.lastBatchId())) + 1
+    anchored_at = {}
+    for offset in range(14):  # two full groups of six and more, wherever the ids start
+        advance_time(chain, 10 + offset)
+        batch_id = first + offset
+        root = keccak256(batch_id.to_bytes(32, "big"))
+        receipt = chain.transact(ledger.functions.anchor(batch_id, root, 1, 0, 0))
+        anchored_at[batch_id] = int(chain.w3.eth.get_block(receipt["blockNumber"])["timestamp"])
+
+    statuses = {b: chain.call(ledger.functions.batchStatus(b)) for b in anchored_at}
+
+    assert {b: status[0] for b, status in statuses.items()} == anchored_at
+    assert chain.call(ledger.functions.lastBatchId()) == first + 13
+    assert len(set(anchored_at.values())) == 14
 
 
 def test_batch_status_of_an_unknown_batch_reverts(chain: Chain, deployment: Deployment) -> None:
