@@ -11,6 +11,8 @@ A request proves at most one role (`Caller`, resolved by `CallerDep` in api/deps
 - auditor: signed in as an address holding `AUDITOR_ROLE` in the MeterRegistry: reads
   everything a customer may read, of every customer, and writes nothing.
 - registrar, operator: the bearer tokens `LEDGER_REGISTRAR_TOKEN`, `LEDGER_OPERATOR_TOKEN`.
+- metrics: the bearer token `LEDGER_METRICS_TOKEN` of a Prometheus scraper; it reads
+  `GET /metrics` (api/routes/metrics.py) and nothing else, and proves no role anywhere else.
 
 What lives only off chain (readings, consumption, bills) is the owner's, the auditors' and the
 operator's. Anyone else asking for it gets the same 404 an unknown resource gets: no hint that
@@ -28,7 +30,7 @@ from ledger.errors import ContractRevert, LedgerError
 from ledger.meters.registry import meter_id_text
 from ledger.node import LedgerNode
 
-Role = Literal["anonymous", "meter", "customer", "auditor", "registrar", "operator"]
+Role = Literal["anonymous", "meter", "customer", "auditor", "registrar", "operator", "metrics"]
 ROLES: tuple[Role, ...] = get_args(Role)
 
 READERS_OF_PRIVATE_DATA: frozenset[Role] = frozenset({"auditor", "operator"})

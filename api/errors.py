@@ -19,7 +19,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ledger.errors import LedgerError
+from ledger.errors import ChainUnavailable, LedgerError
+from ledger.metrics import count_chain_error
 
 
 class ApiError(StarletteHTTPException):
@@ -38,6 +39,8 @@ def error_body(code: str, message: str, **extra: object) -> dict[str, object]:
 
 def _ledger_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, LedgerError)
+    if isinstance(error, ChainUnavailable):
+        count_chain_error("request", error)  # /metrics: a client was told the chain is down
     headers = None
     if error.retry_after_s is not None:
         # A database that reconnects, a relay quota that frees up: the same request may succeed.

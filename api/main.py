@@ -8,6 +8,7 @@ of which only the one holding the database's anchoring lease anchors.
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import signal
 from collections.abc import AsyncIterator, Callable
@@ -18,6 +19,7 @@ from fastapi import FastAPI
 from api.admission import ReadingAdmission
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
+from api.observe import RequestObservation
 from api.routes import (
     auth,
     bills,
@@ -26,15 +28,19 @@ from api.routes import (
     health,
     market,
     meters,
+    metrics,
     readings,
     usage,
 )
 from api.routes.pages import install_pages
+from ledger.logs import GATEWAY_LOGGER, VERBOSE_ENV, configure_logging, redactor_for
 from ledger.node import PARENT_CHAIN_ENV, LedgerNode
 from ledger.readings.admission import Admission
 from ledger.settings import Settings
 
 _PR_SET_PDEATHSIG = 1
+
+gateway_log = logging.getLogger(GATEWAY_LOGGER)
 
 
 def create_app(
@@ -64,6 +70,9 @@ def create_app(
     # Outside the body limit, which reads a body whole: a batch refused for saturation is
     # never held in memory (api/admission.py).
     app.add_middleware(ReadingAdmission, admission=reading_admission(node))
+    # Outermost of ours: the request id, log line and latency of every answer, refusals of
+    # the middlewares above included (api/observe.py).
+    app.add_middleware(RequestObservation)
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(meters.router)
@@ -73,6 +82,7 @@ def create_app(
     app.include_router(usage.router)
     app.include_router(bundle.router)
     app.include_router(complaints.router)
+    app.include_router(metrics.router)
     install_pages(app)
     return app
 
@@ -104,8 +114,15 @@ def _die_with_parent() -> None:
 def worker_app() -> FastAPI:
     """The app of one `ledger serve` worker process (uvicorn factory)."""
     _die_with_parent()
-    node = LedgerNode.start(Settings.from_env())
+    settings = Settings.from_env()
+    configure_logging(
+        settings.log_format,
+        verbose=bool(os.environ.get(VERBOSE_ENV)),
+        redactor=redactor_for(settings),
+    )
+    node = LedgerNode.start(settings)
     node.chain_started_by_parent = os.environ.get(PARENT_CHAIN_ENV) or None
+    gateway_log.info("worker_started")
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -114,5 +131,6 @@ def worker_app() -> FastAPI:
             yield
         finally:
             node.stop()
+            gateway_log.info("worker_stopped")
 
     return create_app(node, lifespan=lifespan)

@@ -107,6 +107,8 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from ledger.chain.client import port_is_free
+    from ledger.logs import VERBOSE_ENV, configure_logging, redactor_for
+    from ledger.metrics import multiprocess_dir
     from ledger.node import PARENT_CHAIN_ENV
 
     host = args.host or settings.host
@@ -116,6 +118,9 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             f"port {port} on {host} is already in use: stop what listens there "
             "or set LEDGER_PORT to another port"
         )
+    # Log lines (stderr) in LEDGER_LOG_FORMAT, secrets masked; the two lines printed below
+    # (stdout) are for the person who started the gateway.
+    configure_logging(settings.log_format, verbose=args.verbose, redactor=redactor_for(settings))
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         node = LedgerNode.start(settings)
@@ -141,7 +146,10 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             from api.main import create_app
 
             node.start_background_work()
-            uvicorn.run(create_app(node), host=host, port=port, log_level="warning")
+            # log_config=None: uvicorn's own lines go through the handler configured above.
+            uvicorn.run(
+                create_app(node), host=host, port=port, log_level="warning", log_config=None
+            )
         else:
             # Each worker process builds its own node (store, anchorer) attached to the chain
             # this process started or reached; this process keeps the chain alive and stops it
@@ -150,14 +158,20 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             os.environ["LEDGER_RPC_URL"] = node.chain.rpc_url
             os.environ["LEDGER_OPERATOR_KEY"] = settings.signing_key
             os.environ[PARENT_CHAIN_ENV] = node.local_chain.kind if node.local_chain else ""
-            uvicorn.run(
-                "api.main:worker_app",
-                factory=True,
-                workers=workers,
-                host=host,
-                port=port,
-                log_level="warning",
-            )
+            if args.verbose:
+                os.environ[VERBOSE_ENV] = "1"
+            # The workers count into files of one fresh directory, so a scrape of any of them
+            # shows the counts of all (ledger/metrics.py); removed once they have stopped.
+            with multiprocess_dir():
+                uvicorn.run(
+                    "api.main:worker_app",
+                    factory=True,
+                    workers=workers,
+                    host=host,
+                    port=port,
+                    log_level="warning",
+                    log_config=None,
+                )
     except (KeyboardInterrupt, _Terminated):
         pass  # uvicorn has stopped serving (and its workers); what this command started is next
     finally:

@@ -260,6 +260,19 @@ class Settings(BaseModel):
         "trade, outage, other; keys response_s, assignment_s, plan_s (seconds, at least 1); "
         "a step not named keeps the target above.",
     )
+    # Operating the gateway (issue 15, item 4; README "Operating the gateway").
+    log_format: Literal["json", "console"] = Field(
+        default="json",
+        description="How `ledger serve` writes its log lines on stderr: json (one object a "
+        "line, for a log collector) or console (one readable line each).",
+    )
+    metrics_token: str | None = Field(
+        default=None,
+        repr=False,
+        description="Bearer token a Prometheus scraper reads GET /metrics with, and nothing "
+        "else; the operator token reads it too. Unset with no operator token: /metrics "
+        "answers 403.",
+    )
     workers: int | None = Field(
         default=None,
         ge=1,

@@ -52,6 +52,7 @@ from ledger.anchoring.merkle import MerkleTree
 from ledger.chain.client import Chain
 from ledger.chain.deployment import Deployment
 from ledger.errors import ContractRevert, LedgerError
+from ledger.metrics import count_chain_error
 from ledger.store.backends import StoreError, StoreUnavailable, utc_now_iso
 from ledger.store.batches import BatchRecord, BatchStatus
 from ledger.store.database import Store
@@ -152,6 +153,7 @@ class Anchorer:
                 log.warning("anchoring cycle failed, retrying: %s", error)
             except Exception as error:  # noqa: BLE001 - chain outages take many forms; retry
                 self.state, self.last_error = AnchorState.CHAIN_UNAVAILABLE, str(error)
+                count_chain_error("anchoring", error)
                 log.warning("anchoring cycle failed, retrying: %s", error)
             # A full batch left more behind: go again at once.
             busy = self.state is AnchorState.ANCHORING

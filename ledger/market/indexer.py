@@ -44,6 +44,7 @@ from web3.types import EventData, FilterParams, LogReceipt
 
 from ledger.chain.client import Chain
 from ledger.chain.deployment import Deployment
+from ledger.metrics import count_chain_error
 from ledger.store import bills, complaints
 from ledger.store.backends import StoreUnavailable
 from ledger.store.read_model import Connection, IndexCursor, LogRef, ReadModel
@@ -351,6 +352,7 @@ class EventIndexer:
         except StoreUnavailable as error:
             self._failed(IndexerState.STORE_UNAVAILABLE, error)
         except Exception as error:  # noqa: BLE001 - chain outages take many forms; retry
+            count_chain_error("indexing", error)
             self._failed(IndexerState.CHAIN_UNAVAILABLE, error)
         else:
             self.failures, self.last_error = 0, None

@@ -62,6 +62,7 @@ from dataclasses import dataclass
 from ledger.errors import ChainUnavailable, LedgerError, MeterError
 from ledger.meters.keys import algorithm_of_curve
 from ledger.meters.registry import KeyEpochView, meter_id_bytes, meter_id_text
+from ledger.metrics import count_ingest_results
 from ledger.readings.checks import (
     MAX_SEQ_JUMP,
     claimed_meter_id,
@@ -196,13 +197,17 @@ class Ingestor:
         refreshed: set[bytes] = set()
         checked = [self._verify(i, s, now, refreshed) for i, s in enumerate(submissions)]
         if not any(isinstance(c, _Verified) for c in checked):
-            return [c for c in checked if isinstance(c, IngestResult)]
-        received_at = utc_now_iso(self._clock)
-        with self._store.reading_transaction() as writer:
-            return [
-                self._sequence(writer, c, received_at) if isinstance(c, _Verified) else c
-                for c in checked
-            ]
+            results = [c for c in checked if isinstance(c, IngestResult)]
+        else:
+            received_at = utc_now_iso(self._clock)
+            with self._store.reading_transaction() as writer:
+                results = [
+                    self._sequence(writer, c, received_at) if isinstance(c, _Verified) else c
+                    for c in checked
+                ]
+        # Counted once committed (/metrics): a batch the database refused counts nothing.
+        count_ingest_results(results)
+        return results
 
     def reading(self, meter_id: str, seq: int) -> StoredReading:
         """The stored reading (meter_id, seq).

@@ -95,6 +95,31 @@ def count_pending(db: Backend) -> int:
     return int(row[0])
 
 
+@dataclass(frozen=True)
+class AnchoringBacklog:
+    """What waits to be anchored, for the metrics: how many readings are in no batch, when the
+    oldest of them was received, and when a batch was last seen mined (ISO 8601 UTC or None)."""
+
+    pending: int
+    oldest_pending_received_at: str | None
+    last_anchored_at: str | None
+
+
+def anchoring_backlog(db: Backend) -> AnchoringBacklog:
+    # COUNT and MIN over the partial index readings_pending; MAX over batches, a small table.
+    pending = db.execute(
+        "SELECT COUNT(*), MIN(received_at) FROM readings WHERE batch_id IS NULL"
+    ).fetchone()
+    anchored = db.execute(
+        "SELECT MAX(anchored_at) FROM batches WHERE status = ?", (BatchStatus.ANCHORED,)
+    ).fetchone()
+    return AnchoringBacklog(
+        pending=int(pending[0]),
+        oldest_pending_received_at=None if pending[1] is None else str(pending[1]),
+        last_anchored_at=None if anchored is None or anchored[0] is None else str(anchored[0]),
+    )
+
+
 def pending_leaves(db: Backend, limit: int) -> list[PendingLeaf]:
     rows = db.execute(
         "SELECT meter_id, seq, timestamp, leaf FROM readings WHERE batch_id IS NULL "

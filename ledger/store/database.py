@@ -20,7 +20,7 @@ from ledger.store import batches as batch_table
 from ledger.store import readings as reading_tables
 from ledger.store import relay as relay_table
 from ledger.store.backends import Backend, PostgresBackend, SQLiteBackend
-from ledger.store.batches import BatchRecord, PendingLeaf
+from ledger.store.batches import AnchoringBacklog, BatchRecord, PendingLeaf
 from ledger.store.lease import AnchorLease
 from ledger.store.readings import Gap, IntegrityEvent, ReadingWriter, StoredReading
 from ledger.store.relay import RelaySlot
@@ -173,6 +173,11 @@ class Store:
         """How many readings are in no batch yet."""
         with self.read() as db:
             return batch_table.count_pending(db)
+
+    def anchoring_backlog(self) -> AnchoringBacklog:
+        """Pending readings, the oldest one's arrival and the last anchoring (for /metrics)."""
+        with self.read() as db:
+            return batch_table.anchoring_backlog(db)
 
     def pending_leaves(self, limit: int) -> list[PendingLeaf]:
         """Up to `limit` readings in no batch, oldest received first."""

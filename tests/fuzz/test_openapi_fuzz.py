@@ -52,6 +52,7 @@ KNOWN_OPERATIONS = {
     ("POST", "/v1/complaints/{complaint_id}/rate"),
     ("POST", "/v1/complaints/{complaint_id}/reopen"),
     ("POST", "/v1/complaints/{complaint_id}/steps"),
+    ("GET", "/metrics"),
 }
 
 

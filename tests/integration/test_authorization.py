@@ -84,6 +84,9 @@ TABLE: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/complaints/{complaint_id}/rate"): {"customer", "other_customer"},
     ("POST", "/v1/complaints/{complaint_id}/reopen"): {"customer", "other_customer"},
     ("POST", "/v1/complaints/{complaint_id}/steps"): {"operator"},
+    # Operating the gateway: the operator, or a scraper's LEDGER_METRICS_TOKEN (not a role
+    # any request here proves; tests/integration/test_operations_http.py uses it).
+    ("GET", "/metrics"): {"operator", "metrics"},
 }
 """(method, path) -> the roles that may call it. "meter" sends no token: it may call what
 "anonymous" may, and POST /v1/readings, where the reading's signature decides."""
