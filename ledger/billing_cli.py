@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from eth_utils.address import is_checksum_address, to_checksum_address
-from tqdm import tqdm
 
 from ledger.billing.evidence import BillNotFound, bill_evidence, bill_view
 from ledger.billing.timeline import month_period
 from ledger.errors import LedgerError
 from ledger.node import LedgerNode
+from ledger.progress import track
 from ledger.settings import Settings
 
 
@@ -68,10 +68,7 @@ def _time(text: str | None) -> int | None:
 
 def _progress(customers: Iterable[str]) -> Iterable[str]:
     # On stderr, and only on a terminal: the JSON result on stdout stays clean for scripts.
-    bar: Iterable[str] = tqdm(
-        list(customers), desc="bills", unit="customer", file=sys.stderr, disable=None
-    )
-    return bar
+    return track(list(customers), "bills", unit="customers")
 
 
 def cmd_tariff(settings: Settings, args: argparse.Namespace) -> int:

@@ -510,6 +510,7 @@ def _cmd_export_bundle(settings: Settings, args: argparse.Namespace) -> int:
         export_bundle,
         write_bundle,
     )
+    from ledger.progress import progress_bar
     from ledger.store.database import Store
 
     if args.batches is not None:
@@ -529,7 +530,12 @@ def _cmd_export_bundle(settings: Settings, args: argparse.Namespace) -> int:
         if args.out is None:
             write_bundle(store, selection, sys.stdout.buffer)
             return 0
-        batches, readings = export_bundle(store, selection, Path(args.out))
+        # Readings written so far on stderr, on a terminal only (the total is known at the end).
+        bar = progress_bar("export", total=None, unit="readings")
+        try:
+            batches, readings = export_bundle(store, selection, Path(args.out), bar.advance)
+        finally:
+            bar.close()
     finally:
         store.close()
     print(json.dumps({"out": args.out, "batches": batches, "readings": readings}))

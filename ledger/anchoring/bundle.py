@@ -280,8 +280,14 @@ def bundle_lines(
     yield _line({"type": "trailer", "batches": batch_count, "readings": reading_count})
 
 
-def write_bundle(store: Store, selection: BundleSelection, out: BinaryIO) -> tuple[int, int]:
+def write_bundle(
+    store: Store,
+    selection: BundleSelection,
+    out: BinaryIO,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[int, int]:
     """Writes the bundle of `selection` to `out`; returns (batches, readings) written.
+    `progress` is called with 1 after each reading written (the command's progress bar).
 
     Raises:
         UnknownBundleBatches, BundleBatchesNotAnchored: see `check_selection`.
@@ -290,12 +296,19 @@ def write_bundle(store: Store, selection: BundleSelection, out: BinaryIO) -> tup
     trailer: dict[str, int] = {}
     for line in bundle_lines(store, selection):
         out.write(line)
+        if progress is not None and line.startswith(b'{"type":"reading"'):
+            progress(1)
         if line.startswith(b'{"type":"trailer"'):
             trailer = json.loads(line)
     return int(trailer["batches"]), int(trailer["readings"])
 
 
-def export_bundle(store: Store, selection: BundleSelection, path: Path) -> tuple[int, int]:
+def export_bundle(
+    store: Store,
+    selection: BundleSelection,
+    path: Path,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[int, int]:
     """Writes the bundle to `path` (gzip-compressed when it ends in .gz), through a temporary
     file renamed at the end: an interrupted export leaves no half bundle under `path`."""
     partial = path.with_name(path.name + ".partial")
@@ -303,9 +316,9 @@ def export_bundle(store: Store, selection: BundleSelection, path: Path) -> tuple
         with open(partial, "wb") as raw:
             if path.suffix == ".gz":
                 with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as zipped:
-                    counts = write_bundle(store, selection, zipped)  # type: ignore[arg-type]
+                    counts = write_bundle(store, selection, zipped, progress)  # type: ignore[arg-type]
             else:
-                counts = write_bundle(store, selection, raw)
+                counts = write_bundle(store, selection, raw, progress)
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)

@@ -13,13 +13,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from ledger.anchoring.bundle import BundleSelection
 from ledger.audit.auditor import AuditOptions, Progress, run_audit
 from ledger.audit.chain import AuditInputError
 from ledger.complaints.sla import ServiceLevels, levels_from_settings
 from ledger.errors import LedgerError
+from ledger.progress import progress_bar
 from ledger.settings import Settings
 
 EXIT_CLEAN = 0
@@ -29,11 +28,11 @@ EXIT_INPUT_ERROR = 2
 
 def _progress_bar(total: int) -> Progress:
     # On stderr, and only on a terminal: stdout carries the summary, the JSON goes to --json.
-    bar = tqdm(total=total, desc="readings", unit="reading", file=sys.stderr, disable=None)
+    bar = progress_bar("audit", total=total, unit="readings")
 
     def update(done: int) -> None:
-        bar.update(done)
-        if bar.n >= total:
+        bar.advance(done)
+        if bar.completed >= total:
             bar.close()
 
     return update

@@ -48,6 +48,7 @@ from ledger.billing.service import IssueResult
 from ledger.billing.timeline import month_period
 from ledger.market.client import MarketClient
 from ledger.node import LedgerNode
+from ledger.progress import progress_bar, track
 from ledger.sim.day_plan import (
     READING_INTERVAL_S,
     DayPlan,
@@ -202,6 +203,8 @@ def run_month(
     settlements: dict[int, dict[str, Any]] = {}
     cursor = readings_begin  # where the meters' next interval begins
     sender = HttpSender(gateway_url)
+    # On a terminal only (ledger/progress.py): the lines `say` writes show above it.
+    days = progress_bar("month", total=len(month.trading_days), unit="trading days")
     try:
         for day_start, plan in zip(month.trading_days, plans, strict=True):
             posted += _post_span(node, sender, homes, cursor, day_start + READINGS_BEGIN_S, seed)
@@ -228,13 +231,20 @@ def run_month(
             trades.extend(day_trades)
             settlements.update(day_settled)
             cursor = day_start + DAY_S
+            days.advance()
         posted += _post_span(node, sender, homes, cursor, month.period_end, seed)
     finally:
+        days.close()
         sender.close()
     say(f"posted {posted} readings; waiting for the last ones to be anchored")
     _wait_all_anchored(node)
     advance_chain_to(chain, month.period_end + UPLOAD_DELAY_S)
-    issued = node.billing.issue(month.period_start, month.period_end, label=month.label)
+    issued = node.billing.issue(
+        month.period_start,
+        month.period_end,
+        label=month.label,
+        progress=lambda customers: track(list(customers), "bills", unit="customers"),
+    )
     if issued.skipped:
         raise SimulationError(f"the issuing run skipped households: {issued.skipped}")
     say(f"issued {len(issued.issued)} bills in run {issued.run_id}")

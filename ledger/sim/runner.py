@@ -20,9 +20,11 @@ from typing import Any, TextIO
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from rich.console import Console
 
 from ledger.errors import ContractRevert
 from ledger.meters.keys import KeyAlgorithm, MeterPrivateKey, private_key_pem
+from ledger.progress import progress_bar
 from ledger.settings import Settings
 from ledger.sim.fleet import (
     Expectation,
@@ -95,12 +97,19 @@ class Tally:
 
 
 class Progress:
-    """One line on stderr, updated in place on a terminal, else a plain line every few seconds."""
+    """A rich progress bar on a terminal (ledger/progress.py), else a plain line every few
+    seconds (a run's output kept in a log file shows how it went)."""
 
     def __init__(self, stream: TextIO | None = None, *, every_s: float = 5.0) -> None:
         self._stream = stream if stream is not None else sys.stderr
-        self._tty = self._stream.isatty()
-        self._every_s = 0.1 if self._tty else every_s
+        self._bar = (
+            progress_bar(
+                "simulate", total=None, unit="readings", console=Console(file=self._stream)
+            )
+            if self._stream.isatty()
+            else None
+        )
+        self._every_s = 0.1 if self._bar is not None else every_s
         self._last = 0.0
         self._began = time.monotonic()
 
@@ -110,15 +119,17 @@ class Progress:
             return
         self._last = now
         elapsed = max(now - self._began, 1e-9)
-        line = (
-            f"sent {tally.sent}  accepted {tally.by_status['accepted']}  "
-            f"duplicate {tally.by_status['duplicate']}  rejected {tally.by_status['rejected']}  "
-            f"mismatches {tally.mismatches}  {tally.sent / elapsed:.0f} readings/s"
+        counts = (
+            f"accepted {tally.by_status['accepted']}  duplicate {tally.by_status['duplicate']}  "
+            f"rejected {tally.by_status['rejected']}  mismatches {tally.mismatches}"
         )
-        if self._tty:
-            self._stream.write("\r\x1b[K" + line + ("\n" if final else ""))
-        else:
-            self._stream.write(line + "\n")
+        if self._bar is not None:
+            self._bar.advance(tally.sent - self._bar.completed)
+            self._bar.describe(counts)
+            if final:
+                self._bar.close()
+            return
+        self._stream.write(f"sent {tally.sent}  {counts}  {tally.sent / elapsed:.0f} readings/s\n")
         self._stream.flush()
 
 

@@ -332,3 +332,18 @@ def test_a_trailer_whose_counts_differ_from_the_lines_is_bundle_malformed(store:
         list(read_bundle(lines))
     assert code_of(error) == "bundle_malformed"
     assert "the bundle holds 1 and 2" in str(error.value)
+
+
+def test_an_export_reports_each_reading_written_to_its_progress(
+    store: Store, tmp_path: Path
+) -> None:
+    add_batch(store, range(1, 4))
+    add_batch(store, range(4, 6))
+    reported: list[int] = []
+
+    counts = export_bundle(
+        store, BundleSelection.batch_range(1, 2), tmp_path / "b.jsonl", reported.append
+    )
+
+    assert counts == (2, 5)
+    assert reported == [1] * 5
