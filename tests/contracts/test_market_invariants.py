@@ -3,7 +3,7 @@ tests/contracts/market_machine.py (rules, model, invariants) run against the con
 
 Size of the clean run: settings of 30 examples x up to 80 steps; Hypothesis actually ran the
 machine 40 times (its first twenty-odd examples are deliberately short, 1 to 17 steps, and
-examples that run out of data do not count towards the 30) for 1667 steps in all, each followed
+examples that run out of data do not count towards the 30) for 1610 steps in all, each followed
 by the invariant check (about 20 s on an idle machine; 78 s with other jobs on both cores).
 Generation is derandomized, so the figure is the same on every run; the test prints it with the
 count of every outcome of every kind of call.
