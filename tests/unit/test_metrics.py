@@ -3,14 +3,19 @@ kind, and the shared directory of a multi-process gateway."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import requests
+from fastapi import FastAPI
 
+from api.errors import install_error_handlers
 from ledger.errors import ChainUnavailable
 from ledger.metrics import (
+    CHAIN_ERRORS,
     MULTIPROC_ENV,
     READINGS,
     chain_error_kind,
@@ -69,3 +74,25 @@ def test_the_multiprocess_directory_is_fresh_private_and_removed_afterwards() ->
 
     assert not Path(directory).exists()
     assert os.environ.get(MULTIPROC_ENV) == before
+
+
+def test_a_request_answered_chain_unavailable_counts_a_chain_error() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/down")
+    def down() -> None:
+        raise ChainUnavailable(rpc_url="http://127.0.0.1:1", reason="connection refused")
+
+    counter = CHAIN_ERRORS.labels(where="request", kind="unavailable")
+    before = counter._value.get()
+
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as c:
+            return await c.get("/down")
+
+    answer = asyncio.run(call())
+
+    assert answer.status_code == 503
+    assert counter._value.get() == before + 1
