@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Security
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -123,7 +123,9 @@ class DatabaseGauges(Collector):
 
 @router.get(
     "/metrics",
-    response_class=PlainTextResponse,
+    # Response (no media type of its own): the 200 is described below as text/plain, and the
+    # errors keep their JSON body in the schema.
+    response_class=Response,
     responses={
         200: {
             "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
