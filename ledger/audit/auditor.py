@@ -354,6 +354,13 @@ class Auditor:
                 )
                 return
 
+    def sound_leaf(self, meter_id: bytes, seq: int) -> bytes | None:
+        """The leaf of the bundle's reading (meter, seq) when it was found sound (its signature
+        checked under the meter's key at its time), else None: a bill's check of the same leaf
+        need not verify its signature again."""
+        seen = self.readings.get(meter_id, {}).get(seq)
+        return seen.leaf if seen is not None and seen.sound else None
+
     # --- after the bundle ------------------------------------------------------------------------
 
     def finish(self) -> None:
@@ -664,10 +671,10 @@ def run_audit(
         if span is not None and run.period_start <= span[1] and run.period_end > span[0]
     ]
     if options.bills is not None:
-        audit_bills(packages_from_file(options.bills), facts, report, runs)
+        audit_bills(packages_from_file(options.bills), facts, report, runs, auditor.sound_leaf)
     elif options.gateway is not None:
         packages = packages_from_gateway(options.gateway, options.token, facts.customers)
-        audit_bills(packages, facts, report, runs)
+        audit_bills(packages, facts, report, runs, auditor.sound_leaf)
     else:
         report.add(
             "bills_not_checked",

@@ -14,7 +14,7 @@ import json
 import urllib.error
 import urllib.request
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from web3 import Web3
 from ledger.audit.chain import AuditInputError, ChainFacts
 from ledger.audit.report import AuditReport
 from ledger.billing.verify import verify_bill_package
+from ledger.chain.compiler import compile_contracts
 
 
 def packages_from_file(path: Path) -> Iterator[dict[str, Any]]:
@@ -89,16 +90,26 @@ def audit_bills(
     facts: ChainFacts,
     report: AuditReport,
     runs: Iterable[int],
+    sound_leaf: Callable[[bytes, int], bytes | None] | None = None,
 ) -> None:
     """Verifies every package against the chain and adds what fails to `report`; each run of
-    `runs` (the anchored bill runs in the audit's scope) must have all its bills given."""
+    `runs` (the anchored bill runs in the audit's scope) must have all its bills given.
+    `sound_leaf` gives the leaves of the readings the audit has already found soundly signed
+    (`verify_bill_package`'s `verified_leaves`)."""
     assert isinstance(facts.w3, Web3)
     registry = facts.addresses["BillRegistry"]
+    artifacts = compile_contracts()  # once, not once a package
     by_period: dict[tuple[str, int, int], list[tuple[str, str | None]]] = defaultdict(list)
     per_run: dict[int, set[str]] = defaultdict(set)
     for package in packages:
         report.counts["bills"] += 1
-        verification = verify_bill_package(package, facts.w3, bill_registry=registry)
+        verification = verify_bill_package(
+            package,
+            facts.w3,
+            bill_registry=registry,
+            artifacts=artifacts,
+            verified_leaves=sound_leaf,
+        )
         bill = package.get("bill") if isinstance(package.get("bill"), dict) else {}
         assert isinstance(bill, dict)
         bill_hash = str(package.get("bill_hash"))

@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from eth_utils.address import is_address, to_checksum_address
-from web3 import HTTPProvider, Web3
+from web3 import Web3
 from web3.contract import Contract
 from web3.types import FilterParams
 
+from ledger.chain.client import read_only_web3
 from ledger.chain.compiler import compile_contracts
 from ledger.errors import ChainUnavailable, LedgerError
 from ledger.meters.keys import KeyAlgorithm
@@ -128,7 +129,7 @@ class ChainFacts:
                 holds other code than the ledger's contract.
             ChainUnavailable: the endpoint does not answer.
         """
-        w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+        w3 = read_only_web3(rpc_url, timeout_s=60)
         try:
             chain_id = int(w3.eth.chain_id)
             head = int(w3.eth.block_number)

@@ -38,14 +38,14 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from eth_utils.address import is_address, to_checksum_address
 from eth_utils.crypto import keccak
-from web3 import HTTPProvider, Web3
+from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import (
@@ -60,6 +60,7 @@ from ledger.billing.compute import BillInputs, BillReading, SettledTrade, comput
 from ledger.billing.document import BILL_FORMAT, BillDocumentError, canonical_json
 from ledger.billing.tariff import Tariff, TariffError, parse_tariff, tariff_hash
 from ledger.billing.timeline import Assignment
+from ledger.chain.client import read_only_web3
 from ledger.chain.compiler import ContractArtifact, compile_contracts
 from ledger.errors import ChainUnavailable, LedgerError
 from ledger.meters.keys import KeyAlgorithm, algorithm_of_curve
@@ -424,7 +425,7 @@ class _ChainView:
 def _connect(chain: Web3 | str) -> Web3:
     if isinstance(chain, Web3):
         return chain
-    return Web3(HTTPProvider(chain, request_kwargs={"timeout": 30}))
+    return read_only_web3(chain, timeout_s=30)
 
 
 def _chain_id(w3: Web3, rpc_url: str) -> int:
@@ -454,6 +455,7 @@ def verify_bill_package(
     *,
     bill_registry: str | None = None,
     artifacts: Mapping[str, ContractArtifact] | None = None,
+    verified_leaves: Callable[[bytes, int], bytes | None] | None = None,
 ) -> VerificationReport:
     """Checks a bill's verification package against the chain (see the module docstring).
 
@@ -463,6 +465,11 @@ def verify_bill_package(
         bill_registry: the ledger's BillRegistry address as the verifier knows it from elsewhere;
             None: the package's (still checked against the bill and the other contracts).
         artifacts: the compiled contracts (ABIs and runtime code); None: `compile_contracts()`.
+        verified_leaves: given a reading's (meter id, seq), the leaf of that reading when the
+            caller has itself checked its signature under the meter's key at its time (the
+            audit, which has checked every reading of its bundle): a package reading whose proof
+            gives that very leaf is not verified a second time (the leaf commits to the signed
+            bytes and the signature). None: every signature is verified here.
 
     Raises:
         ChainUnavailable: the endpoint does not answer.
@@ -498,7 +505,7 @@ def verify_bill_package(
     verified = _Verified()
     _check_anchor(parsed, document_hash, view, checks["anchor"])
     _check_tariffs(parsed, view, verified, checks["tariffs"])
-    _check_readings(parsed, view, verified, checks["readings"])
+    _check_readings(parsed, view, verified, checks["readings"], verified_leaves)
     _check_trades(parsed, view, verified, checks["trades"])
     _check_lines(parsed, view, verified, checks["lines"])
     return report
@@ -744,7 +751,11 @@ def _meter_keys(view: _ChainView, meter: bytes) -> _MeterKeys:
 
 
 def _check_readings(
-    parsed: _Package, view: _ChainView, verified: _Verified, check: CheckResult
+    parsed: _Package,
+    view: _ChainView,
+    verified: _Verified,
+    check: CheckResult,
+    verified_leaves: Callable[[bytes, int], bytes | None] | None = None,
 ) -> None:
     meter_registry = view.fn("MeterRegistry")
     reading_ledger = view.fn("ReadingLedger")
@@ -826,18 +837,24 @@ def _check_readings(
             except _Reverted:
                 roots[item.batch_id] = None
         root = roots.get(item.batch_id)
-        if item.batch_id == batch and (
-            root is None
-            or not any(
-                merkle_verify(item.proof, root, leaf)
-                for leaf in candidate_leaves(
-                    item.canonical,
-                    item.signature,
-                    "native" if item.ocmf is None else "ocmf",
-                    item.ocmf,
-                )
+        proven = (
+            None
+            if item.batch_id != batch or root is None
+            else next(
+                (
+                    leaf
+                    for leaf in candidate_leaves(
+                        item.canonical,
+                        item.signature,
+                        "native" if item.ocmf is None else "ocmf",
+                        item.ocmf,
+                    )
+                    if merkle_verify(item.proof, root, leaf)
+                ),
+                None,
             )
-        ):
+        )
+        if item.batch_id == batch and proven is None:
             fail(
                 "reading_not_in_batch",
                 "its leaf and proof do not give the root of batch "
@@ -845,11 +862,18 @@ def _check_readings(
                 if root is not None
                 else f"batch {item.batch_id} is not anchored on the ReadingLedger",
             )
-        # Signed by the key valid at its time.
-        meter_keys = keys.get(meter)
-        if meter_keys is None:
-            meter_keys = keys[meter] = _meter_keys(view, meter)
-        problem = _signature_problem(item, reading, meter_keys, parsed.chain_id)
+        # Signed by the key valid at its time (unless the caller checked this very leaf).
+        if (
+            proven is not None
+            and verified_leaves is not None
+            and verified_leaves(meter, seq) == proven
+        ):
+            problem = None
+        else:
+            meter_keys = keys.get(meter)
+            if meter_keys is None:
+                meter_keys = keys[meter] = _meter_keys(view, meter)
+            problem = _signature_problem(item, reading, meter_keys, parsed.chain_id)
         if problem is not None:
             fail("reading_signature_invalid", problem)
         verified.readings.setdefault(meter, []).append(

@@ -9,7 +9,10 @@ store, decoded here; assignments, trades, runs and the currency from the chain) 
 - recompute every bill with `tests/integration/bill_oracle.py`, a second implementation written
   from docs/bills.md alone, and compare it line by line;
 - check every bill's verification package with `ledger verify-bill`'s `verify_bill_package`;
-- check the anchoring, the P2P lines and the netting.
+- check the anchoring, the P2P lines and the netting;
+- audit the month with `ledger audit` from its reading bundle and bills (the tamper cases, the
+  audit through the gateway and the one with the gateway stopped are in test_audit.py, on a
+  smaller month).
 """
 
 from __future__ import annotations
@@ -25,8 +28,11 @@ import pytest
 from eth_abi.abi import decode as abi_decode
 from eth_utils.crypto import keccak
 
+from ledger.anchoring.bundle import BundleSelection, export_bundle
+from ledger.audit.auditor import AuditOptions, run_audit
 from ledger.billing.evidence import bill_evidence, bill_proof
 from ledger.billing.verify import verify_bill_package
+from ledger.chain.deployment import record_path
 from ledger.node import LedgerNode
 from ledger.sim.month import simulated_month
 from ledger.store.bills import BillStore, StoredBill
@@ -54,6 +60,7 @@ class Month:
     node: LedgerNode
     bills: dict[str, StoredBill]  # by customer
     documents: dict[str, dict[str, Any]]
+    deployment: Path
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +74,8 @@ def month(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Month]:
             assert stored is not None
             bills[row["customer"]] = stored
         documents = {c: json.loads(b.document) for c, b in bills.items()}
-        yield Month(summary, node, bills, documents)
+        deployment = record_path(data_dir, node.chain.chain_id)
+        yield Month(summary, node, bills, documents, deployment)
 
 
 # --- the raw inputs, read here -----------------------------------------------------------------
@@ -305,3 +313,33 @@ def test_netting_removes_each_delivered_wh_once_and_bills_the_rest_of_every_band
         )
         sold = sum(line["quantity"] for line in document["lines"] if line["kind"] == "p2p_sale")
         assert netted == {"grid_import": bought, "feed_in": sold}, row["meter_id"]
+
+
+def test_the_audit_of_the_months_bundle_and_bills_finds_no_discrepancy(
+    month: Month, tmp_path: Path
+) -> None:
+    period = (int(month.summary["period_start"]), int(month.summary["period_end"]))
+    bundle = tmp_path / "month.jsonl"
+    export_bundle(month.node.store, BundleSelection.time_range(*period), bundle)
+    bills = tmp_path / "bills.jsonl"
+    with bills.open("w") as out:
+        for stored in month.bills.values():
+            package = bill_evidence(month.node.store, month.node.deployment, stored.bill_hash)
+            out.write(json.dumps(package) + "\n")
+
+    report = run_audit(
+        AuditOptions(
+            rpc_url=month.node.chain.rpc_url,
+            deployment=month.deployment,
+            bundle=bundle,
+            bills=bills,
+            from_ts=period[0],
+            to_ts=period[1],
+            jobs=2,
+        )
+    )
+
+    assert report.discrepancies == [], report.summary()
+    assert report.counts["bills"] == len(month.bills) == 20
+    assert report.counts["meters"] == 20
+    assert report.counts["readings"] >= 20 * 31 * 96  # every quarter-hour of every household

@@ -22,12 +22,13 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+import ledger.billing.verify as verify_module
 from ledger.billing.document import bill_hash
 from ledger.billing.evidence import bill_evidence
 from ledger.billing.tariff import tariff_hash
 from ledger.billing.verify import CHECKS, VerificationReport, verify_bill_package
 from ledger.meters.registry import meter_id_bytes
-from ledger.readings.native import decode
+from ledger.readings.native import anchored_leaf, decode
 from ledger.readings.results import OcmfSubmission
 from tests.fixtures.billing import (
     EXAMPLE_TARIFF,
@@ -390,3 +391,51 @@ def test_a_p2p_line_naming_a_trade_the_market_does_not_hold_is_a_trade_mismatch(
     report = verify(scenario, rehashed(package))
 
     assert ("trades", "trade_mismatch", {"trade": 999}) in failures(report)
+
+
+def _leaves_of(package: dict[str, Any]) -> dict[tuple[bytes, int], bytes]:
+    """What an auditor who checked these native readings' signatures already knows."""
+    leaves = {}
+    for item in package["readings"]:
+        canonical = bytes.fromhex(item["canonical"][2:])
+        signature = bytes.fromhex(item["signature"][2:])
+        reading = decode(canonical)
+        leaves[(reading.meter_id, reading.seq)] = anchored_leaf(canonical, canonical, signature)
+    return leaves
+
+
+def test_readings_whose_leaves_the_caller_checked_are_not_verified_again(
+    scenario: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    leaves = _leaves_of(scenario.native)
+    verified: list[bytes] = []
+    real = verify_module.verify_reading_signature
+    monkeypatch.setattr(
+        verify_module,
+        "verify_reading_signature",
+        lambda *args: verified.append(args[2]) or real(*args),
+    )
+
+    report = verify(scenario, scenario.native, verified_leaves=lambda m, s: leaves.get((m, s)))
+    checked_here = len(verified)
+    verify(scenario, scenario.native)
+
+    assert report.ok, failures(report)
+    assert checked_here == 0
+    assert len(verified) == len(scenario.native["readings"])
+
+
+def test_a_reading_whose_leaf_is_not_the_one_the_caller_checked_is_verified_and_named(
+    scenario: Scenario,
+) -> None:
+    leaves = _leaves_of(scenario.native)
+    package = copy.deepcopy(scenario.native)
+    item = package["readings"][3]
+    signature = bytearray.fromhex(item["signature"][2:])
+    signature[40] ^= 1
+    item["signature"] = "0x" + signature.hex()
+
+    report = verify(scenario, package, verified_leaves=lambda m, s: leaves.get((m, s)))
+
+    record = {"meter": item["meter_id"], "seq": item["seq"], "batch_id": item["batch_id"]}
+    assert ("readings", "reading_signature_invalid", record) in failures(report)
