@@ -26,12 +26,13 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any, Literal, TextIO
 
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
-from ledger.redaction import MASK, redact_text
+from ledger.redaction import MASK, redact_text, url_secrets
 from ledger.settings import Settings
 
 LogFormat = Literal["json", "console"]
@@ -47,9 +48,10 @@ VERBOSE_ENV = "EL_LOG_VERBOSE"
 
 _CREDENTIAL_WORDS = ("authorization", "password", "passwd", "secret", "token", "cookie", "apikey")
 _CREDENTIAL_NAMES = {"key", "api_key", "private_key", "operator_key", "signing_key"}
-_SHORTEST_SECRET = 4  # masking shorter strings would mangle ordinary words for nothing
+_SHORTEST_SECRET = 3  # as ledger/redaction.py: shorter ones would mangle ordinary words
 
 
+@lru_cache(maxsize=1024)  # a line's field names repeat: the same few, request after request
 def _is_credential_name(name: str) -> bool:
     lowered = name.lower().replace("-", "_")
     return lowered in _CREDENTIAL_NAMES or any(word in lowered for word in _CREDENTIAL_WORDS)
@@ -61,18 +63,18 @@ class Redactor:
     masked wherever they are quoted, even without the URL around them."""
 
     def __init__(self, secrets: Iterable[str | None] = (), urls: Iterable[str | None] = ()):
-        # Longest first, so a secret containing another is masked whole.
+        # A URL's secrets are found once here, not on every line (the access log writes one a
+        # request). Longest first, so a secret containing another is masked whole.
+        literal = [*secrets, *(part for url in urls if url for part in url_secrets(url))]
         self._secrets = sorted(
-            {s for s in secrets if s and len(s) >= _SHORTEST_SECRET}, key=len, reverse=True
+            {s for s in literal if s and len(s) >= _SHORTEST_SECRET}, key=len, reverse=True
         )
-        self._urls = [u for u in urls if u]
 
     def text(self, value: str) -> str:
-        value = redact_text(value)
-        for url in self._urls:
-            value = redact_text(value, url)
+        value = redact_text(value)  # any URL quoted whole loses its credentials
         for secret in self._secrets:
-            value = value.replace(secret, MASK)
+            if secret in value:
+                value = value.replace(secret, MASK)
         return value
 
     def _value(self, value: Any) -> Any:

@@ -28,6 +28,7 @@ from collections import Counter as Tally
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from enum import Enum
+from operator import attrgetter
 from typing import Protocol
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
@@ -69,12 +70,14 @@ class CountedResult(Protocol):
     def code(self) -> Enum | None: ...
 
 
+_OUTCOME = attrgetter("status", "code")
+
+
 def count_ingest_results(results: Iterable[CountedResult]) -> None:
     """Adds a batch's results to `ledger_readings_total`: one increment per distinct (result,
     code) of the batch, not one per reading, so counting costs the hot path next to nothing."""
-    tally = Tally((r.status.value, "" if r.code is None else r.code.value) for r in results)
-    for (result, code), count in tally.items():
-        READINGS.labels(result=result, code=code).inc(count)
+    for (status, code), count in Tally(map(_OUTCOME, results)).items():
+        READINGS.labels(result=status.value, code="" if code is None else code.value).inc(count)
 
 
 def chain_error_kind(error: BaseException) -> str:

@@ -54,6 +54,13 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, path, query, MASK if parts.fragment else ""))
 
 
+def url_secrets(url: str) -> list[str]:
+    """The substrings of `url` that `redact_text(text, url)` masks wherever they occur (its
+    user and password, key-like path segments, query values): for a caller that masks them in
+    many texts, found once."""
+    return _secrets_of(url)
+
+
 def _secrets_of(url: str) -> list[str]:
     """The secret substrings of a URL (userinfo and its parts, path segments, query values)."""
     parts = _split(url)
