@@ -81,7 +81,13 @@ class LedgerNode:
         )
         # One key cache per node, shared by every request; a new meter's keys come from the
         # read model when it is current (ledger/readings/indexed_keys.py).
-        key_source = IndexedKeySource(self.read_model, ChainKeySource(self.chain, self.deployment))
+        # When the read model is behind the chain, one indexer pass catches it up rather than
+        # one registry call per new meter (a fleet's first batch after a restart).
+        key_source = IndexedKeySource(
+            self.read_model,
+            ChainKeySource(self.chain, self.deployment),
+            catch_up=self.indexer.index_now,
+        )
         self.keys = KeyCache(
             key_source,
             max_meters=self.settings.key_cache_meters,

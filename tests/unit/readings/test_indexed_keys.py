@@ -80,3 +80,51 @@ def test_a_read_model_behind_the_latest_block_defers_to_the_chain(read_model: Re
 
     assert history == (key_epoch(0, key, NOW - 10_000), chain.histories[METER][1])
     assert chain.history_calls == 1
+
+
+def meters(count: int) -> list[bytes]:
+    return [f"IDX-{n}".encode().ljust(32, b"\x00") for n in range(2, 2 + count)]
+
+
+def test_a_read_model_behind_the_latest_block_is_caught_up_once_not_read_per_meter(
+    read_model: ReadModel,
+) -> None:
+    chain = FakeChain()
+    for meter in meters(3):
+        chain.register(meter, generate_key(KeyAlgorithm.P256))
+    index(read_model, chain, to_block=chain.block.number)
+    chain.mine(NOW + 50)  # a block the indexer has not seen yet (an anchoring transaction)
+    passes: list[int] = []
+
+    def catch_up() -> None:
+        passes.append(chain.block.number)
+        index(read_model, chain, to_block=chain.block.number)
+
+    source = IndexedKeySource(read_model, chain, catch_up=catch_up)
+    source.latest_block()
+
+    histories = [source.key_history(meter) for meter in meters(3)]
+
+    assert histories == [chain.histories[meter] for meter in meters(3)]
+    assert passes == [chain.block.number]
+    assert chain.history_calls == 0
+
+
+def test_a_catch_up_that_leaves_the_read_model_behind_runs_once_per_block(
+    read_model: ReadModel,
+) -> None:
+    chain = FakeChain()
+    for meter in meters(3):
+        chain.register(meter, generate_key(KeyAlgorithm.P256))
+    index(read_model, chain, to_block=chain.block.number)
+    chain.mine(NOW + 50)
+    passes: list[int] = []
+    # With confirmations the indexer stays below the latest block: its pass cannot help.
+    source = IndexedKeySource(read_model, chain, catch_up=lambda: passes.append(chain.block.number))
+    source.latest_block()
+
+    histories = [source.key_history(meter) for meter in meters(3)]
+
+    assert histories == [chain.histories[meter] for meter in meters(3)]
+    assert passes == [chain.block.number]
+    assert chain.history_calls == 3
