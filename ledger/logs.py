@@ -86,7 +86,11 @@ class Redactor:
             }
         if isinstance(value, list | tuple):
             return [self._value(v) for v in value]
-        return value
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        # Anything else (an exception passed as a field, a path) would be rendered with its
+        # repr, unredacted: rendered here as text, and redacted.
+        return self.text(str(value))
 
     def __call__(self, _: WrappedLogger, __: str, event: EventDict) -> EventDict:
         return {

@@ -134,3 +134,14 @@ def test_the_console_format_renders_one_readable_line() -> None:
 
     (text,) = stream.getvalue().splitlines()
     assert "request" in text and "note=***" in text and not text.startswith("{")
+
+
+def test_an_object_passed_as_a_field_is_rendered_as_text_without_its_secrets(
+    lines: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, stream = lines
+
+    logger.warning("anchoring cycle failed", extra={"error": ConnectionError(RPC_URL)})
+
+    (line,) = parsed(stream)
+    assert line["error"] == "https://***@rpc.example:8545/"
