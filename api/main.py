@@ -69,7 +69,11 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=node.settings.body_limit_bytes)
     # Outside the body limit, which reads a body whole: a batch refused for saturation is
     # never held in memory (api/admission.py).
-    app.add_middleware(ReadingAdmission, admission=reading_admission(node))
+    app.add_middleware(
+        ReadingAdmission,
+        admission=reading_admission(node),
+        max_body_bytes=node.settings.body_limit_bytes,
+    )
     # Outermost of ours: the request id, log line and latency of every answer, refusals of
     # the middlewares above included (api/observe.py).
     app.add_middleware(RequestObservation)

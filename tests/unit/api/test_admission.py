@@ -11,6 +11,8 @@ from starlette.types import Receive, Scope, Send
 from api.admission import ReadingAdmission
 from ledger.readings.admission import Admission
 
+LIMIT = 1_000
+
 
 class HoldingApp:
     """Answers 202 after reading the body; holds the answer while `hold` is not set."""
@@ -45,7 +47,9 @@ def gate(*, max_in_flight: int = 1, max_pending: int = 1_000, pending: int = 0) 
 
 
 def client(app: HoldingApp, admission: Admission) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=ReadingAdmission(app, admission=admission))
+    transport = httpx.ASGITransport(
+        app=ReadingAdmission(app, admission=admission, max_body_bytes=LIMIT)
+    )
     return httpx.AsyncClient(transport=transport, base_url="http://gateway.test")
 
 
@@ -97,3 +101,26 @@ def test_other_routes_are_not_counted_or_refused() -> None:
 
     assert asyncio.run(run()).status_code == 202
     assert app.bodies == [b"offer"]
+
+
+def test_a_refused_batch_within_the_size_limit_keeps_its_connection() -> None:
+    app = HoldingApp()
+
+    async def run() -> httpx.Response:
+        async with client(app, gate(max_pending=1_000, pending=1_500)) as c:
+            return await c.post("/v1/readings", content=b"x" * LIMIT)
+
+    assert "connection" not in asyncio.run(run()).headers
+
+
+def test_a_refused_batch_over_the_size_limit_is_not_read_and_its_connection_closed() -> None:
+    app = HoldingApp()
+
+    async def run() -> httpx.Response:
+        async with client(app, gate(max_pending=1_000, pending=1_500)) as c:
+            return await c.post("/v1/readings", content=b"x" * (LIMIT + 1))
+
+    response = asyncio.run(run())
+    assert response.status_code == 503
+    assert response.headers["connection"] == "close"
+    assert app.bodies == []
