@@ -82,6 +82,9 @@ def new_nonce(node: NodeDep) -> NoncePublic:
     )
 
 
+_SIWE_FIRST_LINE_END = " wants you to sign in with your Ethereum account:"
+
+
 @router.post(
     "/sign-in",
     response_model=SessionPublic,
@@ -90,6 +93,14 @@ def new_nonce(node: NodeDep) -> NoncePublic:
 )
 def sign_in(body: SignInIn, node: NodeDep, request: Request) -> SessionPublic:
     """Checks a signed EIP-4361 message and opens a session for its address."""
+    # siwe's grammar takes seconds to refuse a few thousand characters of anything else: text
+    # without the message's first line is refused before it is parsed.
+    if not body.message.split("\n", 1)[0].endswith(_SIWE_FIRST_LINE_END):
+        raise _refused(
+            "siwe_malformed",
+            f"not an EIP-4361 message: its first line must be '{{domain}}{_SIWE_FIRST_LINE_END}'",
+            422,
+        )
     try:
         message = SiweMessage.from_message(body.message)
     except ValueError as error:

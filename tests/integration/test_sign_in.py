@@ -210,6 +210,17 @@ def test_a_malformed_message_is_refused(client: httpx.Client) -> None:
     assert _refusal(response) == "siwe_malformed"
 
 
+def test_four_thousand_characters_of_anything_but_a_message_are_refused_as_malformed(
+    client: httpx.Client,
+) -> None:
+    message = "a" * 4000
+
+    response = _sign_in_with(client, message, personal_sign(CUSTOMER, message))
+
+    assert response.status_code == 422
+    assert _refusal(response) == "siwe_malformed"
+
+
 def test_a_signature_by_another_key_is_refused(client: httpx.Client) -> None:
     nonce = new_nonce(client)
     message = siwe_message(CUSTOMER.address, nonce["nonce"], chain_id=nonce["chain_id"])
