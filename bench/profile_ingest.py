@@ -230,8 +230,18 @@ def handler_profile(fleet: SignedFleet, objects: list[bytes], work: Path) -> pst
 def whole_request(fleet: SignedFleet, batches: Sequence[list[bytes]], work: Path) -> float:
     """Microseconds per reading of whole in-process requests (FastAPI TestClient), best one."""
     now = int(time.time())
-    ingestor = _ingestor(work / "app.db", fleet, now, max(len(b) for b in batches))
-    app = create_app(SimpleNamespace(ingestor=ingestor))  # type: ignore[arg-type]
+    store = Store(work / "app.db")
+    ingestor = Ingestor(
+        store,
+        KeyCache(Registry(fleet, now)),
+        chain_id=Settings().chain_id,
+        max_batch=max(len(b) for b in batches),
+        clock_skew_s=300,
+    )
+    # What create_app reads of a node for this route: the settings (body limit, admission
+    # bounds), the store (pending readings, for admission) and the ingestor.
+    node = SimpleNamespace(settings=Settings(), store=store, ingestor=ingestor)
+    app = create_app(node)  # type: ignore[arg-type]
     client = TestClient(app)
     headers = {"content-type": "application/json"}
     warm = client.post("/v1/readings", content=body(fleet.tick_major(range(0, 1))), headers=headers)
