@@ -465,6 +465,6 @@ class Ingestor:
             source=v.source,
             raw=v.raw,
         )
-        writer.insert_reading(stored)
+        writer.insert_reading(stored, is_latest=in_order)
         update_gaps(writer, reading, before, after, received_at, may_fill_a_gap=not in_order)
         return result(Outcome.ACCEPTED, None, "stored", Receipt.of(stored))

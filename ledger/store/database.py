@@ -123,7 +123,9 @@ class Store:
         accepted. The COMMIT is durable when this block exits; an exception rolls back.
         """
         with self.write() as db:
-            yield ReadingWriter(db)
+            writer = ReadingWriter(db)
+            yield writer
+            writer.flush()  # the inserts it held back, before the COMMIT
 
     # --- readings, gaps and integrity events -------------------------------------------------
 

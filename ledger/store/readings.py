@@ -18,6 +18,10 @@ READING_COLUMNS = (
 )
 # What the sequence checks read of a stored reading (`Neighbour`).
 _NEIGHBOUR_COLUMNS = "seq, timestamp, import_wh, export_wh"
+_INSERT_READING = (
+    f"INSERT INTO readings ({READING_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    "ON CONFLICT (meter_id, seq) DO NOTHING"
+)
 
 
 @dataclass(frozen=True)
@@ -115,12 +119,34 @@ class ReadingWriter:
 
     Every read here sees the transaction's own earlier writes, so readings of one request are
     checked against each other as well as against what was stored before.
+
+    Inserted readings are held back and sent as one `executemany` (`flush`): one statement per
+    reading costs several times more on the ingest path. What the reads need of them is kept
+    here: a meter's latest reading inserted by this transaction answers `latest` without a
+    query, and any other read of a meter with held-back rows sends them first.
     """
 
     def __init__(self, db: Backend) -> None:
         self._db = db
+        self._pending_rows: list[tuple[Any, ...]] = []
+        self._pending_meters: set[bytes] = set()
+        # The meter's highest seq in the database once the held-back rows are in: set by an
+        # insert the caller marks as the meter's new latest reading (`insert_reading`).
+        self._latest: dict[bytes, Neighbour] = {}
+
+    def flush(self) -> None:
+        """Sends the held-back inserts (`Store.reading_transaction` calls it before COMMIT)."""
+        if self._pending_rows:
+            self._db.executemany(_INSERT_READING, self._pending_rows)
+            self._pending_rows = []
+            self._pending_meters.clear()
+
+    def _flush_for(self, meter_id: bytes) -> None:
+        if meter_id in self._pending_meters:
+            self.flush()
 
     def reading(self, meter_id: bytes, seq: int) -> StoredReading | None:
+        self._flush_for(meter_id)
         row = self._db.execute(
             f"SELECT {READING_COLUMNS} FROM readings WHERE meter_id = ? AND seq = ?",
             (meter_id, u64(seq)),
@@ -129,6 +155,10 @@ class ReadingWriter:
 
     def latest(self, meter_id: bytes) -> Neighbour | None:
         """The meter's stored reading with the highest seq, or None if it has none."""
+        known = self._latest.get(meter_id)
+        if known is not None:
+            return known
+        self._flush_for(meter_id)
         row = self._db.execute(
             f"SELECT {_NEIGHBOUR_COLUMNS} FROM readings WHERE meter_id = ? "
             "ORDER BY seq DESC LIMIT 1",
@@ -138,6 +168,7 @@ class ReadingWriter:
 
     def neighbours(self, meter_id: bytes, seq: int) -> tuple[Neighbour | None, Neighbour | None]:
         """The stored readings of the meter just below and just above `seq`."""
+        self._flush_for(meter_id)
         before = self._db.execute(
             f"SELECT {_NEIGHBOUR_COLUMNS} FROM readings WHERE meter_id = ? AND seq < ? "
             "ORDER BY seq DESC LIMIT 1",
@@ -153,13 +184,15 @@ class ReadingWriter:
             None if after is None else _neighbour(after),
         )
 
-    def insert_reading(self, reading: StoredReading) -> None:
-        """Inserts a reading; a row already stored under (meter_id, seq) is left unchanged."""
-        self._db.execute(
-            f"INSERT INTO readings ({READING_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-            "ON CONFLICT (meter_id, seq) DO NOTHING",
+    def insert_reading(self, reading: StoredReading, *, is_latest: bool = False) -> None:
+        """Inserts a reading; a row already stored under (meter_id, seq) is left unchanged.
+
+        `is_latest`: the caller knows the seq is above every stored one of the meter (and that
+        none is stored under it), so `latest` answers this reading without a query."""
+        meter_id = reading.meter_id
+        self._pending_rows.append(
             (
-                reading.meter_id,
+                meter_id,
                 u64(reading.seq),
                 u64(reading.timestamp),
                 u64(reading.import_wh),
@@ -175,8 +208,13 @@ class ReadingWriter:
                 reading.source,
                 reading.raw,
                 reading.leaf_index,
-            ),
+            )
         )
+        self._pending_meters.add(meter_id)
+        if is_latest:
+            self._latest[meter_id] = Neighbour(
+                reading.seq, reading.timestamp, reading.import_wh, reading.export_wh
+            )
 
     def record_integrity_event(self, event: IntegrityEvent) -> None:
         self._db.execute(
@@ -198,6 +236,7 @@ class ReadingWriter:
 
     def open_gap_containing(self, meter_id: bytes, seq: int) -> tuple[int, Gap] | None:
         """The open gap (row id, gap) of the meter that contains `seq`, if any."""
+        # Gaps are their own table: the held-back readings do not change the answer.
         row = self._db.execute(
             "SELECT id, meter_id, from_seq, to_seq, detected_at, resolved_at FROM reading_gaps "
             "WHERE meter_id = ? AND resolved_at IS NULL AND from_seq <= ? AND to_seq >= ? "
