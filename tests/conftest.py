@@ -9,7 +9,12 @@ pyproject.toml; README "Tests"). The hooks here keep that safe and short:
   on one worker, in their order, so the fixture is set up once; other tests are handed out one by
   one;
 - modules marked `slow` are collected, and so handed out, first: the longest work starts at once
-  instead of being the last thing left running on one worker while the others idle.
+  instead of being the last thing left running on one worker while the others idle. Those marked
+  `slow(minutes=N)` come first of all, longest first: xdist gives every worker one unit of work,
+  then one more to each worker with at most two tests pending, and again after each test it
+  finishes. Two single five-minute tests next to each other in the queue (the durability test's
+  two databases) could otherwise both land on one worker, one behind the other; at the head of
+  the queue they go to different workers.
 """
 
 from __future__ import annotations
@@ -44,12 +49,21 @@ def shares_module_fixture(item: pytest.Item) -> bool:
     )
 
 
+def expected_minutes(item: pytest.Item) -> float:
+    """The `minutes` of the test's `slow` marker (0 without one)."""
+    marker = item.get_closest_marker("slow")
+    return float(marker.kwargs.get("minutes", 0)) if marker is not None else 0.0
+
+
 # tryfirst: xdist's own hook turns the groups into node ids and must see them.
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     slow_modules = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
-    # A stable sort: each module keeps the order of its tests.
-    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow_modules)
+    # A stable sort: each module keeps the order of its tests (a module's marker gives all of
+    # them the same minutes).
+    items.sort(
+        key=lambda item: (item.nodeid.split("::")[0] not in slow_modules, -expected_minutes(item))
+    )
     for item in items:
         if item.get_closest_marker("xdist_group") is None and shares_module_fixture(item):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))

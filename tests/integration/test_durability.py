@@ -42,7 +42,9 @@ from ledger.store.database import Store
 from tests.fixtures.gateway import OPERATOR_HEADERS, Gateway, ledger_env, start_gateway
 from tests.fixtures.postgres import store_location
 
-pytestmark = pytest.mark.slow
+# Each 20-kill test takes about five minutes with other tests on both cores (the chain outage
+# test about one): queued first of all, so that the two databases' runs go to different workers.
+pytestmark = pytest.mark.slow(minutes=5)
 
 KILLS = 20
 
