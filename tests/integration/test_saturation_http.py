@@ -93,8 +93,8 @@ def test_a_burst_past_the_bounds_is_refused_with_retry_after_and_nothing_acknowl
         ]
         # Each client owns its meters and sends their readings in seq order.
         batches_of: list[list[list[Planned]]] = []
-        for client in range(CLIENTS):
-            owned = {m.meter_id for m in fleet[client::CLIENTS]}
+        for owner in range(CLIENTS):
+            owned = {m.meter_id for m in fleet[owner::CLIENTS]}
             mine = [p for p in planned if p.meter_id in owned]
             batches_of.append([mine[i : i + BATCH] for i in range(0, len(mine), BATCH)])
 
