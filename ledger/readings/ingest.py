@@ -54,9 +54,9 @@ IMMEDIATE ... COMMIT), which is committed before the caller answers 202: acknowl
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
@@ -143,6 +143,16 @@ class _Verified:
     raw: bytes | None = None
 
 
+_UUID4_MASK = ~((0xF000 << 64) | (0xC000 << 48)) & (2**128 - 1)
+_UUID4_BITS = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
+
+
+def _receipt_id() -> str:
+    """A new receipt id: `uuid.uuid4().hex` (the same random bits, version and variant),
+    without building a UUID object, which cost twice as much per reading."""
+    return f"{int.from_bytes(os.urandom(16), 'big') & _UUID4_MASK | _UUID4_BITS:032x}"
+
+
 def _verified(
     index: int,
     reading: Reading,
@@ -165,7 +175,7 @@ def _verified(
         signature,
         key_epoch,
         leaf=anchored_leaf(canonical, signed_bytes, signature_form),
-        receipt_id=uuid.uuid4().hex,
+        receipt_id=_receipt_id(),
         source=source,
         raw=raw,
     )

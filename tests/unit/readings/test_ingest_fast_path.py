@@ -4,6 +4,7 @@ path, which names the problem."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -274,3 +275,15 @@ def test_a_sound_variant_gets_the_same_result_from_either_path(
     assert fast_result.status is Outcome.ACCEPTED
     assert _comparable(fast_result) == _comparable(general_result)
     assert isinstance(fast_result.receipt, Receipt)
+
+
+def test_receipt_ids_are_distinct_version_4_uuids_in_hex(
+    ingestor: Ingestor, meter_key: MeterPrivateKey
+) -> None:
+    results = ingestor.submit([submission(meter_key, reading(seq)) for seq in range(1, 9)])
+
+    ids = [r.receipt.receipt_id for r in results if r.receipt is not None]
+    assert len(set(ids)) == 8
+    for receipt_id in ids:
+        parsed = uuid.UUID(hex=receipt_id)
+        assert (parsed.version, parsed.variant, parsed.hex) == (4, uuid.RFC_4122, receipt_id)
