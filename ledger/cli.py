@@ -90,6 +90,13 @@ class _Terminated(BaseException):
     KeyboardInterrupt, so no `except Exception` on the way swallows it)."""
 
 
+WORKER_HEALTHCHECK_TIMEOUT_S = 60
+"""How long uvicorn's supervisor waits for a worker's answer to its ping before killing it.
+uvicorn's 5 s default counts a spawned worker's start-up (it imports the ledger before it can
+answer): on a loaded machine that took longer, and the workers were killed and restarted in a
+loop, the gateway never serving. A worker hung for a minute is still replaced."""
+
+
 def _raise_terminated(signum: int, frame: object) -> None:
     raise _Terminated
 
@@ -171,6 +178,7 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
                     port=port,
                     log_level="warning",
                     log_config=None,
+                    timeout_worker_healthcheck=WORKER_HEALTHCHECK_TIMEOUT_S,
                 )
     except (KeyboardInterrupt, _Terminated):
         pass  # uvicorn has stopped serving (and its workers); what this command started is next
