@@ -334,10 +334,11 @@ class Ingestor:
         kept short: canonical hex in lowercase whose tag, chain id and zero padding are this
         ledger's is matched by one regular expression (the bytes are then canonical by
         construction: no `decode`), and a 64-byte r || s signature (not also readable as DER)
-        is verified once in its raw form. Anything else (uppercase hex, a DER signature,
-        another meter claimed, a time ahead of the clock, no usable ECDSA key, ...) is left to
-        the general path, which names the problem; a signature that does not verify is
-        answered here with the general path's code and message.
+        is verified once in its raw form. Input the general path would refuse before the key
+        lookup (uppercase hex, a DER signature, another chain, another meter claimed, ...) or
+        a key that is not ECDSA is left to it, which names the problem; from the key lookup on
+        (clock skew, unknown meter, no key, revoked key, keys unavailable, a signature that
+        does not verify), the answer is the general path's code and message, given here.
         """
         match = self._canonical_hex.fullmatch(submission.canonical)
         signature_hex = submission.signature
@@ -350,15 +351,21 @@ class Ingestor:
                 return None
         except (MeterError, UnicodeError):
             return None
-        timestamp = int(timestamp_hex, 16)
-        if timestamp > now + self.clock_skew_s:
-            return None
-        try:
-            history = self._keys.history(meter_id, timestamp, refreshed)
-        except ChainUnavailable:
-            return None
-        key = None if history.epochs is None else key_for_time(history.epochs, timestamp)
-        if not isinstance(key, KeyEpochView) or key.algorithm not in _ECDSA_ALGORITHMS:
+        reading = Reading(
+            chain_id=self.chain_id,
+            meter_id=meter_id,
+            seq=int(seq_hex, 16),
+            timestamp=int(timestamp_hex, 16),
+            import_wh=int(import_hex, 16),
+            export_wh=int(export_hex, 16),
+            status=int(status_hex, 16),
+        )
+        # From here on the general path would find what this one does: the same checks, in
+        # the same order, with the same key lookup (one per reading: it may ask the chain).
+        key = self._key_at(reading, now, refreshed)
+        if not isinstance(key, KeyEpochView):
+            return Rejecter(index, submission.meter_id)(*key, meter_id_text(meter_id), reading.seq)
+        if key.algorithm not in _ECDSA_ALGORITHMS:
             return None
         try:
             public_key = self._keys.public_key(key)
@@ -368,7 +375,6 @@ class Ingestor:
             return None
         canonical = bytes.fromhex(submission.canonical[2:])
         signature = bytes.fromhex(signature_hex[2:])
-        seq = int(seq_hex, 16)
         der = encode_dss_signature(
             int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
         )
@@ -380,17 +386,8 @@ class Ingestor:
                 f"{key.algorithm.label} signature does not verify for this reading "
                 f"(key epoch {key.index})",
                 meter_id_text(meter_id),
-                seq,
+                reading.seq,
             )
-        reading = Reading(
-            chain_id=self.chain_id,
-            meter_id=meter_id,
-            seq=seq,
-            timestamp=timestamp,
-            import_wh=int(import_hex, 16),
-            export_wh=int(export_hex, 16),
-            status=int(status_hex, 16),
-        )
         return _verified(
             index,
             reading,

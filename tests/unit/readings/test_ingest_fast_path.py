@@ -235,10 +235,6 @@ LEFT_TO_THE_GENERAL_PATH: list[Variant] = [
     _stray_padding,
     _other_meter_claimed,
     _invalid_meter_claimed,
-    _ahead_of_the_clock,
-    _unknown_meter,
-    _before_the_first_key,
-    _revoked_key,
     _ed25519_meter,
 ]
 
@@ -257,6 +253,38 @@ def test_an_input_the_fast_path_does_not_take_gets_the_general_paths_result(
     assert [_comparable(r) for r in fast.submit([item])] == [
         _comparable(r) for r in general.submit([item])
     ]
+
+
+def _keys_unavailable(key: MeterPrivateKey, registry: FakeRegistry) -> Submission:
+    registry.down = True  # and this meter's keys were never read
+    return submission(key, reading(1))
+
+
+REFUSED_FROM_THE_KEY_LOOKUP_ON: list[Variant] = [
+    _ahead_of_the_clock,
+    _unknown_meter,
+    _before_the_first_key,
+    _revoked_key,
+    _keys_unavailable,
+]
+
+
+@pytest.mark.parametrize("variant", REFUSED_FROM_THE_KEY_LOOKUP_ON, ids=lambda v: v.__name__[1:])
+def test_a_reading_refused_from_the_key_lookup_on_gets_the_general_paths_rejection_from_the_fast_path(  # noqa: E501
+    variant: Variant,
+    pair: tuple[Ingestor, Ingestor],
+    registry: FakeRegistry,
+    meter_key: MeterPrivateKey,
+) -> None:
+    item = variant(meter_key, registry)
+    fast, general = pair
+
+    fast_answer = fast._sound_native(0, item, NOW, set())
+    (general_result,) = general.submit([item])
+
+    assert isinstance(fast_answer, IngestResult)
+    assert fast_answer == general_result
+    assert fast_answer.status is Outcome.REJECTED
 
 
 @pytest.mark.parametrize("variant", [_secp256k1_meter, _meter_claimed_by_its_hex])
