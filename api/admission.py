@@ -39,8 +39,12 @@ class ReadingAdmission:
             await self.app(scope, receive, send)
             return
         if self.admission.pending_is_stale():
-            # A database query: off the event loop, which other requests share.
-            await to_thread.run_sync(self.admission.refresh_pending)
+            # A database query: off the event loop, which other requests share; waited for only
+            # the first time, later a stale count is refreshed beside the request.
+            if self.admission.has_count:
+                self.admission.refresh_pending_in_background()
+            else:
+                await to_thread.run_sync(self.admission.refresh_pending)
         try:
             self.admission.enter()
         except LedgerError as refusal:

@@ -91,6 +91,7 @@ class Admission:
         self._in_flight = 0
         self._pending: int | None = None
         self._pending_read_at: float | None = None
+        self._refreshing = False
 
     @property
     def in_flight(self) -> int:
@@ -102,6 +103,30 @@ class Admission:
         with self._lock:
             read_at = self._pending_read_at
         return read_at is None or self._monotonic() - read_at >= self._refresh_s
+
+    @property
+    def has_count(self) -> bool:
+        """Whether the backlog has been counted at least once."""
+        with self._lock:
+            return self._pending_read_at is not None
+
+    def refresh_pending_in_background(self) -> None:
+        """`refresh_pending` in a thread of its own, unless one already runs: a request is
+        admitted on the last count rather than wait for a database that may be slow or down
+        (its own store call then answers `store_unavailable` as it would without this bound)."""
+        with self._lock:
+            if self._refreshing:
+                return
+            self._refreshing = True
+
+        def refresh() -> None:
+            try:
+                self.refresh_pending()
+            finally:
+                with self._lock:
+                    self._refreshing = False
+
+        threading.Thread(target=refresh, name="pending-count", daemon=True).start()
 
     def refresh_pending(self) -> None:
         """Reads the backlog from the database (blocking: run it off the event loop).

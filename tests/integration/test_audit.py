@@ -110,8 +110,10 @@ def _misbehave(node: Any, chain_id: int, period_end: int) -> tuple[int, int, int
     reading, _ = signed[1]
     signed[1] = (reading, sign_canonical(stranger, reading.encode()))
     with pytest.MonkeyPatch.context() as patch:
-        # Accepted unchecked, its (raw r || s) signature anchored as given.
+        # Accepted unchecked, its (raw r || s) signature anchored as given: the fast path for
+        # sound native readings is switched off too, so the general path's check is the one.
         patch.setattr(ingest_module, "verify_signature", lambda *args: args[3])
+        patch.setattr(ingest_module.Ingestor, "_sound_native", lambda *args: None)
         ingest(node, meter, signed)
     node.anchorer.run_once()
     return omitting, omitted, node.store.last_batch_id(), reading.seq

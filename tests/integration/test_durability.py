@@ -91,6 +91,13 @@ class RetryingSender:
                 self.some_refused.set()
                 time.sleep(0.05)  # a gateway that is down refuses at once: retry soon
             finally:
+                # A 503 with Retry-After (the database down) is waited out and resent by the
+                # simulator's sender itself: counted here as the refusal it was.
+                self.refusals.extend(
+                    f"{refusal.status} {refusal.code}" for refusal in sender.refusals
+                )
+                if sender.refusals:
+                    self.some_refused.set()
                 sender.close()
         for planned, result in zip(batch, results, strict=True):
             if result["status"] in ("accepted", "duplicate"):
