@@ -25,14 +25,11 @@ answers for a reading the general path would find sound, with the same values an
 
 from __future__ import annotations
 
-import hashlib
 import re
 from binascii import unhexlify
 from typing import NamedTuple
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, utils
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from ledger.anchoring.bundle import MAX_LINE_BYTES, BundleMalformed, BundleReading, parse_line
 from ledger.audit.leaves import leaf_of
@@ -42,6 +39,7 @@ from ledger.meters.registry import KeyEpochView, meter_id_bytes
 from ledger.readings.keys import key_for_time
 from ledger.readings.native import (
     DOMAIN_TAG,
+    ECDSA_ALGORITHMS,
     UINT32_MAX,
     UINT64_MAX,
     Reading,
@@ -49,6 +47,7 @@ from ledger.readings.native import (
     ReadingSignatureError,
     anchored_leaf,
     decode,
+    raw_ecdsa_verifies,
     verify_signature,
 )
 from ledger.readings.ocmf.errors import OcmfError
@@ -127,8 +126,6 @@ _EXPORTED_NATIVE_LINE = re.compile(
 )  # fmt: skip
 """A native reading line as `ledger.anchoring.bundle.reading_line` writes it, raw signature."""
 _DOMAIN_TAG_HEX = DOMAIN_TAG.hex().encode()
-_ECDSA_ALGORITHMS = (KeyAlgorithm.P256, KeyAlgorithm.SECP256K1)
-_ECDSA_PREHASHED_SHA256 = ec.ECDSA(utils.Prehashed(hashes.SHA256()))
 
 
 def _sound_native_reading(number: int, raw: bytes) -> CheckedReading | None:
@@ -166,12 +163,7 @@ def _sound_native_reading(number: int, raw: bytes) -> CheckedReading | None:
         return None
     canonical = unhexlify(canonical_hex)
     signature = unhexlify(signature_hex)
-    der = utils.encode_dss_signature(
-        int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-    )
-    try:
-        public_key.verify(der, hashlib.sha256(canonical).digest(), _ECDSA_PREHASHED_SHA256)
-    except InvalidSignature:
+    if not raw_ecdsa_verifies(public_key, canonical, signature):
         return None
     leaf = anchored_leaf(canonical, canonical, signature)
     return CheckedReading(
@@ -182,9 +174,9 @@ def _sound_native_reading(number: int, raw: bytes) -> CheckedReading | None:
 def _ecdsa_key_at(meter_id: bytes, timestamp: int) -> ec.EllipticCurvePublicKey | None:
     """The meter's ECDSA key valid at `timestamp` (the rule of `key_for_time`), or None: no such
     key (the general path says why) or not ECDSA."""
-    single = _Context.single_keys.get(meter_id, _NOT_LOOKED_UP)
-    if single is _NOT_LOOKED_UP:
-        single = _Context.single_keys[meter_id] = _single_ecdsa_key(meter_id)
+    if meter_id not in _Context.single_keys:
+        _Context.single_keys[meter_id] = _single_ecdsa_key(meter_id)
+    single = _Context.single_keys[meter_id]
     if single is not None:
         valid_from, revoked_at, public_key = single
         if valid_from <= timestamp and (revoked_at == 0 or timestamp < revoked_at):
@@ -192,19 +184,16 @@ def _ecdsa_key_at(meter_id: bytes, timestamp: int) -> ec.EllipticCurvePublicKey 
         return None
     epochs = _Context.meters.get(meter_id)
     key = None if epochs is None else key_for_time(epochs, timestamp)
-    if not isinstance(key, KeyEpochView) or key.algorithm not in _ECDSA_ALGORITHMS:
+    if not isinstance(key, KeyEpochView) or key.algorithm not in ECDSA_ALGORITHMS:
         return None
     parsed = _public_key(meter_id, key)
     return parsed if isinstance(parsed, ec.EllipticCurvePublicKey) else None
 
 
-_NOT_LOOKED_UP = (0, 0, None)
-
-
 def _single_ecdsa_key(meter_id: bytes) -> _SingleEcdsaKey | None:
     """A meter's key when it has had one epoch only, ECDSA (most meters: no lookup by time)."""
     epochs = _Context.meters.get(meter_id)
-    if epochs is None or len(epochs) != 1 or epochs[0].algorithm not in _ECDSA_ALGORITHMS:
+    if epochs is None or len(epochs) != 1 or epochs[0].algorithm not in ECDSA_ALGORITHMS:
         return None
     (epoch,) = epochs
     parsed = _public_key(meter_id, epoch)

@@ -59,15 +59,11 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from hashlib import sha256
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 
 from ledger.errors import ChainUnavailable, LedgerError, MeterError
-from ledger.meters.keys import KeyAlgorithm, algorithm_of_curve
+from ledger.meters.keys import algorithm_of_curve
 from ledger.meters.registry import KeyEpochView, meter_id_bytes, meter_id_text
 from ledger.metrics import count_ingest_results
 from ledger.readings.checks import (
@@ -82,11 +78,13 @@ from ledger.readings.checks import (
 from ledger.readings.keys import KeyCache, key_for_time
 from ledger.readings.native import (
     DOMAIN_TAG,
+    ECDSA_ALGORITHMS,
     Reading,
     ReadingFormatError,
     ReadingSignatureError,
     anchored_leaf,
     decode,
+    raw_ecdsa_verifies,
     verify_signature,
 )
 from ledger.readings.ocmf.errors import OcmfError
@@ -181,8 +179,6 @@ def _verified(
     )
 
 
-_ECDSA_ALGORITHMS = (KeyAlgorithm.P256, KeyAlgorithm.SECP256K1)
-_ECDSA_PREHASHED_SHA256 = ec.ECDSA(Prehashed(hashes.SHA256()))
 _RAW_SIGNATURE_HEX = re.compile(r"0x(?!30)[0-9a-f]{128}")
 """A 64-byte r || s signature in lowercase hex that cannot also be read as DER (a DER
 signature starts with 0x30; `native.verify_signature` then tries both readings)."""
@@ -365,7 +361,7 @@ class Ingestor:
         key = self._key_at(reading, now, refreshed)
         if not isinstance(key, KeyEpochView):
             return Rejecter(index, submission.meter_id)(*key, meter_id_text(meter_id), reading.seq)
-        if key.algorithm not in _ECDSA_ALGORITHMS:
+        if key.algorithm not in ECDSA_ALGORITHMS:
             return None
         try:
             public_key = self._keys.public_key(key)
@@ -375,12 +371,7 @@ class Ingestor:
             return None
         canonical = bytes.fromhex(submission.canonical[2:])
         signature = bytes.fromhex(signature_hex[2:])
-        der = encode_dss_signature(
-            int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-        )
-        try:
-            public_key.verify(der, sha256(canonical).digest(), _ECDSA_PREHASHED_SHA256)
-        except InvalidSignature:
+        if not raw_ecdsa_verifies(public_key, canonical, signature):
             return Rejecter(index, submission.meter_id)(
                 Rejection.BAD_SIGNATURE,
                 f"{key.algorithm.label} signature does not verify for this reading "

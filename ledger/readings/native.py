@@ -387,6 +387,23 @@ def verify_reading_signature(
     verify_signature(algorithm, decode_public_key(algorithm, public_key), canonical, signature)
 
 
+ECDSA_ALGORITHMS = (KeyAlgorithm.P256, KeyAlgorithm.SECP256K1)
+"""The key algorithms whose native signatures are ECDSA (raw r || s or DER)."""
+
+
+def raw_ecdsa_verifies(key: ec.EllipticCurvePublicKey, canonical: bytes, signature: bytes) -> bool:
+    """Whether a 64-byte signature read as raw r || s verifies over the canonical bytes: one
+    verification, for the fast paths of ingestion and the audit, which leave every other case
+    (a DER signature, a signature that fails: is it DER after all?) to `verify_signature`."""
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:], "big")
+    try:
+        key.verify(utils.encode_dss_signature(r, s), digest(canonical), _ECDSA_VERIFY)
+    except InvalidSignature:
+        return False
+    return True
+
+
 def verify_signature(
     algorithm: KeyAlgorithm, key: MeterPublicKey, canonical: bytes, signature: bytes
 ) -> bytes:
