@@ -21,11 +21,16 @@ def simulate(gateway: Gateway, *extra: str) -> tuple[subprocess.CompletedProcess
          "--seed", "11", "--gateway", gateway.base_url, *extra],
         env=gateway.env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    assert done.returncode in (0, 1), f"simulate failed:\n{done.stderr}\n{done.stdout}"
+    # The gateway's log ends each message: a refused connection is explained only there.
+    assert done.returncode in (0, 1), (
+        f"simulate failed:\n{done.stderr}\n{done.stdout}\ngateway log:\n{gateway.log()[-4000:]}"
+    )
     try:
         summary = json.loads(done.stdout)
     except ValueError as error:
-        raise AssertionError(f"no JSON summary:\n{done.stderr}\n{done.stdout}") from error
+        raise AssertionError(
+            f"no JSON summary:\n{done.stderr}\n{done.stdout}\ngateway log:\n{gateway.log()[-4000:]}"
+        ) from error
     return done, summary
 
 
