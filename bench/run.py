@@ -234,12 +234,22 @@ def _measure(
             f"({args.workers} processes, beside the gateway's start and the registrations)"
         )
         figures["signing_s"] = round(signing_s, 1)
-        # On one core, while the gateway idles.
-        figures["raw_p256_verify_per_s"] = round(raw_verify_per_s(fleet))
-        say(f"raw P-256 verify, one core: {figures['raw_p256_verify_per_s']}/s")
+        # On one core, while the gateway idles; with the audit, in turns with its rounds (the
+        # same machine state for both; the best of all raw rounds is the ratio base of both
+        # targets, so more rounds only make it stricter).
+        raw_rates = [raw_verify_per_s(fleet)]
         if args.audit_readings:
-            # Right after the raw rate, while the gateway idles: the same machine state.
-            figures.update(measure_audit(fleet, work, readings=args.audit_readings, say=say))
+            figures.update(
+                measure_audit(
+                    fleet,
+                    work,
+                    readings=args.audit_readings,
+                    say=say,
+                    after_round=lambda: raw_rates.append(raw_verify_per_s(fleet, rounds=1)),
+                )
+            )
+        figures["raw_p256_verify_per_s"] = round(max(raw_rates))
+        say(f"raw P-256 verify, one core: {figures['raw_p256_verify_per_s']}/s")
         _warm_up(gateway, fleet, plan.warm_up)
 
         # Acknowledged -> anchored, at a sustained rate.

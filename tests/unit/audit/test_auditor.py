@@ -241,3 +241,23 @@ def test_a_batch_the_gateway_says_holds_version_1_leaves_is_named_unprovable(
     assert [(d.code, d.record) for d in report.discrepancies] == [
         ("batch_leaf_version_unprovable", {"batch_id": 1})
     ]
+
+
+def test_readings_after_one_with_a_discrepancy_in_the_same_chunk_are_booked_as_before() -> None:
+    # One batch, one chunk: a forged signature at leaf 1 and a second reading under seq 2 at
+    # leaf 4 leave the parent's few-step booking for `_reading`, and back.
+    made = Ledger()
+    made.batch([reading(SELLER, s, 10 * s) for s in range(4)] + [reading(SELLER, 2, 999)])
+    forged, _ = made.batches[0][1]
+    made.batches[0][1] = (forged, sign_reading(made.keys[SELLER], reading(SELLER, 9)))
+    report = AuditReport(CHAIN_ID, {})
+    auditor = Auditor(made.facts(), AuditOptions(rpc_url="", deployment=Path()), report)
+
+    auditor.read_bundle(made.lines(), 1, None)
+    auditor.finish()
+
+    named = {(d.code, d.record.get("leaf_index")) for d in report.discrepancies}
+    assert named == {("reading_signature_invalid", 1), ("reading_conflict", 4)}
+    assert (report.counts["readings"], report.counts["batches"]) == (5, 1)
+    assert auditor.sound_leaf(SELLER, 1) is None
+    assert auditor.sound_leaf(SELLER, 2) is not None and auditor.sound_leaf(SELLER, 3) is not None

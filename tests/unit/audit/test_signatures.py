@@ -20,7 +20,7 @@ from ledger.audit.signatures import (
 )
 from ledger.meters.keys import KeyAlgorithm, MeterPrivateKey, encode_public_key, generate_key
 from ledger.meters.registry import KeyEpochView, meter_id_bytes
-from ledger.readings.native import Reading, sign_reading
+from ledger.readings.native import Reading, anchored_leaf, sign_reading
 
 CHAIN_ID = 1337
 METER = meter_id_bytes("FAST-1")
@@ -76,12 +76,15 @@ def test_a_sound_exported_line_takes_the_fast_path_and_gets_the_general_paths_an
 ) -> None:
     first, second = keys
     for r, key in ((reading(5), first), (reading(150), second)):  # before and after rotation
-        raw = exported(r, sign_reading(key, r))
+        signature = sign_reading(key, r)
+        raw = exported(r, signature)
 
-        fast = _sound_native_reading(7, raw)
+        sent = _sound_native_reading(7, raw)
 
-        assert fast is not None
+        assert sent is not None and type(sent) is tuple
+        fast = CheckedReading._make(sent)
         assert fast == _check_line(7, raw)
+        assert fast.leaf == anchored_leaf(r.encode(), r.encode(), signature)
         assert fast.problems == () and (fast.seq, fast.import_wh) == (r.seq, r.import_wh)
 
 
