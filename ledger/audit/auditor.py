@@ -16,6 +16,7 @@ the audited batches' time span, bill runs when their period meets it.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import threading
@@ -130,13 +131,14 @@ class Auditor:
 
     def read_bundle(self, lines: Iterable[bytes], jobs: int, progress: Progress | None) -> None:
         """Checks every line of a bundle (raises BundleError for a bundle not of the format)."""
-        for item in self._checked(lines, jobs):
-            if isinstance(item, list):
-                self._readings(item)
-                if progress is not None:
-                    progress(len(item))
-            else:
-                self._item(item)
+        with _cyclic_gc_paused():
+            for item in self._checked(lines, jobs):
+                if isinstance(item, list):
+                    self._readings(item)
+                    if progress is not None:
+                        progress(len(item))
+                else:
+                    self._item(item)
         if not self._trailer_seen:
             raise BundleTruncated(f"the bundle ends at line {self._lines} without its trailer")
 
@@ -577,6 +579,21 @@ def _reading_record(checked: CheckedReading) -> dict[str, Any]:
         "meter": meter_id_text(checked.meter_id),
         "seq": checked.seq,
     }
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused while the bundle is read: the parent keeps a tuple per
+    reading (no cycles among them), and each collection of the oldest generation walks them all
+    again, about a fifth of the parent's time on a 40,000-reading bundle (more on a month's).
+    Reference counting still frees everything that is let go."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _start_method() -> str:
