@@ -69,7 +69,7 @@ class MeterRotateIn(BaseModel):
         ge=0,
         le=LATEST_UTC_TIME,
         description="Unix time (s) the new key takes over; never in the past, after the "
-        "previous key's start, at most about ten years ahead; default: a few seconds from now",
+        "previous key's start, at most about ten years ahead; default: a minute from now",
     )
 
 

@@ -26,8 +26,12 @@ from ledger.meters.keys import KeyAlgorithm, MeterPublicKey, algorithm_of, encod
 from ledger.store.database import Store
 from ledger.store.readings import StoredReading
 
-# How far ahead a rotation without an explicit start takes effect.
-ROTATION_MARGIN_S = 5
+ROTATION_MARGIN_S = 60
+"""A rotation's default start, in seconds after the later of the wall clock and the latest
+block's time: the transaction must be mined before the new key's start (a rotation may not take
+effect in the past). Five seconds were too few where a block takes longer to come (a public
+chain's 12 s), or where a dev chain's clock runs ahead of the wall clock and its latest block
+is minutes old (its next block's time is then later than anything readable beforehand)."""
 
 MAX_VALID_FROM_AHEAD_S = 10 * 366 * 86_400
 """How far ahead of now a key's `valid_from` may be set through the gateway or the CLI (about ten
@@ -147,7 +151,7 @@ class MeterAdmin:
     def rotate(
         self, meter_id: str, public_key: MeterPublicKey, valid_from: int | None = None
     ) -> dict[str, Any]:
-        """Appends a key epoch; `valid_from` defaults to a few seconds from now.
+        """Appends a key epoch; `valid_from` defaults to a minute from now (`ROTATION_MARGIN_S`).
 
         The margin lets the transaction be mined before the new key's start: a rotation may not
         take effect in the past (MeterRegistryValidFromInPast).
