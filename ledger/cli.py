@@ -85,22 +85,6 @@ def _json(shown: BaseModel, exclude: set[str] | None = None) -> dict[str, Any]:
     return shown.model_dump(mode="json", exclude=exclude)
 
 
-class _Terminated(BaseException):
-    """SIGTERM arrived: `ledger serve` stops as it does on Ctrl-C (a BaseException, like
-    KeyboardInterrupt, so no `except Exception` on the way swallows it)."""
-
-
-WORKER_HEALTHCHECK_TIMEOUT_S = 60
-"""How long uvicorn's supervisor waits for a worker's answer to its ping before killing it.
-uvicorn's 5 s default counts a spawned worker's start-up (it imports the ledger before it can
-answer): on a loaded machine that took longer, and the workers were killed and restarted in a
-loop, the gateway never serving. A worker hung for a minute is still replaced."""
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise _Terminated
-
-
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     """Serves until SIGINT (Ctrl-C) or SIGTERM; either stops the workers, then the chain this
     command started, and exits 0.
@@ -115,8 +99,8 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from ledger.chain.client import port_is_free
     from ledger.logs import VERBOSE_ENV, configure_logging, redactor_for
-    from ledger.metrics import multiprocess_dir
     from ledger.node import PARENT_CHAIN_ENV
+    from ledger.serving import Terminated, exec_supervisor, raise_terminated
 
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
@@ -128,11 +112,12 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # Log lines (stderr) in LEDGER_LOG_FORMAT, secrets masked; the two lines printed below
     # (stdout) are for the person who started the gateway.
     configure_logging(settings.log_format, verbose=args.verbose, redactor=redactor_for(settings))
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    signal.signal(signal.SIGTERM, raise_terminated)
     try:
         node = LedgerNode.start(settings)
-    except (KeyboardInterrupt, _Terminated):
+    except (KeyboardInterrupt, Terminated):
         return 0  # stopped while starting; LedgerNode.start stopped the chain it had started
+    stopped = False
     try:
         health = node.health()
         print(
@@ -159,35 +144,34 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             )
         else:
             # Each worker process builds its own node (store, anchorer) attached to the chain
-            # this process started or reached; this process keeps the chain alive and stops it
-            # after the workers have stopped. The key is passed on because, for a worker, the
-            # chain is an external one (LEDGER_RPC_URL), which needs an explicit key.
+            # this process started or reached. The key is passed on because, for a worker, the
+            # chain is an external one (LEDGER_RPC_URL), which needs an explicit key. This
+            # process then becomes the lean supervisor of ledger/serving.py (exec), which stops
+            # the chain after the workers: the node lets go of everything but the chain first.
             os.environ["LEDGER_RPC_URL"] = node.chain.rpc_url
             os.environ["LEDGER_OPERATOR_KEY"] = settings.signing_key
             os.environ[PARENT_CHAIN_ENV] = node.local_chain.kind if node.local_chain else ""
             if args.verbose:
                 os.environ[VERBOSE_ENV] = "1"
-            # The workers count into files of one fresh directory, so a scrape of any of them
-            # shows the counts of all (ledger/metrics.py); removed once they have stopped.
-            with multiprocess_dir():
-                uvicorn.run(
-                    "api.main:worker_app",
-                    factory=True,
-                    workers=workers,
-                    host=host,
-                    port=port,
-                    log_level="warning",
-                    log_config=None,
-                    timeout_worker_healthcheck=WORKER_HEALTHCHECK_TIMEOUT_S,
-                )
-    except (KeyboardInterrupt, _Terminated):
+            process = node.local_chain.process if node.local_chain else None
+            node.local_chain = None  # handed over: the supervisor stops it by its process id
+            node.stop()
+            stopped = True
+            exec_supervisor(
+                host=host,
+                port=port,
+                workers=workers,
+                chain_pid=process.pid if process is not None else None,
+            )
+    except (KeyboardInterrupt, Terminated):
         pass  # uvicorn has stopped serving (and its workers); what this command started is next
     finally:
         # A second Ctrl-C or SIGTERM must not cut the shutdown short and orphan the chain;
         # LocalChain.stop kills the chain if it does not stop in time.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        node.stop()
+        if not stopped:
+            node.stop()
     return 0
 
 
