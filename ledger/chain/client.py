@@ -154,11 +154,12 @@ class LocalChain:
         Raises:
             ToolchainError: the port is taken, the binary is missing, or the chain never answered.
         """
+        in_use = ToolchainError(
+            f"port {self.port} is already in use: stop what listens there, or set "
+            "LEDGER_CHAIN_PORT to another port, or LEDGER_RPC_URL to use that node"
+        )
         if not port_is_free("127.0.0.1", self.port):
-            raise ToolchainError(
-                f"port {self.port} is already in use: stop what listens there, or set "
-                "LEDGER_CHAIN_PORT to another port, or LEDGER_RPC_URL to use that node"
-            )
+            raise in_use
         cmd = self.command()
         if shutil.which(cmd[0]) is None:
             raise ToolchainError(f"{cmd[0]} not found: run `make bootstrap` (npm ci) first")
@@ -179,11 +180,19 @@ class LocalChain:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                if not port_is_free("127.0.0.1", self.port):
+                    raise in_use  # another process bound it between the check and our start
                 raise ToolchainError(
                     f"{self.kind} exited with code {self.process.returncode} at start"
                     + (f"; see {self.log_path}" if self.log_path else "")
                 )
             if answers_rpc(self.rpc_url):
+                # A node that another process started on the same port in the same moment
+                # answers too, while ours has yet to fail binding it: the ledger would deploy
+                # into a stranger's chain (and race its nonces). Only our own listener counts.
+                if listens_on(self.process.pid, self.port) is False:
+                    self.stop()
+                    raise in_use
                 return
             time.sleep(0.1)
         self.stop()
@@ -201,6 +210,32 @@ class LocalChain:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+def listens_on(pid: int, port: int) -> bool | None:
+    """Whether process `pid` holds a listening TCP socket on `port`, from Linux's /proc (the
+    chains are started directly, so the listener is the started process itself); None where
+    /proc cannot tell (another system)."""
+    listening: set[str] = set()
+    try:
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(table) as rows:
+                next(rows)  # the column names
+                for row in rows:
+                    fields = row.split()
+                    # local address "ADDR:PORT" in hex, state 0A = LISTEN, then the inode
+                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        listening.add(f"socket:[{fields[9]}]")
+        descriptors = os.listdir(f"/proc/{pid}/fd")
+    except (OSError, IndexError, ValueError):
+        return None
+    for descriptor in descriptors:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{descriptor}") in listening:
+                return True
+        except OSError:
+            continue  # closed meanwhile
+    return False
 
 
 def answers_rpc(rpc_url: str) -> bool:

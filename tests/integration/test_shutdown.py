@@ -38,9 +38,10 @@ def chain_processes(port: int) -> list[int]:
 def test_a_stop_signal_stops_the_gateway_and_its_managed_chain_and_exits_cleanly(
     tmp_path: Path, stop_signal: signal.Signals, workers: str
 ) -> None:
-    chain_port = free_port()
-    env = ledger_env(tmp_path / "data", "ganache", chain_port, LEDGER_WORKERS=workers)
+    env = ledger_env(tmp_path / "data", "ganache", free_port(), LEDGER_WORKERS=workers)
     gateway = start_gateway(env, tmp_path / "gateway.log")
+    chain_port = gateway.chain_port
+    assert chain_port is not None
     try:
         assert chain_processes(chain_port) != []  # the gateway did start a chain
 
