@@ -56,6 +56,12 @@ class Settings(BaseModel):
         default="ganache", description="Which local chain to start when rpc_url is unset."
     )
     chain_port: int = Field(default=8545, ge=1, le=65535)
+    port_range: str | None = Field(
+        default=None,
+        description="LOW-HIGH: the ports that commands starting a chain of their own (the "
+        "simulations) pick from, in turn (unset: any the system gives); processes given "
+        "disjoint ranges never pick the same port.",
+    )
     chain_id: int = Field(default=1337, ge=1, description="Chain id of a managed local chain.")
     data_dir: Path = Field(default=Path("data"), description="Database, deployments, chain data.")
     database_url: str | None = Field(
@@ -300,6 +306,13 @@ class Settings(BaseModel):
             )
             raise ConfigError(f"invalid settings: {problems}") from error
 
+    @field_validator("port_range")
+    @classmethod
+    def _port_range_is_low_high(cls, text: str | None) -> str | None:
+        if text is not None:
+            parse_port_range(text)
+        return text
+
     @field_validator("operator_key")
     @classmethod
     def _operator_key_is_a_private_key(cls, key: str | None) -> str | None:
@@ -410,3 +423,19 @@ class Settings(BaseModel):
 def get_settings() -> Settings:
     """The process-wide settings (tests override this dependency)."""
     return Settings.from_env()
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    """LEDGER_PORT_RANGE's "LOW-HIGH" (both included) as (low, high).
+
+    Raises:
+        ValueError: Not two port numbers from 1024 to 65535, the first not above the second.
+    """
+    low_text, _, high_text = text.strip().partition("-")
+    try:
+        low, high = int(low_text), int(high_text)
+    except ValueError:
+        low, high = 0, -1
+    if not 1024 <= low <= high <= 65535:
+        raise ValueError(f"expected LOW-HIGH, two ports from 1024 to 65535, not {text!r}")
+    return low, high

@@ -8,6 +8,7 @@ pyproject.toml; README "Tests"). The hooks here keep that safe and short:
 - the tests of a module that share a module-scoped fixture (a chain, a gateway, a market day) run
   on one worker, in their order, so the fixture is set up once; other tests are handed out one by
   one;
+- each worker picks the ports of the chains and gateways it starts from a range of its own;
 - modules marked `slow` are collected, and so handed out, first: the longest work starts at once
   instead of being the last thing left running on one worker while the others idle. Those marked
   `slow(minutes=N)` come first of all, longest first: xdist gives every worker one unit of work,
@@ -19,12 +20,30 @@ pyproject.toml; README "Tests"). The hooks here keep that safe and short:
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+from ledger.chain.client import PORT_RANGE_ENV
 
 pytest_plugins = ["tests.fixtures.chain", "tests.fixtures.gateway", "tests.fixtures.postgres"]
 
 
+PORT_RANGE = (20_000, 32_000)
+"""Below the system's ephemeral ports (32768-60999 on Linux), which it gives to outgoing
+connections as well as to bind(0)."""
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        # Each xdist worker picks ports from a range of its own (ledger.chain.client.free_port):
+        # with the system's picks, two workers' chains or gateways got the same port now and then.
+        count = int(workerinput.get("workercount", 1))
+        number = int(str(workerinput["workerid"]).removeprefix("gw"))
+        size = (PORT_RANGE[1] - PORT_RANGE[0]) // max(count, 1)
+        low = PORT_RANGE[0] + (number % max(count, 1)) * size
+        os.environ[PORT_RANGE_ENV] = f"{low}-{low + size - 1}"
     distributing = bool(config.getoption("numprocesses", None))
     if distributing and not hasattr(config, "workerinput"):  # the controller, before workers
         from ledger.chain.compiler import compile_contracts

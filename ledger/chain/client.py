@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import platform
+import random
 import shutil
 import signal
 import socket
@@ -35,7 +36,7 @@ from web3.types import RPCEndpoint, TxParams, TxReceipt
 from ledger.chain.compiler import PROJECT_ROOT
 from ledger.chain.txsender import ProcessSenderLock, SenderLock
 from ledger.errors import ChainUnavailable, ContractRevert, ToolchainError
-from ledger.settings import DEV_MNEMONIC
+from ledger.settings import DEV_MNEMONIC, parse_port_range
 
 NODE_BIN = PROJECT_ROOT / "node_modules" / ".bin"
 # Ganache's default block gas price is fine, but brownie's development network sends 0, which a
@@ -74,11 +75,44 @@ def port_is_free(host: str, port: int) -> bool:
         return True
 
 
+PORT_RANGE_ENV = "LEDGER_PORT_RANGE"
+"""Where `free_port` picks from, as "LOW-HIGH" (both included); unset: wherever the system does."""
+
+_port_turn = random.SystemRandom().randrange(1 << 16)  # this process's place in its range
+_port_turn_lock = threading.Lock()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now, for a chain or gateway this
+    process is about to start.
+
+    With LEDGER_PORT_RANGE ("20000-21499"), the ports of that range in turn from a random start:
+    processes given disjoint ranges never pick the same port, where the system's picks (random
+    over some 28,000 ports) collide now and then between processes that start servers at the same
+    moment, a chain then answering for another. The test suite gives each of its parallel workers
+    a range of its own.
+
+    Raises:
+        ToolchainError: LEDGER_PORT_RANGE is malformed, or nothing in it is free.
+    """
+    global _port_turn
+    spec = os.environ.get(PORT_RANGE_ENV, "").strip()
+    if not spec:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            return int(probe.getsockname()[1])
+    try:
+        low, high = parse_port_range(spec)
+    except ValueError as error:
+        raise ToolchainError(f"{PORT_RANGE_ENV}: {error}") from None
+    size = high - low + 1
+    for _ in range(size):
+        with _port_turn_lock:
+            port = low + _port_turn % size
+            _port_turn += 1
+        if port_is_free("127.0.0.1", port):
+            return port
+    raise ToolchainError(f"no free port in {PORT_RANGE_ENV}={spec}")
 
 
 @dataclass
