@@ -56,6 +56,8 @@ class Settings(BaseModel):
         default="ganache", description="Which local chain to start when rpc_url is unset."
     )
     chain_port: int = Field(default=8545, ge=1, le=65535)
+    # Read by ledger.chain.client.free_port from the environment itself (it runs where no
+    # Settings exist); declared here so that the variable is accepted and checked at start.
     port_range: str | None = Field(
         default=None,
         description="LOW-HIGH: the ports that commands starting a chain of their own (the "

@@ -39,10 +39,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput is not None:
         # Each xdist worker picks ports from a range of its own (ledger.chain.client.free_port):
         # with the system's picks, two workers' chains or gateways got the same port now and then.
-        count = int(workerinput.get("workercount", 1))
-        number = int(str(workerinput["workerid"]).removeprefix("gw"))
-        size = (PORT_RANGE[1] - PORT_RANGE[0]) // max(count, 1)
-        low = PORT_RANGE[0] + (number % max(count, 1)) * size
+        count = max(int(workerinput.get("workercount", 1)), 1)
+        number = int(str(workerinput["workerid"]).removeprefix("gw")) % count
+        size = (PORT_RANGE[1] - PORT_RANGE[0]) // count
+        low = PORT_RANGE[0] + number * size
         os.environ[PORT_RANGE_ENV] = f"{low}-{low + size - 1}"
     distributing = bool(config.getoption("numprocesses", None))
     if distributing and not hasattr(config, "workerinput"):  # the controller, before workers
