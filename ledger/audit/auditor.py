@@ -28,8 +28,9 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from ledger.anchoring.bundle import (
     FORMAT,
@@ -97,16 +98,18 @@ Progress = Callable[[int], None]
 """Called with the number of readings just checked."""
 
 
-@dataclass
-class _Seen:
-    """A reading as the later checks need it."""
+class _Chunk(NamedTuple):
+    """Consecutive reading lines, the first of them line number `first`."""
 
-    timestamp: int
-    import_wh: int
-    export_wh: int
-    leaf: bytes
-    batch_id: int
-    sound: bool
+    first: int
+    lines: list[bytes]
+
+
+_TIMESTAMP, _IMPORT_WH, _EXPORT_WH = (
+    CheckedReading._fields.index(name) for name in ("timestamp", "import_wh", "export_wh")
+)
+"""Positions in a `SentReading`: the audit keeps each reading as the tuple its worker sent (no
+second object per reading; `CheckedReading._make` names the fields where speed does not matter)."""
 
 
 class Auditor:
@@ -118,7 +121,8 @@ class Auditor:
         self.report = report
         self.scope = scoped_batches(facts, options)
         self.seen_batches: set[int] = set()
-        self.readings: dict[bytes, dict[int, _Seen]] = {}
+        self.readings: dict[bytes, dict[int, SentReading]] = {}
+        """Every reading of the bundle by meter and seq (the first one, for a duplicate)."""
         self._batch: BundleBatch | None = None
         self._leaves: dict[int, SentReading] = {}
         self._last_leaf = -1
@@ -150,12 +154,12 @@ class Auditor:
         if jobs <= 1:
             init_worker(self.facts.chain_id, self.facts.meters)
             for chunk_or_line in self._chunks(lines):
-                if isinstance(chunk_or_line, list):
-                    yield check_chunk(chunk_or_line)
+                if isinstance(chunk_or_line, _Chunk):
+                    yield check_chunk(chunk_or_line.first, chunk_or_line.lines)
                 else:
                     yield chunk_or_line
             return
-        window: deque[Future[list[SentReading | MalformedLine]] | tuple[int, bytes]] = deque()
+        window: deque[_Pending] = deque()
         with ProcessPoolExecutor(
             max_workers=jobs,
             mp_context=multiprocessing.get_context(_start_method()),
@@ -163,8 +167,8 @@ class Auditor:
             initargs=(self.facts.chain_id, self.facts.meters),
         ) as pool:
             for chunk_or_line in self._chunks(lines):
-                if isinstance(chunk_or_line, list):
-                    window.append(pool.submit(check_chunk, chunk_or_line))
+                if isinstance(chunk_or_line, _Chunk):
+                    window.append(pool.submit(check_chunk, *chunk_or_line))
                 else:
                     window.append(chunk_or_line)
                 while len(window) > jobs * CHUNKS_PER_WORKER:
@@ -172,27 +176,29 @@ class Auditor:
             while window:
                 yield _resolved(window.popleft())
 
-    def _chunks(
-        self, lines: Iterable[bytes]
-    ) -> Iterator[list[tuple[int, bytes]] | tuple[int, bytes]]:
-        chunk: list[tuple[int, bytes]] = []
-        number = self._lines
+    def _chunks(self, lines: Iterable[bytes]) -> Iterator[_Chunk | tuple[int, bytes]]:
+        """Runs of consecutive reading lines, at most CHUNK_LINES each, and every other line as
+        (number, raw)."""
+        chunk: list[bytes] = []
+        first = number = self._lines
         for number, raw in enumerate(lines, self._lines + 1):
             if raw.startswith(_READING_PREFIX):
-                chunk.append((number, raw))
+                if not chunk:
+                    first = number
+                chunk.append(raw)
                 if len(chunk) >= CHUNK_LINES:
                     self._lines = number
-                    yield chunk
+                    yield _Chunk(first, chunk)
                     chunk = []
                 continue
             self._lines = number
             if chunk:
-                yield chunk
+                yield _Chunk(first, chunk)
                 chunk = []
             yield (number, raw)
         self._lines = number
         if chunk:
-            yield chunk
+            yield _Chunk(first, chunk)
 
     def _item(self, numbered: tuple[int, bytes]) -> None:
         number, raw = numbered
@@ -220,7 +226,7 @@ class Auditor:
             # A reading line written differently than this ledger writes them (other key order
             # or spacing): checked here rather than in a worker.
             init_worker(self.facts.chain_id, self.facts.meters)
-            (checked,) = check_lines([numbered])
+            (checked,) = check_lines(number, [raw])
             self._reading(checked)
         elif isinstance(item, BundleTrailer):
             if (item.batches, item.readings) != (self._counted_batches, self._counted_readings):
@@ -248,15 +254,14 @@ class Auditor:
         last, booked = self._last_leaf, 0
         for checked in chunk:
             if not isinstance(checked, MalformedLine):
-                _, of_batch, leaf_index, meter_id, seq, at, import_wh, export_wh, leaf, problems = (
-                    checked
-                )
+                # Unpacked in full: a starred target costs seven times as much.
+                _, of_batch, leaf_index, meter_id, seq, _, _, _, _, problems = checked
                 if of_batch == batch_id and leaf_index > last and not problems:
                     by_seq = readings.get(meter_id)
                     if by_seq is None:
                         by_seq = readings[meter_id] = {}
                     if seq not in by_seq:
-                        by_seq[seq] = _Seen(at, import_wh, export_wh, leaf, batch_id, True)
+                        by_seq[seq] = checked
                         leaves[leaf_index] = checked
                         last = leaf_index
                         booked += 1
@@ -294,26 +299,20 @@ class Auditor:
         by_seq = self.readings.setdefault(checked.meter_id, {})
         earlier = by_seq.get(checked.seq)
         if earlier is not None:
-            same = earlier.leaf == checked.leaf
+            first = CheckedReading._make(earlier)
+            same = first.leaf == checked.leaf
             self.report.add(
                 "reading_duplicate" if same else "reading_conflict",
                 (
-                    f"the same reading is also in batch {earlier.batch_id}"
+                    f"the same reading is also in batch {first.batch_id}"
                     if same
-                    else f"another reading under this meter and seq is in batch {earlier.batch_id}"
+                    else f"another reading under this meter and seq is in batch {first.batch_id}"
                 ),
-                other_batch_id=earlier.batch_id,
+                other_batch_id=first.batch_id,
                 **_reading_record(checked),
             )
             return
-        by_seq[checked.seq] = _Seen(
-            checked.timestamp,
-            checked.import_wh,
-            checked.export_wh,
-            checked.leaf,
-            checked.batch_id,
-            not checked.problems,
-        )
+        by_seq[checked.seq] = self._leaves[checked.leaf_index]
 
     def _finish_batch(self) -> None:
         batch = self._batch
@@ -402,7 +401,10 @@ class Auditor:
         checked under the meter's key at its time), else None: a bill's check of the same leaf
         need not verify its signature again."""
         seen = self.readings.get(meter_id, {}).get(seq)
-        return seen.leaf if seen is not None and seen.sound else None
+        if seen is None:
+            return None
+        reading = CheckedReading._make(seen)
+        return reading.leaf if not reading.problems else None
 
     # --- after the bundle ------------------------------------------------------------------------
 
@@ -430,6 +432,7 @@ class Auditor:
         self._settlements()
 
     def _sequences(self) -> None:
+        registers = itemgetter(_TIMESTAMP, _IMPORT_WH, _EXPORT_WH)
         for meter_id, by_seq in self.readings.items():
             self.report.counts["meters"] += 1
             meter: dict[str, Any] = {
@@ -438,7 +441,8 @@ class Auditor:
             }
             seqs = sorted(by_seq)
             for before, after in zip(seqs, seqs[1:], strict=False):
-                a, b = by_seq[before], by_seq[after]
+                a_at, a_import, a_export = registers(by_seq[before])
+                b_at, b_import, b_export = registers(by_seq[after])
                 if after != before + 1:
                     self.report.add(
                         "sequence_gap",
@@ -448,19 +452,18 @@ class Auditor:
                         last_missing_seq=after - 1,
                         **meter,
                     )
-                if b.import_wh < a.import_wh or b.export_wh < a.export_wh:
+                if b_import < a_import or b_export < a_export:
                     self.report.add(
                         "register_decreased",
-                        f"registers {a.import_wh}/{a.export_wh} Wh at seq {before}, "
-                        f"{b.import_wh}/{b.export_wh} Wh at seq {after} (import/export)",
+                        f"registers {a_import}/{a_export} Wh at seq {before}, "
+                        f"{b_import}/{b_export} Wh at seq {after} (import/export)",
                         seq=after,
                         **meter,
                     )
-                if b.timestamp <= a.timestamp:
+                if b_at <= a_at:
                     self.report.add(
                         "timestamp_not_increasing",
-                        f"seq {after} is timed {b.timestamp}, not after seq {before} "
-                        f"({a.timestamp})",
+                        f"seq {after} is timed {b_at}, not after seq {before} ({a_at})",
                         seq=after,
                         **meter,
                     )
@@ -541,14 +544,15 @@ class Auditor:
             "boundary": time,
         }
         by_seq = self.readings.get(meter_id, {})
-        reading = by_seq.get(seq)
-        if reading is None:
+        seen = by_seq.get(seq)
+        if seen is None:
             self.report.add(
                 "settlement_evidence_missing",
                 "the reading the boundary was pinned from is not in the bundle",
                 **record,
             )
             return
+        reading = CheckedReading._make(seen)
         problems = []
         if (reading.import_wh, reading.export_wh) != (pinned.import_wh, pinned.export_wh):
             problems.append(
@@ -557,12 +561,13 @@ class Auditor:
             )
         if not time <= reading.timestamp < time + self.facts.boundary_window_s:
             problems.append(f"the reading's time {reading.timestamp} is outside the window")
-        previous = by_seq.get(seq - 1)
+        earlier = by_seq.get(seq - 1)
+        previous = None if earlier is None else CheckedReading._make(earlier)
         if seq > 0 and previous is not None and previous.timestamp >= time:
             problems.append(f"seq {seq - 1} is timed {previous.timestamp}, not before {time}")
         if problems:
             self.report.add("settlement_evidence_mismatch", "; ".join(problems), **record)
-        elif not reading.sound:
+        elif reading.problems:
             self.report.add(
                 "settlement_evidence_invalid",
                 "the boundary reading fails its own checks (listed under its batch)",
@@ -603,9 +608,12 @@ def _start_method() -> str:
     return "fork" if threading.active_count() == 1 else "spawn"
 
 
-def _resolved(
-    entry: Future[list[SentReading | MalformedLine]] | tuple[int, bytes],
-) -> list[SentReading | MalformedLine] | tuple[int, bytes]:
+_Checked = list[SentReading | MalformedLine]
+_Pending = Future[_Checked] | tuple[int, bytes]
+"""An entry of the window of lines in flight: a chunk a worker checks, or another line."""
+
+
+def _resolved(entry: _Pending) -> _Checked | tuple[int, bytes]:
     return entry.result() if isinstance(entry, Future) else entry
 
 

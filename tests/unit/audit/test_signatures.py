@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import utils
 
 from ledger.audit.signatures import (
     CheckedReading,
+    MalformedLine,
     _check_line,
     _sound_native_reading,
     check_chunk,
@@ -120,8 +121,8 @@ DECLINED: dict[str, tuple[Mutation, tuple[str, ...]]] = {
         ("reading_signature_invalid",),
     ),
     "a DER signature": (lambda r, sig, _: exported(r, _der(sig)), ()),
-    "upper-case hex": (
-        lambda r, sig, _: exported(r, sig, signature="0x" + sig.hex().upper()),
+    "upper-case hex in the canonical bytes": (
+        lambda r, sig, _: exported(r, sig, canonical="0x" + r.encode().hex().upper()),
         (),
     ),
     "another key order": (
@@ -141,12 +142,39 @@ def test_a_line_the_fast_path_cannot_vouch_for_gets_the_general_paths_answer(
     r = reading(5)
     raw = mutate(r, sign_reading(keys[0], r), keys)
 
-    (checked,) = check_lines([(7, raw)])
+    (checked,) = check_lines(7, [raw])
 
     assert _sound_native_reading(7, raw) is None
     assert checked == _check_line(7, raw)
     assert isinstance(checked, CheckedReading)
     assert tuple(code for code, _ in checked.problems) == expected_codes
+
+
+def test_an_upper_case_signature_gets_the_general_paths_answer_on_the_fast_path(
+    keys: tuple[MeterPrivateKey, MeterPrivateKey],
+) -> None:
+    r = reading(5)
+    signature = sign_reading(keys[0], r)
+    raw = exported(r, signature, signature="0x" + signature.hex().upper())
+
+    sent = _sound_native_reading(7, raw)
+
+    assert sent is not None
+    assert CheckedReading._make(sent) == _check_line(7, raw)
+    assert CheckedReading._make(sent).leaf == anchored_leaf(r.encode(), r.encode(), signature)
+
+
+@pytest.mark.parametrize("signature", ["zz" * 64, "00" * 63 + '"x', "0" * 127 + "\\n"])
+def test_a_signature_that_is_not_hex_is_left_to_the_general_path_which_refuses_the_line(
+    keys: tuple[MeterPrivateKey, MeterPrivateKey], signature: str
+) -> None:
+    r = reading(5)
+    raw = exported(r, sign_reading(keys[0], r)).replace(
+        sign_reading(keys[0], r).hex().encode(), signature.encode()
+    )
+
+    assert _sound_native_reading(7, raw) is None
+    assert isinstance(_check_line(7, raw), MalformedLine)
 
 
 def test_a_reading_after_its_key_was_revoked_is_named_not_passed() -> None:
@@ -156,8 +184,8 @@ def test_a_reading_after_its_key_was_revoked_is_named_not_passed() -> None:
     init_worker(CHAIN_ID, {METER: (KeyEpochView(0, KeyAlgorithm.P256, public, 0, revoked_at),)})
     late, early = reading(3), reading(2)
 
-    (checked_late,) = check_lines([(1, exported(late, sign_reading(key, late)))])
-    (checked_early,) = check_lines([(2, exported(early, sign_reading(key, early)))])
+    (checked_late,) = check_lines(1, [exported(late, sign_reading(key, late))])
+    (checked_early,) = check_lines(2, [exported(early, sign_reading(key, early))])
 
     assert isinstance(checked_late, CheckedReading) and isinstance(checked_early, CheckedReading)
     assert [code for code, _ in checked_late.problems] == ["reading_key_revoked"]
@@ -168,10 +196,11 @@ def test_a_worker_sends_checked_readings_back_as_plain_tuples_of_the_same_values
     keys: tuple[MeterPrivateKey, MeterPrivateKey],
 ) -> None:
     r = reading(5)
-    lines = [(1, exported(r, sign_reading(keys[0], r))), (2, b'{"type":"reading"}\n')]
+    lines = [exported(r, sign_reading(keys[0], r)), b'{"type":"reading"}\n']
 
-    sent = check_chunk(lines)
+    sent = check_chunk(1, lines)
 
     assert type(sent[0]) is tuple
-    assert CheckedReading._make(sent[0]) == check_lines(lines)[0]
-    assert sent[1] == check_lines(lines)[1]
+    assert CheckedReading._make(sent[0]) == check_lines(1, lines)[0]
+    assert sent[1] == check_lines(1, lines)[1]
+    assert [checked[0] for checked in sent] == [1, 2]
