@@ -293,7 +293,8 @@ class Auditor:
         self._last_leaf = checked.leaf_index
         self._counted_readings += 1
         self.report.counts["readings"] += 1
-        self._leaves[checked.leaf_index] = tuple(checked)  # type: ignore[assignment]
+        sent: SentReading = tuple(checked)  # type: ignore[assignment]
+        self._leaves[checked.leaf_index] = sent
         for code, message in checked.problems:
             self.report.add(code, message, **_reading_record(checked))
         by_seq = self.readings.setdefault(checked.meter_id, {})
@@ -312,7 +313,7 @@ class Auditor:
                 **_reading_record(checked),
             )
             return
-        by_seq[checked.seq] = self._leaves[checked.leaf_index]
+        by_seq[checked.seq] = sent
 
     def _finish_batch(self) -> None:
         batch = self._batch
@@ -440,8 +441,9 @@ class Auditor:
                 "meter": meter_id_text(meter_id),
             }
             seqs = sorted(by_seq)
+            b_at, b_import, b_export = registers(by_seq[seqs[0]])
             for before, after in zip(seqs, seqs[1:], strict=False):
-                a_at, a_import, a_export = registers(by_seq[before])
+                a_at, a_import, a_export = b_at, b_import, b_export
                 b_at, b_import, b_export = registers(by_seq[after])
                 if after != before + 1:
                     self.report.add(
@@ -561,10 +563,10 @@ class Auditor:
             )
         if not time <= reading.timestamp < time + self.facts.boundary_window_s:
             problems.append(f"the reading's time {reading.timestamp} is outside the window")
-        earlier = by_seq.get(seq - 1)
-        previous = None if earlier is None else CheckedReading._make(earlier)
-        if seq > 0 and previous is not None and previous.timestamp >= time:
-            problems.append(f"seq {seq - 1} is timed {previous.timestamp}, not before {time}")
+        previous = by_seq.get(seq - 1)
+        previous_at = None if previous is None else CheckedReading._make(previous).timestamp
+        if seq > 0 and previous_at is not None and previous_at >= time:
+            problems.append(f"seq {seq - 1} is timed {previous_at}, not before {time}")
         if problems:
             self.report.add("settlement_evidence_mismatch", "; ".join(problems), **record)
         elif reading.problems:

@@ -18,16 +18,16 @@ line exactly as `ledger export-bundle` writes it (compact JSON in its key order,
 (the signature's in either case), a 64-byte r || s signature) is matched by one regular
 expression instead of parsed into objects, its stated fields are checked against the signed
 bytes by comparing the hex the fields encode to, and the signature is verified once in its raw
-form. Anything else (another layout, an OCMF
-record, a DER or Ed25519 signature, a field that differs from the signed bytes, a signature that
-does not verify) takes the general path, which names the problem; the fast path only ever
-answers for a reading the general path would find sound, with the same values and leaf.
+form. Anything else (another layout, an OCMF record, a DER or Ed25519 signature, a field that
+differs from the signed bytes, a signature that does not verify) takes the general path, which
+names the problem; the fast path only ever answers for a reading the general path would find
+sound, with the same values and leaf.
 """
 
 from __future__ import annotations
 
-import binascii
 import re
+from binascii import Error as NotHex
 from binascii import unhexlify
 from typing import NamedTuple
 
@@ -181,7 +181,7 @@ def _sound_native_reading(number: int, raw: bytes) -> SentReading | None:
         return None
     try:
         signature = unhexlify(signature_hex)
-    except binascii.Error:
+    except NotHex:
         return None
     meter_id = unhexlify(meter_hex)
     public_key = _ecdsa_key_at(meter_id, timestamp)
