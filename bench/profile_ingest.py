@@ -19,7 +19,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -33,7 +32,7 @@ from bench.fleet import SignedFleet, body
 from ledger.meters.keys import KeyAlgorithm, decode_public_key, encode_public_key
 from ledger.meters.registry import KeyEpochView, meter_id_bytes
 from ledger.readings.checks import parse_hex
-from ledger.readings.ingest import Ingestor, _receipt_id, _Verified
+from ledger.readings.ingest import Ingestor, _receipt_ids
 from ledger.readings.keys import BlockRef, KeyCache
 from ledger.readings.native import (
     anchored_leaf,
@@ -161,8 +160,8 @@ def stages(fleet: SignedFleet, batches: Sequence[list[bytes]], work: Path) -> di
 
     seconds, _ = _timed(leaves)
     out["Merkle leaf v2 (keccak x 4, computed in _verify)"] = _per_reading_us(seconds, n)
-    seconds, _ = _timed(lambda: [_receipt_id() for _ in range(n)])
-    out["receipt ids (_receipt_id, drawn in _verify)"] = _per_reading_us(seconds, n)
+    seconds, _ = _timed(lambda: _receipt_ids(n))
+    out["receipt ids (_receipt_ids, drawn for the request)"] = _per_reading_us(seconds, n)
     seconds, _ = _timed(lambda: [uuid.uuid4().hex for _ in range(n)])
     out["  (for comparison: uuid.uuid4().hex)"] = _per_reading_us(seconds, n)
 
@@ -172,27 +171,21 @@ def stages(fleet: SignedFleet, batches: Sequence[list[bytes]], work: Path) -> di
     seconds, _ = _timed(lambda: [ingestor._verify(i, s, now, set()) for i, s in enumerate(subs)])
     verify_us = _per_reading_us(seconds, n)
     out["Ingestor._verify total (all checks outside the lock)"] = verify_us
-    # The write transaction alone, as `submit` runs it after the checks (private API: this
-    # mirrors Ingestor.submit and must follow it if it changes).
+    # The write phase alone, as `submit` runs it after the checks (private API).
     best = float("inf")
-    results: list[IngestResult | _Verified] = []
+    results: list[IngestResult] = []
     for objects in batches[1:]:
         subs = [_submission(o) for o in objects]
         checked = [ingestor._verify(i, s, now, set()) for i, s in enumerate(subs)]
-        received_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         began = time.perf_counter()
-        with ingestor._store.reading_transaction() as writer:
-            results = [
-                ingestor._sequence(writer, c, received_at) if isinstance(c, _Verified) else c
-                for c in checked
-            ]
+        results = ingestor._store_checked(checked)
         best = min(best, time.perf_counter() - began)
-        if not all(isinstance(r, IngestResult) and r.status is Outcome.ACCEPTED for r in results):
+        if not all(r.status is Outcome.ACCEPTED for r in results):
             raise SystemExit(f"not all accepted: {results[:3]}")
-    out["SQLite write transaction (Ingestor._sequence x n + COMMIT)"] = _per_reading_us(best, n)
+    out["write phase (Ingestor._store_checked: the transaction)"] = _per_reading_us(best, n)
     ingestor._store.close()
 
-    accepted = [r for r in results if isinstance(r, IngestResult)]
+    accepted = results
     seconds, _ = _timed(lambda: readings_answer(accepted))
     out["answer JSON (readings_answer, as the route sends it)"] = _per_reading_us(seconds, n)
     response_adapter: TypeAdapter[Any] = TypeAdapter(ReadingResultsPublic)

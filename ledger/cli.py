@@ -135,13 +135,13 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         if workers == 1:
             # Imported here only: with workers, each worker builds the app and this process
             # would import the whole API (a second or more at every start) for nothing.
-            from api.main import create_app
+            from api.main import create_app, settle_garbage_collector
 
             node.start_background_work()
+            app = create_app(node)
+            settle_garbage_collector()
             # log_config=None: uvicorn's own lines go through the handler configured above.
-            uvicorn.run(
-                create_app(node), host=host, port=port, log_level="warning", log_config=None
-            )
+            uvicorn.run(app, host=host, port=port, log_level="warning", log_config=None)
         else:
             # Each worker process builds its own node (store, anchorer) attached to the chain
             # this process started or reached. The key is passed on because, for a worker, the

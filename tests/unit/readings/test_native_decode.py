@@ -4,6 +4,8 @@ and against an eth_abi round trip on bytes near the encoding.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from eth_abi import decode as abi_decode
 from eth_abi import encode
@@ -107,6 +109,44 @@ def test_any_valid_reading_decodes_to_itself_and_re_encodes_byte_identically(
     canonical = r.encode()
     assert decode(canonical) == r
     assert decode(canonical).encode() == canonical
+
+
+@given(
+    chain_id=st.integers(1, UINT256_MAX),
+    meter_id=st.binary(min_size=32, max_size=32),
+    seq=st.integers(0, UINT64_MAX),
+    timestamp=st.integers(0, UINT64_MAX),
+    import_wh=st.integers(0, UINT64_MAX),
+    export_wh=st.integers(0, UINT64_MAX),
+    status=st.integers(0, UINT32_MAX),
+)
+def test_a_reading_built_from_fixed_width_fields_is_the_checked_constructors(
+    chain_id: int,
+    meter_id: bytes,
+    seq: int,
+    timestamp: int,
+    import_wh: int,
+    export_wh: int,
+    status: int,
+) -> None:
+    fields = {
+        "chain_id": chain_id,
+        "meter_id": meter_id,
+        "seq": seq,
+        "timestamp": timestamp,
+        "import_wh": import_wh,
+        "export_wh": export_wh,
+        "status": status,
+    }
+    fast = Reading.from_fixed_width_fields(**fields)
+    checked = Reading(**fields)
+
+    assert fast == checked
+    assert hash(fast) == hash(checked)
+    assert fast.encode() == checked.encode()
+    assert decode(fast.encode()) == fast
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.seq = seq + 1  # type: ignore[misc]
 
 
 @settings(max_examples=60, deadline=None)
