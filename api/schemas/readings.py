@@ -118,7 +118,11 @@ class ReadingReceipt(BaseModel):
 
     model_config = ConfigDict(from_attributes=True)
 
-    receipt_id: str
+    receipt_id: str = Field(
+        description="the receipt's id, unique: 32 hex digits, a UUID version 7 (RFC 9562) whose "
+        "first 12 digits are the receipt's Unix time in milliseconds (receipts issued before "
+        "2026-11-27: version 4, random)"
+    )
     meter_id: MeterIdText
     seq: int
     timestamp: int = Field(description="the reading's time, Unix seconds")

@@ -305,13 +305,29 @@ def test_a_sound_variant_gets_the_same_result_from_either_path(
     assert isinstance(fast_result.receipt, Receipt)
 
 
-def test_receipt_ids_are_distinct_version_4_uuids_in_hex(
-    ingestor: Ingestor, meter_key: MeterPrivateKey
+def test_receipt_ids_are_distinct_version_7_uuids_of_the_receipt_time_in_hex(
+    tmp_path: Path, registry: FakeRegistry, meter_key: MeterPrivateKey
 ) -> None:
-    results = ingestor.submit([submission(meter_key, reading(seq)) for seq in range(1, 9)])
+    clock = Clock(NOW + 0.5)
+    ingestor = Ingestor(
+        Store(tmp_path / "ids.db"),
+        KeyCache(registry, monotonic=Clock(1000.0)),
+        chain_id=CHAIN_ID,
+        max_batch=50,
+        clock_skew_s=300,
+        clock=clock,
+    )
 
-    ids = [r.receipt.receipt_id for r in results if r.receipt is not None]
-    assert len(set(ids)) == 8
+    first = ingestor.submit([submission(meter_key, reading(seq)) for seq in range(1, 9)])
+    clock.now = NOW + 0.75
+    second = ingestor.submit([submission(meter_key, reading(seq)) for seq in range(9, 13)])
+
+    ids = [r.receipt.receipt_id for r in first + second if r.receipt is not None]
+    assert len(set(ids)) == 12
     for receipt_id in ids:
         parsed = uuid.UUID(hex=receipt_id)
-        assert (parsed.version, parsed.variant, parsed.hex) == (4, uuid.RFC_4122, receipt_id)
+        assert (parsed.version, parsed.variant, parsed.hex) == (7, uuid.RFC_4122, receipt_id)
+    # The first 48 bits are the receipt's Unix time in milliseconds, so later ids sort after.
+    assert {int(i[:12], 16) for i in ids[:8]} == {NOW * 1000 + 500}
+    assert {int(i[:12], 16) for i in ids[8:]} == {NOW * 1000 + 750}
+    assert max(ids[:8]) < min(ids[8:])
