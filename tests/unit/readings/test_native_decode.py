@@ -5,6 +5,7 @@ and against an eth_abi round trip on bytes near the encoding.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 from eth_abi import decode as abi_decode
@@ -78,66 +79,36 @@ def test_decode_refuses_what_is_not_bytes() -> None:
         decode(reading().encode().hex())  # type: ignore[arg-type]
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    chain_id=st.integers(1, UINT256_MAX),
-    meter_id=st.binary(min_size=32, max_size=32),
-    seq=st.integers(0, UINT64_MAX),
-    timestamp=st.integers(0, UINT64_MAX),
-    import_wh=st.integers(0, UINT64_MAX),
-    export_wh=st.integers(0, UINT64_MAX),
-    status=st.integers(0, UINT32_MAX),
+VALID_FIELDS = st.fixed_dictionaries(
+    {
+        "chain_id": st.integers(1, UINT256_MAX),
+        "meter_id": st.binary(min_size=32, max_size=32),
+        "seq": st.integers(0, UINT64_MAX),
+        "timestamp": st.integers(0, UINT64_MAX),
+        "import_wh": st.integers(0, UINT64_MAX),
+        "export_wh": st.integers(0, UINT64_MAX),
+        "status": st.integers(0, UINT32_MAX),
+    }
 )
+"""The fields of any valid reading: every one within its Solidity type's range."""
+
+
+@settings(max_examples=60, deadline=None)
+@given(fields=VALID_FIELDS)
 def test_any_valid_reading_decodes_to_itself_and_re_encodes_byte_identically(
-    chain_id: int,
-    meter_id: bytes,
-    seq: int,
-    timestamp: int,
-    import_wh: int,
-    export_wh: int,
-    status: int,
+    fields: dict[str, Any],
 ) -> None:
-    r = Reading(
-        chain_id=chain_id,
-        meter_id=meter_id,
-        seq=seq,
-        timestamp=timestamp,
-        import_wh=import_wh,
-        export_wh=export_wh,
-        status=status,
-    )
+    r = Reading(**fields)
     canonical = r.encode()
     assert decode(canonical) == r
     assert decode(canonical).encode() == canonical
 
 
-@given(
-    chain_id=st.integers(1, UINT256_MAX),
-    meter_id=st.binary(min_size=32, max_size=32),
-    seq=st.integers(0, UINT64_MAX),
-    timestamp=st.integers(0, UINT64_MAX),
-    import_wh=st.integers(0, UINT64_MAX),
-    export_wh=st.integers(0, UINT64_MAX),
-    status=st.integers(0, UINT32_MAX),
-)
+@settings(max_examples=60, deadline=None)
+@given(fields=VALID_FIELDS)
 def test_a_reading_built_from_fixed_width_fields_is_the_checked_constructors(
-    chain_id: int,
-    meter_id: bytes,
-    seq: int,
-    timestamp: int,
-    import_wh: int,
-    export_wh: int,
-    status: int,
+    fields: dict[str, Any],
 ) -> None:
-    fields = {
-        "chain_id": chain_id,
-        "meter_id": meter_id,
-        "seq": seq,
-        "timestamp": timestamp,
-        "import_wh": import_wh,
-        "export_wh": export_wh,
-        "status": status,
-    }
     fast = Reading.from_fixed_width_fields(**fields)
     checked = Reading(**fields)
 
@@ -146,7 +117,7 @@ def test_a_reading_built_from_fixed_width_fields_is_the_checked_constructors(
     assert fast.encode() == checked.encode()
     assert decode(fast.encode()) == fast
     with pytest.raises(dataclasses.FrozenInstanceError):
-        fast.seq = seq + 1  # type: ignore[misc]
+        fast.seq = fields["seq"] + 1  # type: ignore[misc]
 
 
 @settings(max_examples=60, deadline=None)
