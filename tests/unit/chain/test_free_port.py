@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import socket
 
 import pytest
 
-from ledger.chain.client import PORT_RANGE_ENV, free_port
+from ledger.chain.client import PORT_RANGE_ENV, free_port, port_is_free
 from ledger.errors import ToolchainError
 from ledger.settings import parse_port_range
 
@@ -18,10 +19,25 @@ def taken_port() -> tuple[socket.socket, int]:
     return listener, int(listener.getsockname()[1])
 
 
+def free_window(size: int) -> int:
+    """The first of `size` consecutive ports that are all free now, from this test worker's own
+    range (tests/conftest.py gives each xdist worker one, below the system's ephemeral ports;
+    without xdist, the whole of that span). Neighbours of a port the system picks can be any
+    process's: an outgoing connection's local port once made this test fail."""
+    low, high = parse_port_range(os.environ.get(PORT_RANGE_ENV, "20000-31999"))
+    for first in range(high - size + 1, low - 1, -size):
+        if all(port_is_free("127.0.0.1", port) for port in range(first, first + size)):
+            return first
+    raise AssertionError(f"no {size} consecutive free ports in {low}-{high}")
+
+
 def test_the_ports_of_the_range_come_in_turn_and_a_taken_one_is_skipped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    listener, taken = taken_port()
+    taken = free_window(5) + 2
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", taken))
+    listener.listen()
     with listener:
         monkeypatch.setenv(PORT_RANGE_ENV, f"{taken - 2}-{taken + 2}")
         picked = [free_port() for _ in range(8)]
