@@ -129,7 +129,7 @@ def settle_garbage_collector() -> None:
     form no cycles. At Python's default thresholds the collector still ran hundreds of young and
     several full collections per 20,000 readings ingested, the full ones walking the ~190,000
     objects of the imported modules, contracts and app, and none of them freed anything from
-    the requests: 9-11 % of a worker's CPU under `make bench`'s load, 0.5-1 % after this.
+    the requests: 8.6-11.3 % of a worker's CPU under `make bench`'s load, 0.8-1.1 % after this.
     `gc.freeze()` leaves everything that exists now out of every later collection; the young
     generation is collected after `YOUNG_GC_THRESHOLD` allocations instead of 700. Cycles made
     later (an exception's traceback, say) are still collected.
