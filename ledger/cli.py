@@ -554,7 +554,7 @@ def _export_bundle_parser(commands: Any) -> None:
 
 
 def _cmd_prove_bad_reading(settings: Settings, args: argparse.Namespace) -> int:
-    from ledger.anchoring.bundle import open_bundle, read_bundle
+    from ledger.anchoring.bundle import bounded_lines, open_bundle, read_bundle
     from ledger.chain.client import connect
     from ledger.chain.compiler import compile_contracts
     from ledger.chain.deployment import record_path
@@ -588,7 +588,7 @@ def _cmd_prove_bad_reading(settings: Settings, args: argparse.Namespace) -> int:
     wanted = {"batch_id": args.batch, "meter_id": meter_id_bytes(args.meter), "seq": args.seq}
     if args.bundle:
         with open_bundle(Path(args.bundle)) as lines:
-            claim = claim_from_bundle(read_bundle(lines), root=root, **wanted)
+            claim = claim_from_bundle(read_bundle(bounded_lines(lines)), root=root, **wanted)
     else:
         store = Store.open(settings)
         try:

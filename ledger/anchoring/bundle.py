@@ -586,6 +586,19 @@ def read_bundle(lines: Iterable[bytes]) -> Iterator[BundleItem]:
         raise BundleTruncated(f"the bundle ends at line {number} without its trailer")
 
 
+def bounded_lines(stream: IO[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[bytes]:
+    """The lines of a bundle stream as iterating over it gives them (each with its newline),
+    except that a line longer than `limit` bytes is not read whole: its first `limit` + 1 bytes
+    come as its line, which `parse_line` and `read_bundle` refuse as too long, and nothing after
+    it is read. Iterating over the stream itself reads a line whole, however long: a bundle from
+    a gateway the auditor does not trust (or a gzip bomb) could fill the memory with one line."""
+    readline = stream.readline
+    while raw := readline(limit + 1):
+        yield raw
+        if len(raw) > limit and raw[-1:] != b"\n":
+            return
+
+
 def open_bundle(path: Path) -> IO[bytes]:
     """Opens a bundle file for `read_bundle`, gzip-compressed or not (told by its first bytes)."""
     with open(path, "rb") as probe:

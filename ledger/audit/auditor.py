@@ -41,6 +41,7 @@ from ledger.anchoring.bundle import (
     BundleReading,
     BundleTrailer,
     BundleTruncated,
+    bounded_lines,
     open_bundle,
     parse_line,
 )
@@ -724,7 +725,7 @@ def run_audit(
     jobs = options.jobs or default_jobs()
     with bundle_source(options, facts) as stream:
         try:
-            auditor.read_bundle(stream, jobs, count)
+            auditor.read_bundle(bounded_lines(stream), jobs, count)
         except BundleError:
             raise
         except (OSError, EOFError) as error:

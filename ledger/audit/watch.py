@@ -14,13 +14,13 @@ name. Without a key the watcher only reports what it would prove.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from eth_utils.address import to_checksum_address
 
-from ledger.anchoring.bundle import BundleReading, parse_line
+from ledger.anchoring.bundle import BundleReading, bounded_lines, parse_line
 from ledger.audit.auditor import AuditOptions, bundle_source, run_audit
 from ledger.audit.chain import ChainFacts
 from ledger.audit.report import AuditReport
@@ -157,7 +157,7 @@ def _bundle_reading(
     """The bundle's line of one reading (read again from the source: the audit keeps none)."""
     single = replace(options, batches=(batch_id, batch_id), from_ts=None, to_ts=None)
     with bundle_source(single, facts) as stream:
-        for number, raw in enumerate(_lines(stream), start=1):
+        for number, raw in enumerate(bounded_lines(stream), start=1):
             if b'"reading"' not in raw:
                 continue
             item = parse_line(number, raw)
@@ -167,10 +167,6 @@ def _bundle_reading(
             ):
                 return item
     raise LedgerError(f"batch {batch_id} leaf {leaf_index} is no longer in the bundle")
-
-
-def _lines(stream: Any) -> Iterator[bytes]:
-    yield from stream
 
 
 def describe(attempt: ProofAttempt) -> str:

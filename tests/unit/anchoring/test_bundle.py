@@ -4,6 +4,7 @@ through, and what each refuses with which code."""
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import tracemalloc
 import uuid
@@ -14,11 +15,13 @@ import pytest
 
 from ledger.anchoring.bundle import (
     FORMAT,
+    MAX_LINE_BYTES,
     BundleBatch,
     BundleHeader,
     BundleReading,
     BundleSelection,
     BundleTrailer,
+    bounded_lines,
     bundle_lines,
     check_selection,
     export_bundle,
@@ -347,3 +350,34 @@ def test_an_export_reports_each_reading_written_to_its_progress(
 
     assert counts == (2, 5)
     assert reported == [1] * 5
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b"", b"a\n", b"a\nbb\n\n", b"a\n" + b"b" * 10 + b"\n" + b"c", b"\r\nx\ry\n" + b"z" * 10],
+)
+def test_bounded_lines_are_the_lines_iteration_gives_when_none_is_too_long(text: bytes) -> None:
+    # limit 10: a line of 10 bytes and its newline is not too long (the newline is not counted).
+    assert list(bounded_lines(io.BytesIO(text), limit=10)) == list(io.BytesIO(text))
+
+
+def test_a_line_over_the_limit_comes_cut_after_limit_plus_one_bytes_and_ends_the_lines() -> None:
+    stream = io.BytesIO(b"a\n" + b"b" * 25 + b"\nc\n")
+
+    assert list(bounded_lines(stream, limit=10)) == [b"a\n", b"b" * 11]
+    assert stream.tell() == 2 + 11
+
+
+def test_a_bundle_line_longer_than_1_mib_is_refused_without_reading_the_rest_of_it(
+    store: Store,
+) -> None:
+    header = bundle_text(store)[0]
+    endless = b'{"type":"batch","x":"' + b"y" * (4 * MAX_LINE_BYTES)  # no newline, ever
+    stream = io.BytesIO(header + endless)
+
+    with pytest.raises(LedgerError) as error:
+        list(read_bundle(bounded_lines(stream)))
+
+    assert code_of(error) == "bundle_malformed"
+    assert str(error.value) == f"bundle line 2: longer than {MAX_LINE_BYTES} bytes"
+    assert stream.tell() == len(header) + MAX_LINE_BYTES + 1

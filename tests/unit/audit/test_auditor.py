@@ -4,12 +4,13 @@ the tamper tests (tests/integration/test_audit.py) do not reach, and the bundle'
 from __future__ import annotations
 
 import json
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ledger.anchoring.bundle import FORMAT, BundleMalformed
+from ledger.anchoring.bundle import FORMAT, MAX_LINE_BYTES, BundleMalformed
 from ledger.anchoring.merkle import MerkleTree
 from ledger.audit.auditor import AuditOptions, Auditor, run_audit
 from ledger.audit.chain import ChainBatch, ChainFacts, PinnedBoundary, Settlement
@@ -215,6 +216,27 @@ def test_run_audit_refuses_both_a_bundle_and_a_gateway(ledger: Ledger) -> None:
     options = AuditOptions(rpc_url="", deployment=Path(), bundle=Path("b"), gateway="http://x")
     with pytest.raises(AuditInputError, match="exactly one"):
         run_audit(options, facts=ledger.facts())
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_an_endless_reading_line_is_refused_naming_its_line_after_the_lines_before_it(
+    ledger: Ledger, tmp_path: Path, jobs: int
+) -> None:
+    # A gateway the auditor does not trust sends a line that never ends: the audit names it as
+    # soon as it has read 1 MiB of it, rather than read it whole into memory (64 MiB here).
+    lines = ledger.lines()
+    path = tmp_path / "bundle.jsonl"
+    path.write_bytes(b"".join(lines[:4]) + b'{"type":"reading"' + b" " * (64 * MAX_LINE_BYTES))
+    options = AuditOptions(rpc_url="", deployment=Path(), bundle=path, jobs=jobs)
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(BundleMalformed, match=f"^bundle line 5: longer than {MAX_LINE_BYTES} "):
+            run_audit(options, facts=ledger.facts())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * MAX_LINE_BYTES
 
 
 def test_a_settlement_outside_the_audited_batches_time_span_is_not_checked(
