@@ -52,18 +52,28 @@ def packages_from_file(path: Path) -> Iterator[dict[str, Any]]:
             yield item
 
 
-def get_json(url: str, token: str | None) -> Any:
+MAX_ANSWER_BYTES = 256 << 20
+"""The longest JSON answer the audit reads from a gateway. The largest are bills' evidence
+packages, about 2 KB a reading with its proof (a few MB a meter-month); the gateway is not
+trusted, so an endless answer is refused once this much is read, not read into memory whole."""
+
+
+def get_json(url: str, token: str | None, *, limit: int = MAX_ANSWER_BYTES) -> Any:
     """A gateway's JSON answer to `GET url`, with the auditor's bearer token when given.
 
     Raises:
-        AuditInputError: the gateway refuses, does not answer, or answers other than JSON.
+        AuditInputError: the gateway refuses, does not answer, answers more than `limit` bytes,
+            or answers other than JSON.
     """
     request = urllib.request.Request(url)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=60) as answer:  # noqa: S310 - the user's URL
-            return json.load(answer)
+            body = answer.read(limit + 1)
+            if len(body) > limit:
+                raise AuditInputError(f"GET {url}: the answer is longer than {limit} bytes")
+            return json.loads(body)
     except urllib.error.HTTPError as error:
         raise AuditInputError(f"GET {url}: HTTP {error.code} {error.read()[:300]!r}") from None
     except (urllib.error.URLError, OSError, ValueError) as error:
