@@ -87,7 +87,9 @@ class AuditReport:
         """The readable summary printed on stdout."""
         lines = [
             f"audit of chain {self.chain_id}: " + ("CLEAN" if self.ok else "DISCREPANCIES FOUND"),
-            "checked: " + ", ".join(f"{n} {what}" for what, n in sorted(self.counts.items())),
+            # "readings 954", not "954 readings": the counts' names are plural, and "1 batches"
+            # read wrong.
+            "checked: " + ", ".join(f"{what} {n:,}" for what, n in sorted(self.counts.items())),
         ]
         by_code: dict[str, list[Discrepancy]] = {}
         for discrepancy in self.discrepancies:
@@ -96,7 +98,7 @@ class AuditReport:
             lines.append(f"{found[0].severity} {code}: {len(found)}")
             for item in found[:MAX_PER_CODE_IN_SUMMARY]:
                 record = " ".join(f"{k}={v}" for k, v in item.record.items())
-                lines.append(f"  [{record}] {item.message}")
+                lines.append(f"  [{record}] {item.message}" if record else f"  {item.message}")
             if len(found) > MAX_PER_CODE_IN_SUMMARY:
                 lines.append(f"  ... and {len(found) - MAX_PER_CODE_IN_SUMMARY} more (JSON report)")
         return "\n".join(lines)
