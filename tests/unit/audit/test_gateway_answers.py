@@ -3,15 +3,15 @@ answer, and a clear input error, not a memory filled, for an answer that does no
 
 from __future__ import annotations
 
-import threading
 import tracemalloc
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from ledger.audit.bills import get_json
 from ledger.audit.chain import AuditInputError
+from tests.fixtures.local_http import local_http_server
 
 LIMIT = 1 << 20
 
@@ -39,12 +39,8 @@ class _Gateway(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def gateway() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Gateway)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with local_http_server(_Gateway) as url:
+        yield url
 
 
 def test_a_json_answer_is_read(gateway: str) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 
 import pytest
@@ -15,6 +15,7 @@ import pytest
 from ledger.sim.fleet import FaultRates, Planned, SimulationError, generate
 from ledger.sim.harness import HttpSender, Refusal
 from ledger.sim.runner import Outage, replay_backlog, run
+from tests.fixtures.local_http import local_http_server
 from tests.unit.sim.test_simulate import CHAIN_ID, START, FakeGateway, fleet, plan
 
 
@@ -126,15 +127,10 @@ class _Scripted(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def scripted_gateway() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     _Scripted.script = []
     _Scripted.posts = 0
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with local_http_server(_Scripted) as url:
+        yield url
 
 
 def test_the_sender_waits_retry_after_and_sends_a_refused_batch_again(

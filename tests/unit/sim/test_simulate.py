@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 from collections.abc import Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -34,6 +33,7 @@ from ledger.sim.fleet import (
 )
 from ledger.sim.harness import HttpSender
 from ledger.sim.runner import Progress, Tally, load_fleet, run, save_fleet
+from tests.fixtures.local_http import local_http_server
 
 CHAIN_ID = 1337
 DAY = 86400
@@ -425,15 +425,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def http_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     _Handler.connections.clear()
     _Handler.status = 202
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with local_http_server(_Handler) as url:
+        yield url
 
 
 def test_http_sender_posts_batches_over_one_kept_alive_connection(http_server: str) -> None:
