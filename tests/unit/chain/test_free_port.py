@@ -12,9 +12,10 @@ from ledger.errors import ToolchainError
 from ledger.settings import parse_port_range
 
 
-def taken_port() -> tuple[socket.socket, int]:
+def taken_port(port: int = 0) -> tuple[socket.socket, int]:
+    """A listener on `port` (0: one the system picks) and its port."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
+    listener.bind(("127.0.0.1", port))
     listener.listen()
     return listener, int(listener.getsockname()[1])
 
@@ -34,10 +35,7 @@ def free_window(size: int) -> int:
 def test_the_ports_of_the_range_come_in_turn_and_a_taken_one_is_skipped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    taken = free_window(5) + 2
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", taken))
-    listener.listen()
+    listener, taken = taken_port(free_window(5) + 2)
     with listener:
         monkeypatch.setenv(PORT_RANGE_ENV, f"{taken - 2}-{taken + 2}")
         picked = [free_port() for _ in range(8)]
