@@ -59,13 +59,30 @@ def end_other_sessions(server: PostgresServer) -> None:
 
 
 def end_lease_sessions(url: str) -> None:
-    """Ends the session that holds the anchoring lease (the store's own sessions live on)."""
+    """Ends the session that holds the anchoring lease (the store's own sessions live on).
+
+    Termination is a signal the backend acts on when it next runs, so the lock would still be
+    held for a moment after a plain `pg_terminate_backend(pid)`: the timeout argument waits
+    (up to 10 s) until the backend is gone and its locks with it.
+    """
     with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_locks "
+        ended = admin.execute(
+            "SELECT pg_terminate_backend(pid, 10000) FROM pg_locks "
             "WHERE locktype = 'advisory' AND classid = 0 AND objid = %s",
             (_ANCHOR_LOCK_KEY,),
-        )
+        ).fetchall()
+    assert ended == [(True,)], ended
+
+
+def lease_holders(url: str) -> list[tuple[Any, ...]]:
+    """Who holds the anchoring lease now (for a failure's message)."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        return admin.execute(
+            "SELECT a.pid, a.datname, a.application_name, a.client_port, a.backend_start "
+            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.classid = 0 AND l.objid = %s",
+            (_ANCHOR_LOCK_KEY,),
+        ).fetchall()
 
 
 def test_a_read_after_a_postgresql_restart_reconnects(
@@ -146,7 +163,7 @@ def test_an_anchorer_that_lost_its_lease_before_sending_sends_nothing(
         create_intent(*args, **kwargs)
         # The lease's session ends (a restart, a network cut) and another gateway takes it.
         end_lease_sessions(postgres_url)
-        assert rival.try_acquire()
+        assert rival.try_acquire(), lease_holders(postgres_url)
 
     try:
         add_readings(store, chain, 3)
