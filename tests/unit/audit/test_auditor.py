@@ -283,3 +283,38 @@ def test_readings_after_one_with_a_discrepancy_in_the_same_chunk_are_booked_as_b
     assert (report.counts["readings"], report.counts["batches"]) == (5, 1)
     assert auditor.sound_leaf(SELLER, 1) is None
     assert auditor.sound_leaf(SELLER, 2) is not None and auditor.sound_leaf(SELLER, 3) is not None
+
+
+def _seller_readings(*rows: tuple[int, int, int, int]) -> list[Reading]:
+    """SELLER's readings as (seq, timestamp, import_wh, export_wh)."""
+    return [
+        Reading(chain_id=CHAIN_ID, meter_id=SELLER, seq=seq, timestamp=at, import_wh=imp,
+                export_wh=exp)
+        for seq, at, imp, exp in rows
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rows", "named"),
+    [
+        # Each way a meter's run can be out of order, once, the rest of the run in order.
+        (((1, 900, 5, 5), (2, 1800, 6, 6), (4, 3600, 8, 8)), [("sequence_gap", None)]),
+        (((1, 900, 5, 5), (2, 900, 6, 6), (3, 2700, 7, 7)), [("timestamp_not_increasing", 2)]),
+        (((1, 900, 5, 5), (2, 1800, 6, 6), (3, 1700, 7, 7)), [("timestamp_not_increasing", 3)]),
+        (((1, 900, 5, 5), (2, 1800, 4, 6), (3, 2700, 7, 7)), [("register_decreased", 2)]),
+        (((1, 900, 5, 5), (2, 1800, 6, 6), (3, 2700, 7, 5)), [("register_decreased", 3)]),
+        (((1, 900, 5, 5), (2, 1800, 5, 5), (3, 2700, 5, 5)), []),  # registers may stay
+    ],
+)
+def test_each_break_in_a_meters_sequence_is_named_and_a_run_in_order_passes(
+    rows: tuple[tuple[int, int, int, int], ...], named: list[tuple[str, int | None]]
+) -> None:
+    made = Ledger()
+    made.batch(_seller_readings(*rows))
+    made.batch([reading(BUYER, s, 30 * s) for s in range(1, 40)])  # in order
+
+    report = audit(made.facts(), made.lines())
+
+    assert [(d.code, d.record.get("seq")) for d in report.discrepancies] == named
+    assert all(d.record["meter"] == "SELLER-1" for d in report.discrepancies)
+    assert report.counts["meters"] == 2
