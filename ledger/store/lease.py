@@ -94,6 +94,13 @@ class AnchorLease:
             self._fd = None
         if self._pg is not None:
             try:
+                # Unlocked before the connection closes: the server drops a closed session's
+                # locks only once its backend has exited, a moment after `close()` returns,
+                # and a gateway taking over the lease meanwhile would find it still held.
+                self._pg.execute("SELECT pg_advisory_unlock(%s)", (PG_ANCHOR_LOCK,))
+            except Exception:  # noqa: BLE001 - a dead session holds no lock any more
+                pass
+            try:
                 self._pg.close()
             except Exception:  # noqa: BLE001 - the session is gone either way
                 pass

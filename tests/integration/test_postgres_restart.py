@@ -187,6 +187,23 @@ def test_an_anchorer_that_lost_its_lease_before_sending_sends_nothing(
     assert chain_last(chain, deployment) == 1
 
 
+def test_a_released_lease_is_free_at_once_for_another_gateway(postgres_url: str) -> None:
+    store = Store(postgres_url)
+    leaving, taking_over = store.anchor_lease(), store.anchor_lease()
+    try:
+        assert leaving.try_acquire()
+        assert not taking_over.try_acquire()
+
+        leaving.release()  # unlocked on the server, not left to the closed session's exit
+
+        assert lease_holders(postgres_url) == []
+        assert taking_over.try_acquire()
+    finally:
+        leaving.release()
+        taking_over.release()
+        store.close()
+
+
 def test_no_acknowledged_reading_is_lost_when_postgresql_restarts_during_ingestion(
     tmp_path: Path, ganache: LocalChain, chain: Chain, own_postgres_server: PostgresServer
 ) -> None:
