@@ -310,9 +310,12 @@ def test_ingestion_continues_through_a_chain_outage_and_anchoring_resumes(
     )
     handle = GatewayHandle(start_gateway(env, tmp_path / "gateway.log"))
     outage: dict[str, Any] = {}
+    sender = RetryingSender(handle)
 
     def stop_and_restart_the_chain() -> None:
-        time.sleep(4)
+        # Once readings flow: the simulator registers its meters on the chain first, which a
+        # loaded machine may not have done after a fixed few seconds.
+        assert sender.some_acknowledged.wait(timeout=120)
         own_ganache.stop()
         time.sleep(6)  # the simulator keeps sending meanwhile
         outage["during"] = httpx.get(f"{handle.base_url}/healthz", timeout=10)
@@ -326,7 +329,13 @@ def test_ingestion_continues_through_a_chain_outage_and_anchoring_resumes(
     )
     try:
         sender, summary = ingest_while(
-            settings, handle, stop_and_restart_the_chain, meters=8, duration="36h", speed=3600
+            settings,
+            handle,
+            stop_and_restart_the_chain,
+            meters=8,
+            duration="36h",
+            speed=3600,
+            sender=sender,
         )
         # While the chain was down the gateway answered, and said so.
         assert outage["during"].status_code == 503
