@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from ledger.anchoring.bundle import (
     FORMAT,
@@ -653,8 +653,9 @@ def _time_span(facts: ChainFacts, scope: dict[int, ChainBatch]) -> tuple[int, in
 
 
 @contextmanager
-def bundle_source(options: AuditOptions, facts: ChainFacts) -> Iterator[IO[bytes]]:
-    """The bundle's lines: the file, or the gateway's stream of the audit's scope.
+def bundle_source(options: AuditOptions, facts: ChainFacts) -> Iterator[Iterator[bytes]]:
+    """The bundle's lines: the file's, or those of the gateway's stream of the audit's scope,
+    each read up to `bounded_lines`' limit (the source is not trusted with the memory).
 
     Raises:
         AuditInputError: the file cannot be opened; the gateway refuses or does not answer.
@@ -665,7 +666,7 @@ def bundle_source(options: AuditOptions, facts: ChainFacts) -> Iterator[IO[bytes
         except OSError as error:
             raise AuditInputError(f"bundle {options.bundle}: {error}") from None
         with stream:
-            yield stream
+            yield bounded_lines(stream)
         return
     assert options.gateway is not None
     if options.from_ts is not None or options.to_ts is not None:
@@ -686,7 +687,7 @@ def bundle_source(options: AuditOptions, facts: ChainFacts) -> Iterator[IO[bytes
     except (urllib.error.URLError, OSError) as error:
         raise AuditInputError(f"GET {url}: {error}") from None
     with answer:
-        yield answer
+        yield bounded_lines(answer)
 
 
 def default_jobs() -> int:
@@ -723,9 +724,9 @@ def run_audit(
     expected = sum(b.count for b in auditor.scope.values())
     count = progress(expected) if progress is not None else None
     jobs = options.jobs or default_jobs()
-    with bundle_source(options, facts) as stream:
+    with bundle_source(options, facts) as lines:
         try:
-            auditor.read_bundle(bounded_lines(stream), jobs, count)
+            auditor.read_bundle(lines, jobs, count)
         except BundleError:
             raise
         except (OSError, EOFError) as error:

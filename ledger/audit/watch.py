@@ -20,7 +20,7 @@ from typing import Any
 
 from eth_utils.address import to_checksum_address
 
-from ledger.anchoring.bundle import BundleReading, bounded_lines, parse_line
+from ledger.anchoring.bundle import BundleReading, parse_line
 from ledger.audit.auditor import AuditOptions, bundle_source, run_audit
 from ledger.audit.chain import ChainFacts
 from ledger.audit.report import AuditReport
@@ -156,8 +156,8 @@ def _bundle_reading(
 ) -> BundleReading:
     """The bundle's line of one reading (read again from the source: the audit keeps none)."""
     single = replace(options, batches=(batch_id, batch_id), from_ts=None, to_ts=None)
-    with bundle_source(single, facts) as stream:
-        for number, raw in enumerate(bounded_lines(stream), start=1):
+    with bundle_source(single, facts) as lines:
+        for number, raw in enumerate(lines, start=1):
             if b'"reading"' not in raw:
                 continue
             item = parse_line(number, raw)
