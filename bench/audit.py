@@ -12,10 +12,13 @@ registers.
 
 The ratio base is the run's own `raw_p256_verify_per_s` (one core); the target, 1.5 x with
 every core, asks that the audit's overheads stay small beside the signatures. Both figures are
-bests of rounds taken in turns (a raw round before the audit's first round and after each):
-this machine's speed wanders by a third from one minute to the next (the same 20,000 checks
-took 118 to 158 us a reading in one session), and a best of short raw rounds taken at one moment
-set beside a single audit a moment later compared the machine at two different speeds.
+bests of rounds taken in turns (a raw round after each of the audit's, besides the run's first
+raw round): this machine's speed wanders by a third from one minute to the next (the same
+20,000 checks took 118 to 158 us a reading in one session), and a best of short raw rounds
+taken at one moment set beside a single audit a moment later compared the machine at two
+different speeds. The bench runs the audit once its gateway and chain have stopped, as an
+auditor runs it: beside them, idle, the audit on every core lost what they took of a core
+(2-4 %), which one core's raw rounds did not.
 """
 
 from __future__ import annotations
