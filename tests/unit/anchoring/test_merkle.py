@@ -196,3 +196,29 @@ def test_every_leaf_of_any_tree_has_a_verifying_proof(unique: set[bytes]) -> Non
     for index, leaf in enumerate(tree.leaves):
         assert verify(tree.proof(index), tree.root, leaf)
     assert not verify(tree.proof(0), tree.root, leaf_hash(b"outsider"))
+
+
+@pytest.mark.parametrize("count", range(1, 131))
+def test_every_inner_node_is_the_sorted_pair_hash_of_its_children_in_the_array(count: int) -> None:
+    """The array layout node by node, from its definition (node i's children are 2i + 1 and
+    2i + 2; leaf k sits at 2n - 2 - k), for every shape of partly filled last level up to 130."""
+    given = leaves(count, salt="shape")
+    expected: list[bytes] = [b""] * (count - 1) + list(reversed(given))
+    for i in range(count - 2, -1, -1):
+        expected[i] = hash_pair(expected[2 * i + 1], expected[2 * i + 2])
+
+    tree = MerkleTree(given)
+
+    assert tree.root == expected[0]
+    assert [tree.proof(k) for k in range(count)] == [
+        _proof_from(expected, 2 * count - 2 - k) for k in range(count)
+    ]
+    assert [tree.index_of(leaf) for leaf in given] == list(range(count))
+
+
+def _proof_from(nodes: list[bytes], node: int) -> list[bytes]:
+    siblings = []
+    while node > 0:
+        siblings.append(nodes[node + 1 if node % 2 else node - 1])
+        node = (node - 1) // 2
+    return siblings
