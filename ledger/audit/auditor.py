@@ -1,10 +1,12 @@
 """One audit: a reading bundle (a file, or a gateway's `GET /v1/bundle` stream) and bills
 checked against the chain's events (docs/audit.md is the reference of every check and code).
 
-The bundle is read once, line by line. Reading lines go in chunks to `--jobs` worker processes
-(`ledger.audit.signatures`: parse, decode, leaf, key, signature); everything that needs the
-lines in order (the bundle's form, each batch's coverage and root, the readings per meter) runs
-here, on the workers' results taken back in order. A bounded window of chunks is in flight, so
+The bundle is read once. Reading lines go in chunks to `--jobs` worker processes
+(`ledger.audit.signatures`: parse, decode, leaf, key, signature); a bundle that is a plain file
+(not compressed, not a pipe) the workers read themselves, a range of whole lines each, so that
+this process splits, pickles and sends no line. Everything that needs the lines in order (the
+bundle's form, each batch's coverage and root, the readings per meter) runs here, on the
+workers' results taken back in order. A bounded window of chunks is in flight, so
 memory holds the chunks in flight, one batch's leaves and, per reading, a small tuple (its
 time, registers, leaf and batch: what the sequence, duplicate and settlement checks need).
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import stat
 import threading
 import urllib.error
 import urllib.parse
@@ -30,10 +33,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import IO, Any, NamedTuple
 
 from ledger.anchoring.bundle import (
     FORMAT,
+    GZIP_MAGIC,
+    MAX_LINE_BYTES,
     BundleBatch,
     BundleError,
     BundleHeader,
@@ -51,11 +56,15 @@ from ledger.audit.chain import AuditInputError, ChainBatch, ChainFacts, PinnedBo
 from ledger.audit.complaints import audit_complaints
 from ledger.audit.report import WARNING, AuditReport
 from ledger.audit.signatures import (
+    READING_PREFIX,
     CheckedReading,
     MalformedLine,
+    RangeSegment,
     SentReading,
     check_chunk,
+    check_chunk_segment,
     check_lines,
+    check_range,
     init_worker,
 )
 from ledger.complaints.sla import ServiceLevels
@@ -72,7 +81,9 @@ MAX_NAMED = 100
 OMISSION_SEARCH_LEAVES = 512
 """A batch whose rebuilt root differs from the chain's is searched for one reading the chain's
 root leaves out (one root rebuilt per leaf left out, so quadratic) up to this many leaves."""
-_READING_PREFIX = b'{"type":"reading"'
+RANGE_BYTES = 1 << 20
+"""Bytes of a bundle file a worker reads at a time (whole lines, so a little less): about a
+thousand reading lines, as many as in a chunk of a stream."""
 WH_PER_KWH = 1000
 
 
@@ -106,6 +117,23 @@ class _Chunk(NamedTuple):
     lines: list[bytes]
 
 
+class _Range(NamedTuple):
+    """A bundle file's bytes `start`..`end`, whole lines, the first of them line number `first`."""
+
+    start: int
+    end: int
+    first: int
+
+
+class BundleFile(NamedTuple):
+    """A bundle that is an uncompressed regular file, open: with worker processes, each reads
+    the lines it checks itself (`check_range`), and this process only finds where the ranges
+    of whole lines start and which line number each starts at."""
+
+    path: str
+    stream: IO[bytes]
+
+
 _TIMESTAMP, _IMPORT_WH, _EXPORT_WH = (
     CheckedReading._fields.index(name) for name in ("timestamp", "import_wh", "export_wh")
 )
@@ -134,7 +162,9 @@ class Auditor:
 
     # --- the bundle ------------------------------------------------------------------------------
 
-    def read_bundle(self, lines: Iterable[bytes], jobs: int, progress: Progress | None) -> None:
+    def read_bundle(
+        self, lines: Iterable[bytes] | BundleFile, jobs: int, progress: Progress | None
+    ) -> None:
         """Checks every line of a bundle (raises BundleError for a bundle not of the format)."""
         with _cyclic_gc_paused():
             for item in self._checked(lines, jobs):
@@ -147,14 +177,15 @@ class Auditor:
         if not self._trailer_seen:
             raise BundleTruncated(f"the bundle ends at line {self._lines} without its trailer")
 
-    def _checked(
-        self, lines: Iterable[bytes], jobs: int
-    ) -> Iterator[tuple[int, bytes] | list[SentReading | MalformedLine]]:
+    def _checked(self, source: Iterable[bytes] | BundleFile, jobs: int) -> Iterator[RangeSegment]:
         """The bundle's lines in order: other lines as (number, raw), reading lines checked, in
-        chunks, by the workers (or here with one job)."""
+        runs, by the workers (or here with one job)."""
+        if isinstance(source, BundleFile) and jobs <= 1:
+            source = bounded_lines(source.stream)
         if jobs <= 1:
+            assert not isinstance(source, BundleFile)
             init_worker(self.facts.chain_id, self.facts.meters)
-            for chunk_or_line in self._chunks(lines):
+            for chunk_or_line in self._chunks(source):
                 if isinstance(chunk_or_line, _Chunk):
                     yield check_chunk(chunk_or_line.first, chunk_or_line.lines)
                 else:
@@ -167,15 +198,49 @@ class Auditor:
             initializer=init_worker,
             initargs=(self.facts.chain_id, self.facts.meters),
         ) as pool:
-            for chunk_or_line in self._chunks(lines):
-                if isinstance(chunk_or_line, _Chunk):
-                    window.append(pool.submit(check_chunk, *chunk_or_line))
+            entries = (
+                self._ranges(source.stream)
+                if isinstance(source, BundleFile)
+                else self._chunks(source)
+            )
+            for entry in entries:
+                if isinstance(entry, _Range):
+                    assert isinstance(source, BundleFile)
+                    window.append(pool.submit(check_range, source.path, *entry))
+                elif isinstance(entry, _Chunk):
+                    window.append(pool.submit(check_chunk_segment, *entry))
                 else:
-                    window.append(chunk_or_line)
+                    window.append(entry)
                 while len(window) > jobs * CHUNKS_PER_WORKER:
-                    yield _resolved(window.popleft())
+                    yield from _resolved(window.popleft())
             while window:
-                yield _resolved(window.popleft())
+                yield from _resolved(window.popleft())
+
+    def _ranges(self, stream: IO[bytes]) -> Iterator[_Range | tuple[int, bytes]]:
+        """Consecutive ranges of whole lines of a bundle file, about RANGE_BYTES each (a longer
+        line alone); or, where a line is longer than MAX_LINE_BYTES, its first MAX_LINE_BYTES + 1
+        bytes as (number, raw), as `bounded_lines` gives it, and nothing after it."""
+        start = 0
+        number = self._lines + 1
+        while True:
+            stream.seek(start)
+            block = stream.read(RANGE_BYTES)
+            if not block:
+                break
+            end = len(block) if len(block) < RANGE_BYTES else block.rfind(b"\n") + 1
+            if end == 0:  # a line longer than a range: read alone, as `bounded_lines` reads it
+                stream.seek(start)
+                block = stream.readline(MAX_LINE_BYTES + 1)
+                if len(block) > MAX_LINE_BYTES and not block.endswith(b"\n"):
+                    self._lines = number
+                    yield (number, block)
+                    return
+                end = len(block)
+            lines = block.count(b"\n", 0, end) + (block[end - 1] != 0x0A)
+            yield _Range(start, start + end, number)
+            number += lines
+            start += end
+        self._lines = number - 1
 
     def _chunks(self, lines: Iterable[bytes]) -> Iterator[_Chunk | tuple[int, bytes]]:
         """Runs of consecutive reading lines, at most CHUNK_LINES each, and every other line as
@@ -183,7 +248,7 @@ class Auditor:
         chunk: list[bytes] = []
         first = number = self._lines
         for number, raw in enumerate(lines, self._lines + 1):
-            if raw.startswith(_READING_PREFIX):
+            if raw.startswith(READING_PREFIX):
                 if not chunk:
                     first = number
                 chunk.append(raw)
@@ -611,13 +676,12 @@ def _start_method() -> str:
     return "fork" if threading.active_count() == 1 else "spawn"
 
 
-_Checked = list[SentReading | MalformedLine]
-_Pending = Future[_Checked] | tuple[int, bytes]
-"""An entry of the window of lines in flight: a chunk a worker checks, or another line."""
+_Pending = Future[list[RangeSegment]] | tuple[int, bytes]
+"""An entry of the window of lines in flight: a chunk or range a worker checks, or another line."""
 
 
-def _resolved(entry: _Pending) -> _Checked | tuple[int, bytes]:
-    return entry.result() if isinstance(entry, Future) else entry
+def _resolved(entry: _Pending) -> list[RangeSegment]:
+    return entry.result() if isinstance(entry, Future) else [entry]
 
 
 def _restored(checked: SentReading | MalformedLine) -> CheckedReading | MalformedLine:
@@ -690,6 +754,27 @@ def bundle_source(options: AuditOptions, facts: ChainFacts) -> Iterator[Iterator
         yield bounded_lines(answer)
 
 
+@contextmanager
+def _audit_source(
+    options: AuditOptions, facts: ChainFacts, jobs: int
+) -> Iterator[Iterator[bytes] | BundleFile]:
+    """`bundle_source`, except that a bundle file that is regular and not compressed is given as
+    a `BundleFile` when worker processes check it (they read it a range at a time)."""
+    if options.bundle is not None and jobs > 1:
+        try:
+            regular = stat.S_ISREG(os.stat(options.bundle).st_mode)
+            stream = open(options.bundle, "rb") if regular else None  # noqa: SIM115 - closed below
+        except OSError as error:
+            raise AuditInputError(f"bundle {options.bundle}: {error}") from None
+        if stream is not None:
+            with stream:
+                if stream.read(len(GZIP_MAGIC)) != GZIP_MAGIC:
+                    yield BundleFile(str(options.bundle), stream)
+                    return
+    with bundle_source(options, facts) as lines:
+        yield lines
+
+
 def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -724,7 +809,7 @@ def run_audit(
     expected = sum(b.count for b in auditor.scope.values())
     count = progress(expected) if progress is not None else None
     jobs = options.jobs or default_jobs()
-    with bundle_source(options, facts) as lines:
+    with _audit_source(options, facts, jobs) as lines:
         try:
             auditor.read_bundle(lines, jobs, count)
         except BundleError:
