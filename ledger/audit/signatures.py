@@ -143,10 +143,12 @@ def check_chunk_segment(first: int, lines: list[bytes]) -> list[RangeSegment]:
 
 def check_range(path: str, start: int, end: int, first: int) -> list[RangeSegment]:
     """`check_chunk` for the lines of a bundle file's bytes `start`..`end` (whole lines, the
-    first of them line number `first`), which the worker reads itself: the parent then reads
+    first of them line number `first`), which the worker reads itself: the parent then splits
     no line, pickles none and sends none, a noticeable share of a reading's cost at the audit's
-    rate. Each line is as the stream reader (`bounded_lines`) would give it: with its newline
-    where it has one, so that a line's length is refused the same way either way."""
+    rate. Other lines come back as the stream reader (`bounded_lines`) gives them, with their
+    newline where they have one. A reading line is checked without it (no check depends on it),
+    except one of MAX_LINE_BYTES bytes or more, which keeps it: a line's length is refused the
+    same way either way."""
     with open(path, "rb") as file:
         file.seek(start)
         data = file.read(end - start)
