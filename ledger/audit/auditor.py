@@ -19,6 +19,7 @@ the audited batches' time span, bill runs when their period meets it.
 from __future__ import annotations
 
 import gc
+import gzip
 import multiprocessing
 import os
 import stat
@@ -37,7 +38,6 @@ from typing import IO, Any, NamedTuple
 
 from ledger.anchoring.bundle import (
     FORMAT,
-    GZIP_MAGIC,
     MAX_LINE_BYTES,
     BundleBatch,
     BundleError,
@@ -725,11 +725,7 @@ def bundle_source(options: AuditOptions, facts: ChainFacts) -> Iterator[Iterator
         AuditInputError: the file cannot be opened; the gateway refuses or does not answer.
     """
     if options.bundle is not None:
-        try:
-            stream = open_bundle(options.bundle)
-        except OSError as error:
-            raise AuditInputError(f"bundle {options.bundle}: {error}") from None
-        with stream:
+        with _opened_file(options.bundle) as stream:
             yield bounded_lines(stream)
         return
     assert options.gateway is not None
@@ -760,19 +756,23 @@ def _audit_source(
 ) -> Iterator[Iterator[bytes] | BundleFile]:
     """`bundle_source`, except that a bundle file that is regular and not compressed is given as
     a `BundleFile` when worker processes check it (they read it a range at a time)."""
-    if options.bundle is not None and jobs > 1:
-        try:
-            regular = stat.S_ISREG(os.stat(options.bundle).st_mode)
-            stream = open(options.bundle, "rb") if regular else None  # noqa: SIM115 - closed below
-        except OSError as error:
-            raise AuditInputError(f"bundle {options.bundle}: {error}") from None
-        if stream is not None:
-            with stream:
-                if stream.read(len(GZIP_MAGIC)) != GZIP_MAGIC:
-                    yield BundleFile(str(options.bundle), stream)
-                    return
-    with bundle_source(options, facts) as lines:
-        yield lines
+    if options.bundle is None or jobs <= 1:
+        with bundle_source(options, facts) as lines:
+            yield lines
+        return
+    with _opened_file(options.bundle) as stream:
+        plain = not isinstance(stream, gzip.GzipFile) and stat.S_ISREG(
+            os.fstat(stream.fileno()).st_mode
+        )
+        yield BundleFile(str(options.bundle), stream) if plain else bounded_lines(stream)
+
+
+def _opened_file(path: Path) -> IO[bytes]:
+    """`open_bundle(path)`, its failure an AuditInputError."""
+    try:
+        return open_bundle(path)
+    except OSError as error:
+        raise AuditInputError(f"bundle {path}: {error}") from None
 
 
 def default_jobs() -> int:
