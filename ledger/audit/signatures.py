@@ -13,7 +13,7 @@ A worker learns the chain id and every meter's key epochs once (`init_worker`), 
 key once.
 
 Speed: a reading's signature check is the one cost the audit cannot avoid, so everything else a
-sound reading needs is kept to a few microseconds (`_sound_native_reading`): a native reading
+sound reading needs is kept to a few microseconds (`_fast_path`): a native reading
 line exactly as `ledger export-bundle` writes it (compact JSON in its key order, lowercase hex
 (the signature's in either case), a 64-byte r || s signature) is matched by one regular
 expression instead of parsed into objects, its stated fields are checked against the signed
@@ -21,7 +21,11 @@ bytes by comparing the hex the fields encode to, and the signature is verified o
 form. Anything else (another layout, an OCMF record, a DER or Ed25519 signature, a field that
 differs from the signed bytes, a signature that does not verify) takes the general path, which
 names the problem; the fast path only ever answers for a reading the general path would find
-sound, with the same values and leaf.
+sound, with the same values and leaf. The fast path takes a chunk's lines in three passes, not
+one line at a time: every line's fields, then every signature back to back
+(`raw_ecdsa_verified`), then every leaf. Each pass keeps its own code and tables in the cache,
+which made a reading 3-4 % cheaper (74.0-74.8 against 77.3-79.9 us of CPU in one process, 74.8-
+76.2 against 77.1-77.7 in the audit's two workers, in alternating trials).
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ from ledger.readings.native import (
     ReadingFormatError,
     ReadingSignatureError,
     decode,
-    raw_ecdsa_verifies,
+    raw_ecdsa_verified,
     verify_signature,
 )
 from ledger.readings.ocmf.errors import OcmfError
@@ -122,8 +126,10 @@ def check_chunk(first: int, lines: list[bytes]) -> list[SentReading | MalformedL
     lines come as a list of bytes and a first number, not as (number, line) pairs: pickling a
     pair per line to send it to a worker cost ten times as much."""
     return [
-        _sound_native_reading(number, raw) or _sent(_check_line(number, raw))
-        for number, raw in enumerate(lines, first)
+        fast or _sent(_check_line(number, raw))
+        for number, (raw, fast) in enumerate(
+            zip(lines, _fast_path(first, lines), strict=True), first
+        )
     ]
 
 
@@ -201,9 +207,28 @@ _DOMAIN_TAG_HEX = DOMAIN_TAG.hex().encode()
 _keccak_256 = sha3.keccak_256
 
 
-def _sound_native_reading(number: int, raw: bytes) -> SentReading | None:
-    """The checked reading of a sound native line as exported (see the module docstring), as a
-    `SentReading`, or None: the line needs the general path."""
+_ExportedNative = tuple[
+    int, int, bytes, int, int, int, int, bytes, bytes, ec.EllipticCurvePublicKey
+]
+"""A native line as exported, its stated fields found to be its signed ones and its meter's key
+at its time found: (batch_id, leaf_index, meter_id, seq, timestamp, import_wh, export_wh,
+canonical, signature, key); its signature is not checked yet."""
+
+
+def _fast_path(first: int, lines: list[bytes]) -> list[SentReading | None]:
+    """The checked reading of each sound native line as exported (see the module docstring), as
+    a `SentReading`, or None: the line needs the general path."""
+    exported = [_exported_native(raw) for raw in lines]
+    verified = raw_ecdsa_verified(
+        [None if fields is None else (fields[9], fields[7], fields[8]) for fields in exported]
+    )
+    return [
+        _sound_reading(number, fields) if sound and fields is not None else None
+        for number, (fields, sound) in enumerate(zip(exported, verified, strict=True), first)
+    ]
+
+
+def _exported_native(raw: bytes) -> _ExportedNative | None:
     match = _EXPORTED_NATIVE_LINE.fullmatch(raw) if len(raw) <= MAX_LINE_BYTES else None
     if match is None:
         return None
@@ -239,8 +264,15 @@ def _sound_native_reading(number: int, raw: bytes) -> SentReading | None:
     if public_key is None:
         return None
     canonical = unhexlify(canonical_hex)
-    if not raw_ecdsa_verifies(public_key, canonical, signature):
-        return None
+    return (batch, leaf_index, meter_id, seq, timestamp, import_wh, export_wh, canonical,
+            signature, public_key)  # fmt: skip
+
+
+def _sound_reading(number: int, fields: _ExportedNative) -> SentReading:
+    """The checked reading of an exported native line whose signature verified."""
+    batch, leaf_index, meter_id, seq, timestamp, import_wh, export_wh, canonical, signature, _ = (
+        fields
+    )
     # anchored_leaf(canonical, canonical, signature), its four hashes written out here (a few
     # microseconds a reading less; the tests hold both to the same leaf).
     leaf = _keccak_256(

@@ -14,7 +14,7 @@ from ledger.audit.signatures import (
     CheckedReading,
     MalformedLine,
     _check_line,
-    _sound_native_reading,
+    _fast_path,
     check_chunk,
     check_lines,
     init_worker,
@@ -80,7 +80,7 @@ def test_a_sound_exported_line_takes_the_fast_path_and_gets_the_general_paths_an
         signature = sign_reading(key, r)
         raw = exported(r, signature)
 
-        sent = _sound_native_reading(7, raw)
+        sent = _fast_path(7, [raw])[0]
 
         assert sent is not None and type(sent) is tuple
         fast = CheckedReading._make(sent)
@@ -144,7 +144,7 @@ def test_a_line_the_fast_path_cannot_vouch_for_gets_the_general_paths_answer(
 
     (checked,) = check_lines(7, [raw])
 
-    assert _sound_native_reading(7, raw) is None
+    assert _fast_path(7, [raw])[0] is None
     assert checked == _check_line(7, raw)
     assert isinstance(checked, CheckedReading)
     assert tuple(code for code, _ in checked.problems) == expected_codes
@@ -157,7 +157,7 @@ def test_an_upper_case_signature_gets_the_general_paths_answer_on_the_fast_path(
     signature = sign_reading(keys[0], r)
     raw = exported(r, signature, signature="0x" + signature.hex().upper())
 
-    sent = _sound_native_reading(7, raw)
+    sent = _fast_path(7, [raw])[0]
 
     assert sent is not None
     assert CheckedReading._make(sent) == _check_line(7, raw)
@@ -173,7 +173,7 @@ def test_a_signature_that_is_not_hex_is_left_to_the_general_path_which_refuses_t
         sign_reading(keys[0], r).hex().encode(), signature.encode()
     )
 
-    assert _sound_native_reading(7, raw) is None
+    assert _fast_path(7, [raw])[0] is None
     assert isinstance(_check_line(7, raw), MalformedLine)
 
 
@@ -204,3 +204,26 @@ def test_a_worker_sends_checked_readings_back_as_plain_tuples_of_the_same_values
     assert CheckedReading._make(sent[0]) == check_lines(1, lines)[0]
     assert sent[1] == check_lines(1, lines)[1]
     assert [checked[0] for checked in sent] == [1, 2]
+
+
+def test_a_chunk_mixing_sound_and_declined_lines_gets_each_lines_own_answer_in_order(
+    keys: tuple[MeterPrivateKey, MeterPrivateKey],
+) -> None:
+    # The fast path takes a chunk in passes (fields, signatures, leaves): each line's answer
+    # must still be its own, whatever its neighbours are.
+    lines: list[bytes] = []
+    for seq, case in enumerate(DECLINED, 1):
+        r = reading(seq)
+        lines.append(exported(r, sign_reading(keys[0], r)))
+        lines.append(DECLINED[case][0](r, sign_reading(keys[0], r), keys))
+    lines.append(b'{"type":"reading"}\n')
+
+    fast = _fast_path(10, lines)
+    sent = check_chunk(10, lines)
+
+    assert [answer is not None for answer in fast] == [True, False] * len(DECLINED) + [False]
+    assert [checked[0] for checked in sent] == list(range(10, 10 + len(lines)))
+    for number, (raw, checked) in enumerate(zip(lines, sent, strict=True), 10):
+        expected = _check_line(number, raw)
+        restored = checked if isinstance(checked, MalformedLine) else CheckedReading._make(checked)
+        assert restored == expected
