@@ -48,8 +48,6 @@ from ledger.readings.native import (
     DOMAIN_TAG,
     ECDSA_ALGORITHMS,
     LEAF_TAG_V2,
-    UINT32_MAX,
-    UINT64_MAX,
     Reading,
     ReadingFormatError,
     ReadingSignatureError,
@@ -188,13 +186,16 @@ def _sent(checked: CheckedReading | MalformedLine) -> SentReading | MalformedLin
     return checked if isinstance(checked, MalformedLine) else tuple(checked)  # type: ignore[return-value]
 
 
-_UINT = rb"(0|[1-9][0-9]{0,19})"
+# At most 19 and 9 digits: below 2**64 and 2**32 by construction, so the fast path needs no
+# range check (a longer value, rare but valid, takes the general path).
+_UINT64 = rb"(0|[1-9][0-9]{0,18})"
+_UINT32 = rb"(0|[1-9][0-9]{0,8})"
 _HASH = rb'"0x[0-9a-f]{64}"'
 _EXPORTED_NATIVE_LINE = re.compile(
-    rb'\{"type":"reading","batch_id":' + _UINT + rb',"leaf_index":' + _UINT
-    + rb',"meter_id":"0x([0-9a-f]{64})","seq":' + _UINT + rb',"timestamp":' + _UINT
-    + rb',"import_wh":' + _UINT + rb',"export_wh":' + _UINT + rb',"status":' + _UINT
-    + rb',"key_epoch":' + _UINT + rb',"source":"native","canonical":"0x((?s:.){512})"'
+    rb'\{"type":"reading","batch_id":' + _UINT64 + rb',"leaf_index":' + _UINT32
+    + rb',"meter_id":"0x([0-9a-f]{64})","seq":' + _UINT64 + rb',"timestamp":' + _UINT64
+    + rb',"import_wh":' + _UINT64 + rb',"export_wh":' + _UINT64 + rb',"status":' + _UINT32
+    + rb',"key_epoch":(?:0|[1-9][0-9]{0,8}),"source":"native","canonical":"0x((?s:.){512})"'
     + rb',"signature":"0x((?s:.){128})","leaf":' + _HASH
     + rb',"proof":\[(?:' + _HASH + rb"(?:," + _HASH + rb")*)?\]\}\n?"
 )  # fmt: skip
@@ -232,27 +233,21 @@ def _exported_native(raw: bytes) -> _ExportedNative | None:
     match = _EXPORTED_NATIVE_LINE.fullmatch(raw) if len(raw) <= MAX_LINE_BYTES else None
     if match is None:
         return None
-    groups: tuple[bytes, ...] = match.groups()
-    meter_hex, canonical_hex, signature_hex = groups[2], groups[9], groups[10]
-    batch, leaf_index = int(groups[0]), int(groups[1])
-    seq, timestamp, import_wh, export_wh, status, key_epoch = map(int, groups[3:9])
-    if (
-        max(batch, seq, timestamp, import_wh, export_wh) > UINT64_MAX
-        or max(leaf_index, status, key_epoch) > UINT32_MAX
-        # The bytes these fields encode to, chain id included, are the signed bytes: the stated
-        # fields are the signed ones and the bytes are canonical (zero padding, this chain).
-        or canonical_hex
-        != b"%s%064x%s%064x%064x%064x%064x%064x"
-        % (
-            _DOMAIN_TAG_HEX,
-            _Context.chain_id,
-            meter_hex,
-            seq,
-            timestamp,
-            import_wh,
-            export_wh,
-            status,
-        )  # fmt: skip
+    (batch, leaf_index, meter_hex, seq_text, timestamp_text, import_text, export_text, status,
+     canonical_hex, signature_hex) = match.groups()  # fmt: skip
+    seq, timestamp = int(seq_text), int(timestamp_text)
+    import_wh, export_wh = int(import_text), int(export_text)
+    # The bytes these fields encode to, chain id included, are the signed bytes: the stated
+    # fields are the signed ones and the bytes are canonical (zero padding, this chain).
+    if canonical_hex != b"%s%064x%s%064x%064x%064x%064x%064x" % (
+        _DOMAIN_TAG_HEX,
+        _Context.chain_id,
+        meter_hex,
+        seq,
+        timestamp,
+        import_wh,
+        export_wh,
+        int(status),
     ):
         return None
     try:
@@ -264,8 +259,8 @@ def _exported_native(raw: bytes) -> _ExportedNative | None:
     if public_key is None:
         return None
     canonical = unhexlify(canonical_hex)
-    return (batch, leaf_index, meter_id, seq, timestamp, import_wh, export_wh, canonical,
-            signature, public_key)  # fmt: skip
+    return (int(batch), int(leaf_index), meter_id, seq, timestamp, import_wh, export_wh,
+            canonical, signature, public_key)  # fmt: skip
 
 
 def _sound_reading(number: int, fields: _ExportedNative) -> SentReading:

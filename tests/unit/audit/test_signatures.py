@@ -3,6 +3,7 @@ general path, and leaves every line with a problem (or another layout) to the ge
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any
@@ -227,3 +228,26 @@ def test_a_chunk_mixing_sound_and_declined_lines_gets_each_lines_own_answer_in_o
         expected = _check_line(number, raw)
         restored = checked if isinstance(checked, MalformedLine) else CheckedReading._make(checked)
         assert restored == expected
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"import_wh": 10**19 + 5},  # 20 digits, a valid uint64
+        {"export_wh": 2**64 - 1},
+        {"status": 4_000_000_000},  # 10 digits, a valid uint32
+    ],
+)
+def test_a_value_longer_than_the_fast_paths_digits_is_sound_on_the_general_path(
+    keys: tuple[MeterPrivateKey, MeterPrivateKey], change: dict[str, int]
+) -> None:
+    r = dataclasses.replace(reading(5), **change)
+    raw = exported(r, sign_reading(keys[0], r))
+
+    (checked,) = check_chunk(7, [raw])
+
+    assert _fast_path(7, [raw]) == [None]
+    restored = CheckedReading._make(checked)
+    assert restored == _check_line(7, raw)
+    assert restored.problems == ()
+    assert (restored.import_wh, restored.export_wh) == (r.import_wh, r.export_wh)
