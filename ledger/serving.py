@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import MutableMapping
 from typing import NoReturn
 
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
@@ -74,6 +75,26 @@ def stop_chain_process(pid: int, timeout_s: float = CHAIN_STOP_TIMEOUT_S) -> Non
         return  # already gone (and reaped)
 
 
+MMAP_THRESHOLD_ENV = "MALLOC_MMAP_THRESHOLD_"
+WORKER_MMAP_THRESHOLD = 128 * 1024
+"""glibc's default threshold above which an allocation gets pages of its own (mmap)."""
+
+
+def keep_large_buffers_unmapped(environ: MutableMapping[str, str]) -> None:
+    """Fixes glibc's mmap threshold for the workers, unless the operator set it.
+
+    By default glibc raises the threshold to the size of each large mmap'd buffer freed (up to
+    32 MB): after the first request of a few MB, a request body and what is decoded from it come
+    from the heap, and the heap keeps those pages resident once they are freed. Held at the
+    default, every buffer above 128 KiB is mapped and given back when freed. Measured as
+    `make bench` measures it (100,000 readings pending; the other phases shortened), in turns:
+    the gateway's resident memory 383.4-387.8 MB in three runs, 370.6-372.0 MB in three with it
+    fixed. glibc reads it when a process starts, so it is set here, before uvicorn spawns the
+    workers, not in them.
+    """
+    environ.setdefault(MMAP_THRESHOLD_ENV, str(WORKER_MMAP_THRESHOLD))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ledger.serving", description=__doc__)
     parser.add_argument("--host", required=True)
@@ -96,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     signal.signal(signal.SIGTERM, raise_terminated)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    keep_large_buffers_unmapped(os.environ)  # the workers inherit it
     try:
         # The workers count into files of one fresh directory, so a scrape of any of them shows
         # the counts of all (ledger/metrics.py); removed once they have stopped.
