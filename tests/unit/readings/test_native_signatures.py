@@ -14,6 +14,8 @@ from ledger.errors import MeterError
 from ledger.meters.keys import ED25519_ORDER, KeyAlgorithm, generate_key
 from ledger.readings.native import (
     ReadingSignatureError,
+    raw_ecdsa_verified,
+    raw_ecdsa_verifies,
     sign_canonical,
     sign_reading,
     verify_reading_signature,
@@ -238,3 +240,26 @@ def test_ed25519_is_rfc8032() -> None:
         "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e"
         "39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
     )
+
+
+@pytest.mark.parametrize("algorithm", ECDSA_ALGORITHMS, ids=lambda a: a.label)
+def test_raw_ecdsa_verified_answers_each_as_raw_ecdsa_verifies_does_in_order(
+    algorithm: KeyAlgorithm,
+) -> None:
+    key, other = generate_key(algorithm), generate_key(algorithm)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    public = key.public_key()
+    signed = [reading(seq=seq).encode() for seq in range(1, 5)]
+    signatures = [sign_canonical(key, canonical) for canonical in signed]
+    items = [
+        (public, signed[0], signatures[0]),  # sound
+        None,  # nothing to check
+        (public, signed[1], signatures[2]),  # the signature of other bytes
+        (public, signed[3], sign_canonical(other, signed[3])),  # another key's
+        (public, signed[2], signatures[2]),  # sound
+    ]
+
+    verified = raw_ecdsa_verified(items)
+
+    assert verified == [True, False, False, False, True]
+    assert verified == [item is not None and raw_ecdsa_verifies(*item) for item in items]
