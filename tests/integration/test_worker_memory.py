@@ -16,7 +16,10 @@ from tests.fixtures.gateway import ledger_env, start_gateway
 def _children(pid: int) -> list[int]:
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
+        try:
+            text = (task / "children").read_text().split()
+        except OSError:  # a thread that ended meanwhile
+            continue
         found.extend(int(child) for child in text)
     return found
 
