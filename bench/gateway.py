@@ -84,17 +84,17 @@ class Gateway:
                 chain_kb += kb
             else:
                 gateway_kb += kb
-            stack.extend((child, in_chain) for child in _children(pid))
+            stack.extend((child, in_chain) for child in child_pids(pid))
         return gateway_kb / 1024, chain_kb / 1024
 
 
 def _descendants(pid: int) -> list[int]:
     found: list[int] = []
-    stack = _children(pid)
+    stack = child_pids(pid)
     while stack:
         child = stack.pop()
         found.append(child)
-        stack.extend(_children(child))
+        stack.extend(child_pids(child))
     return found
 
 
@@ -115,13 +115,18 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _children(pid: int) -> list[int]:
+def child_pids(pid: int) -> list[int]:
+    """The process's children (Linux /proc); none once it has ended."""
     children: list[int] = []
     try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            children += [int(c) for c in (task / "children").read_text().split()]
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
-        pass
+        return children
+    for task in tasks:
+        try:
+            children += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:  # a thread that ended meanwhile
+            continue
     return children
 
 

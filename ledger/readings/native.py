@@ -336,12 +336,8 @@ def signature_form(
     if len(signature) == SIGNATURE_LENGTH and len(candidates) == 1:
         return bytes(signature)
     for der in candidates:
-        try:
-            key.verify(der, digest(canonical), _ECDSA_VERIFY)
-        except InvalidSignature:
-            continue
-        r, s = utils.decode_dss_signature(der)
-        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        if _ecdsa_verifies(key, der, digest(canonical)):
+            return _raw_of_der(der)
     raise ReadingSignatureError(f"{algorithm.label} signature does not verify in any form")
 
 
@@ -379,9 +375,7 @@ def _ecdsa_candidates(signature: bytes) -> list[bytes]:
     """DER forms to try for an ECDSA signature given raw (64 bytes) or DER-encoded."""
     candidates: list[bytes] = []
     if len(signature) == SIGNATURE_LENGTH:
-        r = int.from_bytes(signature[:32], "big")
-        s = int.from_bytes(signature[32:], "big")
-        candidates.append(utils.encode_dss_signature(r, s))
+        candidates.append(_der_of_raw(signature))
     # A DER signature is 8..72 bytes and may, rarely, be exactly 64: try DER too. Accepting either
     # reading of the bytes is safe, as each is checked against the same key and digest.
     if signature[:1] == b"\x30":
@@ -425,11 +419,7 @@ def raw_ecdsa_verifies(key: ec.EllipticCurvePublicKey, canonical: bytes, signatu
     """Whether a 64-byte signature read as raw r || s verifies over the canonical bytes: one
     verification, for the fast paths of ingestion and the audit, which leave every other case
     (a DER signature, a signature that fails: is it DER after all?) to `verify_signature`."""
-    try:
-        key.verify(_der_of_raw(signature), digest(canonical), _ECDSA_VERIFY)
-    except InvalidSignature:
-        return False
-    return True
+    return _ecdsa_verifies(key, _der_of_raw(signature), digest(canonical))
 
 
 RawEcdsaSigned = tuple[ec.EllipticCurvePublicKey, bytes, bytes]
@@ -442,28 +432,30 @@ def raw_ecdsa_verified(signed: Sequence[RawEcdsaSigned | None]) -> list[bool]:
     then the verifications back to back: interleaved with a reading's other work, they cost a few
     percent more (OpenSSL's code and tables leave the cache between two)."""
     prepared = [
-        None if item is None else (item[0], digest(item[1]), _der_of_raw(item[2]))
+        None if item is None else (item[0], _der_of_raw(item[2]), digest(item[1]))
         for item in signed
     ]
-    verified: list[bool] = []
-    for item in prepared:
-        if item is None:
-            verified.append(False)
-            continue
-        key, signed_digest, der = item
-        try:
-            key.verify(der, signed_digest, _ECDSA_VERIFY)
-        except InvalidSignature:
-            verified.append(False)
-        else:
-            verified.append(True)
-    return verified
+    return [item is not None and _ecdsa_verifies(*item) for item in prepared]
+
+
+def _ecdsa_verifies(key: ec.EllipticCurvePublicKey, der: bytes, signed_digest: bytes) -> bool:
+    try:
+        key.verify(der, signed_digest, _ECDSA_VERIFY)
+    except InvalidSignature:
+        return False
+    return True
 
 
 def _der_of_raw(signature: bytes) -> bytes:
     return utils.encode_dss_signature(
         int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
     )
+
+
+def _raw_of_der(der: bytes) -> bytes:
+    """The fixed r || s form of a DER signature."""
+    r, s = utils.decode_dss_signature(der)
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 
 def verify_signature(
@@ -507,12 +499,9 @@ def verify_signature(
             f"got {len(signature)} bytes"
         )
     for index, der in enumerate(candidates):
-        try:
-            key.verify(der, signed, _ECDSA_VERIFY)
-        except InvalidSignature:
+        if not _ecdsa_verifies(key, der, signed):
             continue
         if index == 0 and len(signature) == SIGNATURE_LENGTH:
             return bytes(signature)  # raw r || s, the usual case: already the fixed form
-        r, s = utils.decode_dss_signature(der)
-        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        return _raw_of_der(der)
     raise ReadingSignatureError(f"{algorithm.label} signature does not verify for this reading")

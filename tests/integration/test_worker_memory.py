@@ -8,20 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.gateway import child_pids
 from ledger.chain.client import free_port
 from ledger.serving import MMAP_THRESHOLD_ENV, keep_large_buffers_unmapped
 from tests.fixtures.gateway import ledger_env, start_gateway
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            text = (task / "children").read_text().split()
-        except OSError:  # a thread that ended meanwhile
-            continue
-        found.extend(int(child) for child in text)
-    return found
 
 
 def _environ(pid: int) -> dict[str, str]:
@@ -33,7 +23,7 @@ def _workers(gateway_pid: int) -> list[int]:
     """The uvicorn workers under the supervisor (spawned: their command line says so)."""
     return [
         pid
-        for pid in _children(gateway_pid)
+        for pid in child_pids(gateway_pid)
         if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
     ]
 
